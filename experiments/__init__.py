@@ -1,0 +1,26 @@
+"""Runs a researcher launches from the command line (``python -m experiments``): the only impure layer.
+
+See :mod:`experiments.registry` for the contract every experiment and benchmark keeps.
+"""
+
+from experiments.registry import (
+    Benchmark,
+    BenchResult,
+    Experiment,
+    Result,
+    benchmark_names,
+    experiment_names,
+    get_benchmark,
+    get_experiment,
+)
+
+__all__ = [
+    "BenchResult",
+    "Benchmark",
+    "Experiment",
+    "Result",
+    "benchmark_names",
+    "experiment_names",
+    "get_benchmark",
+    "get_experiment",
+]

@@ -1,0 +1,122 @@
+"""Progress bars for host loops and for ``lax.scan`` / ``fori_loop`` bodies under jit.
+
+Bars are shown only where a person is watching: on process 0, on a terminal, and never when ``CI=true``
+(pass ``enable=True`` / ``False`` to decide yourself). Inside jit the bar is driven by a host callback that
+fires every ``every`` steps; the loop's carry and outputs are exactly those of the plain ``lax`` call, with
+or without a bar.
+
+Example::
+
+    final, ys = progress.scan(step, init, xs, desc="sampling")       # drop-in for lax.scan
+    for batch in progress.bar(loader, total=len(loader), desc="epoch"):
+        ...
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+from collections.abc import Callable, Iterable
+from typing import IO, Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+__all__ = ["bar", "enabled", "fori_loop", "scan"]
+
+_BARS: dict[int, tqdm] = {}
+_IDS = itertools.count()
+
+
+def enabled(enable: bool | None = None, file: IO | None = None) -> bool:
+    """Whether to show a bar: ``enable`` if given, else process 0, ``CI`` unset/false and a TTY."""
+    if enable is not None:
+        return bool(enable)
+    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+        return False
+    if jax.process_index() != 0:
+        return False
+    stream = file if file is not None else sys.stderr
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
+def bar(iterable: Iterable | None = None, *, total: int | None = None, desc: str | None = None,
+        enable: bool | None = None, file: IO | None = None, **kwargs: Any) -> tqdm:
+    """A tqdm bar for host loops, disabled per :func:`enabled`."""
+    return tqdm(iterable, total=total, desc=desc, disable=not enabled(enable, file), file=file,
+                dynamic_ncols=True, **kwargs)
+
+
+def _host_update(bar_id: int, total: int, desc: str | None, file: IO | None, step: Any) -> None:
+    done = int(np.max(np.asarray(step))) + 1  # under vmap the step arrives batched; all entries agree
+    current = _BARS.get(bar_id)
+    if current is None or done < current.n:  # first call, or a new run of the same compiled loop
+        if current is not None:
+            current.close()
+        current = _BARS[bar_id] = tqdm(total=total, desc=desc, file=file, dynamic_ncols=True)
+    current.update(done - current.n)
+    if done >= total:
+        current.close()
+        _BARS.pop(bar_id, None)
+
+
+def _ticker(total: int, every: int | None, desc: str | None, file: IO | None) -> Callable[[Any], None]:
+    """A traced function of the step index that updates a host bar every ``every`` steps and at the end."""
+    bar_id = next(_IDS)
+    every = max(1, total // 100) if every is None else int(every)
+    if every < 1:
+        raise ValueError(f"`every` must be ≥ 1, got {every}")
+
+    def callback(step):
+        jax.debug.callback(lambda s: _host_update(bar_id, total, desc, file, s), step)
+
+    def tick(step):
+        fire = jnp.logical_or((step + 1) % every == 0, step + 1 == total)
+        jax.lax.cond(fire, callback, lambda _: None, step)
+
+    return tick
+
+
+def scan(f: Callable, init: Any, xs: Any = None, length: int | None = None, *, desc: str | None = None,
+         every: int | None = None, enable: bool | None = None, file: IO | None = None, **scan_kwargs: Any):
+    """``lax.scan(f, init, xs, length)`` with a progress bar updated every ``every`` steps (default: 1%).
+
+    Same carry and outputs as ``jax.lax.scan``. The bar is decided at trace time: when disabled no callback
+    is traced at all.
+    """
+    if length is None:
+        leaves = jax.tree.leaves(xs)
+        if not leaves:
+            raise ValueError("scan needs `xs` or `length`")
+        length = int(np.shape(leaves[0])[0])
+    if not enabled(enable, file):
+        return jax.lax.scan(f, init, xs, length=length, **scan_kwargs)
+    tick = _ticker(length, every, desc, file)
+
+    def body(carry, x):
+        step, inner = carry
+        inner, y = f(inner, x)
+        tick(step)
+        return (step + 1, inner), y
+
+    (_, final), ys = jax.lax.scan(body, (jnp.zeros((), jnp.int32), init), xs, length=length, **scan_kwargs)
+    return final, ys
+
+
+def fori_loop(lower: int, upper: int, body_fun: Callable, init_val: Any, *, desc: str | None = None,
+              every: int | None = None, enable: bool | None = None, file: IO | None = None) -> Any:
+    """``lax.fori_loop(lower, upper, body_fun, init_val)`` with a progress bar (static bounds)."""
+    total = int(upper) - int(lower)
+    if not enabled(enable, file) or total <= 0:
+        return jax.lax.fori_loop(lower, upper, body_fun, init_val)
+    tick = _ticker(total, every, desc, file)
+
+    def body(i, val):
+        val = body_fun(i, val)
+        tick(i - lower)
+        return val
+
+    return jax.lax.fori_loop(lower, upper, body, init_val)

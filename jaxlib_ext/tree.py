@@ -1,0 +1,37 @@
+"""Pytree arithmetic used across the project (parameter averages, sweep comparisons)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+__all__ = ["add", "lerp", "max_abs_diff", "scale", "sub"]
+
+
+def add(a: Any, b: Any) -> Any:
+    """Leafwise ``a + b``."""
+    return jax.tree.map(jnp.add, a, b)
+
+
+def sub(a: Any, b: Any) -> Any:
+    """Leafwise ``a − b``."""
+    return jax.tree.map(jnp.subtract, a, b)
+
+
+def scale(c: Any, a: Any) -> Any:
+    """Leafwise ``c · a``."""
+    return jax.tree.map(lambda x: c * x, a)
+
+
+def lerp(a: Any, b: Any, t: Any) -> Any:
+    """Leafwise ``a + t (b − a)``; ``lerp(ema, params, 1 − decay)`` is an exponential moving average step."""
+    return jax.tree.map(lambda x, y: x + t * (y - x), a, b)
+
+
+def max_abs_diff(a: Any, b: Any) -> jax.Array:
+    """The largest ``|a − b|`` over every leaf (trees must share their structure)."""
+    diffs = jax.tree.leaves(jax.tree.map(lambda x, y: jnp.max(jnp.abs(jnp.asarray(x) - jnp.asarray(y)),
+                                                              initial=0.0), a, b))
+    return jnp.max(jnp.stack(diffs)) if diffs else jnp.zeros(())

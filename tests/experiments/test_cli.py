@@ -1,0 +1,100 @@
+import dataclasses
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from experiments import cli, registry
+from experiments.ci_coverage import Config as CoverageConfig
+from experiments.output import markdown_table, to_jsonable
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("name", registry.experiment_names())
+def test_every_experiment_keeps_the_contract(name):
+    exp = registry.get_experiment(name)
+    assert exp.name == name
+    for cfg in (exp.quick, exp.full):
+        assert dataclasses.is_dataclass(cfg) and cfg.__dataclass_params__.frozen
+        hash(cfg)  # hashable: usable as a static jit argument
+
+
+@pytest.mark.parametrize("name", registry.benchmark_names())
+def test_every_benchmark_is_registered_under_its_name(name):
+    assert registry.get_benchmark(name).name == name
+
+
+def test_unknown_names_are_value_errors():
+    with pytest.raises(ValueError, match=r"unknown experiment 'nope'; known: .*ci-coverage"):
+        registry.get_experiment("nope")
+    assert cli.main(["run", "nope"]) == 2
+    assert cli.main(["run"]) == 2  # neither NAME nor --all
+
+
+def test_run_writes_every_file_and_report(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(["run", "ci-coverage", "--seed", "3", "--set", "seeds=2", "--set", "reps=200",
+                     "--set", "sample_sizes=(3, 30)", "--out", "results/ci-coverage"])
+    assert code == 0
+    out_dir = tmp_path / "results" / "ci-coverage"
+    record = json.loads((out_dir / "results.json").read_text())
+    assert record["seed"] == 3 and record["config"]["reps"] == 200 and record["config"]["sample_sizes"] == [3, 30]
+    assert record["environment"]["packages"]["jax"]
+    assert record["environment"]["device_count"] == 8
+    assert record["wall_time_s"] > 0 and record["figures"] == ["coverage.png"]
+    assert len(record["table"]) == 4  # 2 sizes × 2 distributions
+    assert (out_dir / "table.csv").read_text().startswith("distribution,n,")
+    assert (out_dir / "table.md").read_text().startswith("| distribution | n |")
+    assert (out_dir / "coverage.png").stat().st_size > 1000
+    assert "ci-coverage" in capsys.readouterr().out
+    assert cli.main(["report"]) == 0
+    report = (tmp_path / "results" / "REPORT.md").read_text()
+    assert "## ci-coverage" in report and "![coverage.png](ci-coverage/coverage.png)" in report
+
+
+def test_overrides_are_validated():
+    cfg = CoverageConfig()
+    assert cli.apply_overrides(cfg, ["alpha=0.1"]).alpha == 0.1
+    with pytest.raises(ValueError, match="has no field 'nope'"):
+        cli.apply_overrides(cfg, ["nope=1"])
+    with pytest.raises(ValueError, match="expects field=value"):
+        cli.apply_overrides(cfg, ["alpha"])
+    with pytest.raises(ValueError, match=r"`alpha` must lie in \(0, 1\)"):
+        cli.apply_overrides(cfg, ["alpha=1.5"])
+
+
+def test_report_without_results_is_an_error(tmp_path):
+    assert cli.main(["report", "--results", str(tmp_path)]) == 2
+
+
+def test_bench_replaces_its_own_section(tmp_path):
+    path = tmp_path / "BENCHMARKS.md"
+    path.write_text("# Benchmarks\n\nintro\n\n<!-- bench:other -->\nkeep me\n<!-- /bench:other -->\n")
+    for _ in range(2):
+        assert cli.main(["bench", "sweep", "--quick", "--file", str(path)]) == 0
+    text = path.read_text()
+    assert text.count("<!-- bench:sweep -->") == 1 and "keep me" in text
+    assert "Rerun: `python -m experiments bench sweep --quick`" in text
+    assert re.search(r"\| sweep \| [0-9.e-]+ \|", text)
+
+
+def test_json_and_markdown_helpers():
+    assert to_jsonable({"a": np.float32(1.5), "b": np.arange(2), "c": float("nan"), "d": (1, Path("x"))}) == {
+        "a": 1.5, "b": [0, 1], "c": None, "d": [1, "x"]}
+    import pandas as pd
+
+    assert markdown_table(pd.DataFrame({"x": [1.23456], "y": ["a|b"]})) == "| x | y |\n|---|---|\n| 1.235 | a\\|b |\n"
+
+
+@pytest.mark.multiprocess
+def test_run_with_two_processes(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    code = cli.main(["run", "ci-coverage", "--processes", "2", "--set", "seeds=2", "--set", "reps=100",
+                     "--set", "sample_sizes=(5,)", "--out", str(tmp_path / "mp")])
+    assert code == 0
+    record = json.loads((tmp_path / "mp" / "results.json").read_text())
+    assert record["environment"]["process_count"] == 2 and record["environment"]["device_count"] == 4
