@@ -41,9 +41,16 @@ __all__ = [
 # name -> module. Add one line per experiment / benchmark module.
 _EXPERIMENT_MODULES: dict[str, str] = {
     "ci-coverage": "experiments.ci_coverage",
+    "sampler-convergence": "experiments.sampler_convergence",
+    "one-map-many-trials": "experiments.one_map",
+    "painters": "experiments.painters",
 }
 _BENCHMARK_MODULES: dict[str, str] = {
+    "estimators": "experiments.bench_estimators",
+    "debias": "experiments.bench_debias",
     "sweep": "experiments.bench_sweep",
+    "samplers": "experiments.bench_samplers",
+    "training": "experiments.bench_training",
 }
 
 

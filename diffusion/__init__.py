@@ -1,0 +1,49 @@
+"""Diffusion side of tweedie-lab: sigma grids, noise schedules, parameterizations and analytic denoisers.
+
+The canonical denoiser is D(x, σ) = E[x₀ | x₀ + σ ε = x] (variance-exploding frame); its score is (D − x)/σ².
+Submodules: ``sigmas``, ``schedules``, ``alpha_bar``, ``parameterization``, ``analytic``.
+"""
+
+from diffusion import analytic, sigmas
+from diffusion.alpha_bar import (
+    TerminalSignal,
+    cosine_alpha_bar,
+    ddpm_linear_alpha_bar,
+    rescale_zero_terminal_snr,
+    scaled_linear_alpha_bar,
+    terminal_signal,
+)
+from diffusion.parameterization import (
+    KINDS,
+    Denoiser,
+    denoiser_from_score,
+    from_denoiser,
+    score_from_denoiser,
+    to_denoiser,
+)
+from diffusion.schedules import VE, DiscreteVP, RectifiedFlow, Schedule, VPCosine, VPLinear
+from diffusion.sigmas import validate_sigmas
+
+__all__ = [
+    "KINDS",
+    "VE",
+    "Denoiser",
+    "DiscreteVP",
+    "RectifiedFlow",
+    "Schedule",
+    "TerminalSignal",
+    "VPCosine",
+    "VPLinear",
+    "analytic",
+    "cosine_alpha_bar",
+    "ddpm_linear_alpha_bar",
+    "denoiser_from_score",
+    "from_denoiser",
+    "rescale_zero_terminal_snr",
+    "scaled_linear_alpha_bar",
+    "score_from_denoiser",
+    "sigmas",
+    "terminal_signal",
+    "to_denoiser",
+    "validate_sigmas",
+]

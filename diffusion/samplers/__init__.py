@@ -1,0 +1,12 @@
+"""Samplers: one pure ``(init, step)`` pair per method, run by :func:`sample` in a single ``lax.scan``.
+
+``sample(denoiser, x_T, sigmas, method=..., key=None, record=None, **options) -> (x0, info)``; the solver
+(``method``) and the discretization (``sigmas``, from :mod:`diffusion.sigmas`) are independent choices.
+"""
+
+from diffusion.samplers.base import Denoiser, Sampler, StepInfo, score_from
+from diffusion.samplers.driver import Record, SampleInfo, sample
+from diffusion.samplers.registry import build, method_names
+
+__all__ = ["Denoiser", "Record", "SampleInfo", "Sampler", "StepInfo", "build", "method_names", "sample",
+           "score_from"]

@@ -1,0 +1,71 @@
+"""The sampler contract: a NamedTuple ``(init, step)`` of pure functions, as optax / blackjax.
+
+A sampler integrates a canonical denoiser ``D(x, σ) = E[x₀ | x₀ + σε = x]`` (variance-exploding frame) down a
+decreasing grid ``sigmas`` of length n + 1 (usually ending at 0):
+
+* ``init(x_T, sigmas) -> state`` builds the state; every state is a NamedTuple with the current sample in the
+  field ``x`` (multistep methods keep their history in other fields);
+* ``step(key, state, denoiser, sigmas, i) -> (state, StepInfo)`` moves from ``sigmas[i]`` to ``sigmas[i + 1]``;
+  ``key`` is ignored by deterministic methods.
+
+Each method module exposes a builder ``method(**options) -> Sampler`` that closes over its static options
+(solver order, η, churn …) and validates them. :func:`diffusion.samplers.sample` runs any of them in one
+``lax.scan``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax.numpy as jnp
+from jax import Array
+
+__all__ = ["Denoiser", "Sampler", "StepInfo", "expand", "nfe", "score_from"]
+
+Denoiser = Callable[[Array, Array], Array]
+"""``D(x, sigma) -> x0_hat``; ``sigma`` is a scalar or has the batch shape of ``x``."""
+
+
+class StepInfo(NamedTuple):
+    """Diagnostics of one step (separate from the state, as blackjax's ``(state, info)``).
+
+    Attributes:
+      x0_hat: the denoiser's estimate of x₀ that the step used last (shape of x) — what ``record`` keeps.
+      nfe: denoiser evaluations made by this step (int32 scalar; per sample where samples stop early).
+    """
+
+    x0_hat: Array
+    nfe: Array
+
+
+class Sampler(NamedTuple):
+    """A sampling algorithm as a pair of pure functions (see the module docstring).
+
+    Attributes:
+      init: ``(x_T, sigmas) -> state``.
+      step: ``(key, state, denoiser, sigmas, i) -> (state, StepInfo)``.
+      stochastic: whether ``step`` uses its key (``sample`` then requires one).
+    """
+
+    init: Callable[[Array, Array], Any]
+    step: Callable[[Array, Any, Denoiser, Array, Array], tuple[Any, StepInfo]]
+    stochastic: bool = False
+
+
+def score_from(denoiser: Denoiser, x: Array, sigma: Array) -> Array:
+    """Tweedie's score ``∇log p_σ(x) = (D(x, σ) − x) / σ²``."""
+    sigma = jnp.asarray(sigma, x.dtype)
+    return (denoiser(x, sigma) - x) / sigma**2
+
+
+def nfe(count: int) -> Array:
+    """An int32 scalar NFE count for :class:`StepInfo`."""
+    return jnp.asarray(count, jnp.int32)
+
+
+def expand(sigma: Array, x: Array) -> Array:
+    """Broadcast a scalar or batch-shaped sigma against ``x`` of shape (*batch, *event)."""
+    sigma = jnp.asarray(sigma, x.dtype)
+    return sigma.reshape(sigma.shape + (1,) * (x.ndim - sigma.ndim))
+

@@ -1,0 +1,143 @@
+"""DPM-Solver++ (data prediction): 2M / 3M multistep and 2S singlestep, with optional dynamic thresholding.
+
+In the VE frame with λ = −log σ and h = λ_t − λ_s, the exact solution x_t = (σ_t/σ_s) x_s + σ_t ∫ e^λ x̂₀ dλ is
+integrated with x̂₀ a polynomial in λ through the latest estimates (Lu et al. 2022b, eq. (8)–(9)):
+
+* order 1: x_t = ρ x_s + (1 − ρ) m₀, ρ = σ_t/σ_s = e^{−h} (DDIM);
+* 2M: x_t = ρ x_s + (1 − ρ) (m₀ + (m₀ − m₁)/(2 r₀)), r₀ = h₋₁/h;
+* 3M: adds the second divided difference D₂ ≈ h² x̂₀''/2. Its exact weight is
+  e^{−h} ∫₀^h e^δ δ² dδ / h² = −2φ₃ (φ₃ = (φ₁/h + 1)/h − 1/2, φ₁ = e^{−h} − 1); the reference code and
+  diffusers use −φ₃, half of it, which leaves a second-order error (measured: error ratio 3.8, not 8, per
+  halving of h). We use the exact weight, so 3M is third order;
+* 2S: a half step in λ to σ_mid = √(σ_s σ_t), then x_t = ρ x_s + (1 − ρ) D(u, σ_mid) (two calls per step).
+
+Lower orders at the first steps. The final step to σ = 0 (λ = ∞) either extrapolates the x̂₀ history in σ² to
+0 (``final_step="extrapolate"``, default: removes the jump's O(σ_{n−1}²) error; see
+:mod:`diffusion.samplers._helpers`) or jumps to x̂₀ (``"first_order"``, as diffusers). Both cost one call.
+
+Reference: Lu et al. (2022), "DPM-Solver++: Fast Solver for Guided Sampling of Diffusion Probabilistic
+Models", Alg. 1–2; Saharia et al. (2022), "Imagen" (dynamic thresholding).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import Array
+
+from diffusion.samplers._helpers import FINAL_STEPS, check_choice, extrapolate_to_zero, push, threshold
+from diffusion.samplers.base import Sampler, StepInfo, expand, nfe
+
+__all__ = ["DPMSolverPPState", "dpm_solver_pp", "multistep_update"]
+
+
+class DPMSolverPPState(NamedTuple):
+    """x; the previous x̂₀ (newest first) and the σ they were taken at."""
+
+    x: Array
+    m_hist: Array
+    sigma_hist: Array
+
+
+def multistep_update(k: int, x: Array, ms: list[Array], sig: list[Array], sigma_next: Array) -> Array:
+    """One DPM-Solver++ multistep update of order ``k`` from sig[0] > sigma_next > 0 with x̂₀'s ``ms``
+    (newest first, taken at ``sig``)."""
+    s = sig[0]
+    rho = sigma_next / s
+    m0 = ms[0]
+    if k == 1:
+        return expand(rho, x) * x + expand(1 - rho, x) * m0
+    h = jnp.log(s / sigma_next)
+    r0 = jnp.log(sig[1] / s) / h
+    d1_0 = (m0 - ms[1]) / expand(r0, x)
+    if k == 2:
+        return expand(rho, x) * x + expand(1 - rho, x) * (m0 + 0.5 * d1_0)
+    r1 = jnp.log(sig[2] / sig[1]) / h
+    d1_1 = (ms[1] - ms[2]) / expand(r1, x)
+    d1 = d1_0 + expand(r0 / (r0 + r1), x) * (d1_0 - d1_1)
+    d2 = (d1_0 - d1_1) / expand(r0 + r1, x)
+    phi1 = jnp.expm1(-h)
+    phi2 = phi1 / h + 1.0
+    phi3 = phi2 / h - 0.5
+    return (expand(rho, x) * x - expand(phi1, x) * m0 + expand(phi2, x) * d1 - expand(2.0 * phi3, x) * d2)
+
+
+def dpm_solver_pp(order: int = 2, variant: str = "multistep", final_step: str = "extrapolate",
+                  thresholding: bool = False, quantile: float = 0.995, max_value: float = 1.0,
+                  event_ndim: int = 1) -> Sampler:
+    """DPM-Solver++ of ``order`` 1–3 (multistep) or 1–2 (singlestep), one call per step (2S: two).
+
+    Args:
+      order: 1 (DDIM), 2 (2M / 2S) or 3 (3M).
+      variant: ``"multistep"`` or ``"singlestep"``.
+      final_step: ``"extrapolate"`` (x̂₀ history extrapolated in σ² to 0) or ``"first_order"`` (x ← x̂₀).
+      thresholding: apply dynamic thresholding to every x̂₀ (pixel-space models with data in [−1, 1]).
+      quantile, max_value: thresholding's per-sample quantile of |x̂₀| and the cap on the scale s.
+      event_ndim: trailing axes of x forming one sample (for the per-sample quantile).
+
+    Returns:
+      A deterministic :class:`~diffusion.samplers.base.Sampler`.
+
+    Example::
+
+        x0, info = sample(model.denoise, 80.0 * z, log_linear(20, 0.002, 80.0), method="dpm_solver_pp",
+                          order=3)
+    """
+    check_choice("variant", variant, ("multistep", "singlestep"))
+    check_choice("final_step", final_step, FINAL_STEPS)
+    check_choice("order", order, (1, 2, 3) if variant == "multistep" else (1, 2))
+    if not 0.0 < quantile <= 1.0:
+        raise ValueError(f"`quantile` must lie in (0, 1], got {quantile!r}")
+    if not max_value >= 1.0:
+        raise ValueError(f"`max_value` must be ≥ 1, got {max_value!r}")
+    if not isinstance(event_ndim, int) or event_ndim < 0:
+        raise ValueError(f"`event_ndim` must be a non-negative int, got {event_ndim!r}")
+    keep = max(order - 1, 1)
+    k_final = order if final_step == "extrapolate" else 1
+
+    def x0_of(denoiser, x, sigma):
+        x0 = denoiser(x, sigma)
+        return threshold(x0, quantile, max_value, event_ndim) if thresholding else x0
+
+    def init(x_T, sigmas):
+        return DPMSolverPPState(x_T, jnp.zeros((keep, *x_T.shape), x_T.dtype), jnp.ones((keep,), sigmas.dtype))
+
+    def final(k, m0, state, sigma):
+        ms = [m0] + [state.m_hist[j] for j in range(k - 1)]
+        x0 = extrapolate_to_zero(ms, [sigma] + [state.sigma_hist[j] for j in range(k - 1)])
+        # the result is the estimate at σ = 0: thresholded like every other x̂₀
+        return threshold(x0, quantile, max_value, event_ndim) if thresholding and k > 1 else x0
+
+    def step(key, state, denoiser, sigmas, i):
+        x, sigma, sigma_next = state.x, sigmas[i], sigmas[i + 1]
+        m0 = x0_of(denoiser, x, sigma)
+        is_final = sigma_next == 0
+        ms = [m0] + [state.m_hist[j] for j in range(keep)]
+        sig = [sigma] + [state.sigma_hist[j] for j in range(keep)]
+        finals = [lambda _, k=k: final(k, m0, state, sigma) for k in range(1, k_final + 1)]
+        k_avail = jnp.minimum(i + 1, order)
+        k_fin = jnp.minimum(k_avail, k_final)
+        if variant == "multistep":
+            regular = [lambda _, k=k: multistep_update(k, x, ms, sig, sigma_next) for k in range(1, order + 1)]
+            index = jnp.where(is_final, order + k_fin - 1, k_avail - 1)
+            x_new = jax.lax.switch(index, regular + finals, None)
+            count, m_used = nfe(1), m0
+        elif order == 1:
+            x_new, count, m_used = multistep_update(1, x, ms, sig, sigma_next), nfe(1), m0
+        else:
+            def two_stage(_):
+                sigma_mid = jnp.sqrt(sigma * sigma_next)
+                u = multistep_update(1, x, ms, sig, sigma_mid)
+                m_mid = x0_of(denoiser, u, sigma_mid)
+                return multistep_update(1, x, [m_mid], sig, sigma_next), m_mid, nfe(2)
+
+            def last(_):
+                return jax.lax.switch(k_fin - 1, finals, None), m0, nfe(1)
+
+            x_new, m_used, count = jax.lax.cond(is_final, last, two_stage, None)
+        new = DPMSolverPPState(x_new, push(state.m_hist, m0), push(state.sigma_hist, sigma))
+        return new, StepInfo(x0_hat=m_used, nfe=count)
+
+    return Sampler(init, step)

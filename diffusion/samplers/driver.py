@@ -1,0 +1,183 @@
+"""``sample(denoiser, x_T, sigmas, method=...)``: run any registered sampler in one ``lax.scan``.
+
+The compiled program is cached on (method, options, record, denoiser function): a second call with the same
+shapes does not recompile. Denoisers enter as pytrees — a bound method of a pytree model (``model.denoise``
+of a ``diffusion.analytic`` model) or any pytree callable (an NNX network wrapper) is split into a static
+function and dynamic arrays, so new parameters or new data do not recompile either.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import Array
+from jax.tree_util import Partial
+
+from diffusion.samplers.base import Denoiser
+from diffusion.samplers.registry import build
+from diffusion.sigmas import validate_sigmas
+from jaxlib_ext.checks import check_ndim
+
+__all__ = ["Record", "SampleInfo", "sample"]
+
+
+class Record(NamedTuple):
+    """What to keep of the trajectory of x̂₀ (the denoiser's estimates), bounded in memory.
+
+    Attributes:
+      window: keep the x̂₀ of the last ``window`` steps (a ring buffer of ``window`` × x's shape), or
+      every: keep the x̂₀ of every ``every``-th step (⌈n / every⌉ × x's shape).
+    Exactly one of them is set.
+    """
+
+    window: int | None = None
+    every: int | None = None
+
+    def validate(self) -> Record:
+        if (self.window is None) == (self.every is None):
+            raise ValueError(f"`record` needs exactly one of window= or every=, got {self}")
+        k = self.window if self.window is not None else self.every
+        if not isinstance(k, int) or k < 1:
+            raise ValueError(f"`record` window/every must be a positive int, got {self}")
+        return self
+
+
+class SampleInfo(NamedTuple):
+    """What :func:`sample` reports.
+
+    Attributes:
+      nfe: total denoiser evaluations (int32; per sample for samplers that stop early).
+      x0_hat: recorded x̂₀, shape (k, *x.shape) in chronological order, or None.
+      sigmas: the σᵢ at which each recorded x̂₀ was taken, shape (k,), or None.
+      last: the final step's :class:`~diffusion.samplers.base.StepInfo` (method-specific diagnostics).
+    """
+
+    nfe: Array
+    x0_hat: Array | None
+    sigmas: Array | None
+    last: Any
+
+
+def _as_pytree(denoiser: Denoiser) -> Any:
+    """Static function + dynamic arrays: jit caches on the function, not on the arrays."""
+    if inspect.ismethod(denoiser) and jax.tree.leaves(denoiser.__self__):
+        return Partial(denoiser.__func__, denoiser.__self__)
+    if jax.tree_util.treedef_is_leaf(jax.tree.structure(denoiser)):  # a plain function: static
+        return Partial(denoiser)
+    return denoiser  # already a pytree callable (Partial, registered model wrapper)
+
+
+def _check_hashable(options: dict) -> tuple:
+    items = tuple(sorted(options.items()))
+    try:
+        hash(items)
+    except TypeError:
+        bad = [k for k, v in options.items() if not _hashable(v)]
+        raise ValueError(f"sampler options must be static Python values (numbers, strings, tuples); "
+                         f"got unhashable {bad}") from None
+    return items
+
+
+def _hashable(v: Any) -> bool:
+    try:
+        hash(v)
+    except TypeError:
+        return False
+    return True
+
+
+@functools.partial(jax.jit, static_argnames=("method", "options", "record"))
+def _run(denoiser, x_T, sigmas, key, *, method: str, options: tuple, record: Record | None):
+    sampler = build(method, **dict(options))
+    n = sigmas.shape[0] - 1
+    keys = jax.random.split(key, n)
+    state = sampler.init(x_T, sigmas)
+    k = 0 if record is None else (record.window or -(-n // record.every))
+    buf = jnp.zeros((k, *x_T.shape), x_T.dtype)
+    buf_sigma = jnp.zeros((k,), sigmas.dtype)
+
+    def body(carry, i):
+        state, total, buf, buf_sigma, _ = carry
+        state, info = sampler.step(keys[i], state, denoiser, sigmas, i)
+        total = total + info.nfe
+        if record is not None:
+            if record.window is not None:
+                slot, keep = i % record.window, True
+            else:
+                slot, keep = i // record.every, i % record.every == 0
+            new = jax.lax.dynamic_update_index_in_dim(buf, info.x0_hat.astype(buf.dtype), slot, 0)
+            new_sigma = buf_sigma.at[slot].set(sigmas[i])
+            buf = jnp.where(keep, new, buf)
+            buf_sigma = jnp.where(keep, new_sigma, buf_sigma)
+        return (state, total, buf, buf_sigma, info), None
+
+    # the last StepInfo rides in the carry: stacking infos as scan outputs would grow with steps × batch
+    info_spec = jax.eval_shape(lambda s: sampler.step(keys[0], s, denoiser, sigmas, 0)[1], state)
+    last = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), info_spec)
+    zero = jnp.zeros((), jnp.int32)
+    carry = (state, zero, buf, buf_sigma, last)
+    (state, total, buf, buf_sigma, last), _ = jax.lax.scan(body, carry, jnp.arange(n))
+    if record is not None and record.window is not None:
+        if n >= record.window:  # ring buffer → chronological order
+            shift = n % record.window
+            buf, buf_sigma = jnp.roll(buf, -shift, axis=0), jnp.roll(buf_sigma, -shift, axis=0)
+        else:
+            buf, buf_sigma = buf[:n], buf_sigma[:n]
+    return state.x, SampleInfo(total, buf if record else None, buf_sigma if record else None, last)
+
+
+def sample(denoiser: Denoiser, x_T: Array, sigmas: Array, *, method: str, key: Array | None = None,
+           record: Record | None = None, **options: Any) -> tuple[Array, SampleInfo]:
+    """Integrate ``denoiser`` from ``x_T`` at ``sigmas[0]`` down the grid ``sigmas`` with ``method``.
+
+    Args:
+      denoiser: canonical ``D(x, sigma) -> x0_hat`` (see :mod:`diffusion.parameterization` for ε-, v-, score-
+        and flow-models).
+      x_T: the starting point at ``sigmas[0]`` (e.g. ``sigmas[0] * normal noise``), shape (*batch, *event).
+      sigmas: 1-D strictly decreasing grid (``diffusion.sigmas``), usually ending at 0.
+      method: a registered method name (:func:`diffusion.samplers.method_names`).
+      key: required by stochastic methods.
+      record: optional bounded record of x̂₀ (:class:`Record`).
+      **options: the method's static options (e.g. ``order=3`` for ``dpm_solver_pp``).
+
+    Returns:
+      ``(x0, info)``: the final sample and :class:`SampleInfo`.
+
+    Raises:
+      ValueError: unknown method or option, a bad grid, a missing key, or ``x_T`` of a shape the denoiser
+        does not return.
+
+    Example::
+
+        model = diffusion.analytic.gaussian(jnp.zeros(2), jnp.eye(2))
+        z = jax.random.normal(key, (512, 2))
+        x0, info = sample(model.denoise, 80.0 * z, karras(18, 0.002, 80.0), method="heun")
+    """
+    sampler = build(method, **options)
+    opts = _check_hashable(options)
+    if isinstance(sigmas, jax.core.Tracer):
+        check_ndim("sigmas", sigmas, 1)
+    else:
+        sigmas = validate_sigmas(sigmas)
+    x_T = jnp.asarray(x_T)
+    if not jnp.issubdtype(x_T.dtype, jnp.floating):
+        raise ValueError(f"`x_T` must be a float array, got dtype {x_T.dtype}")
+    sigmas = sigmas.astype(x_T.dtype)
+    if record is not None:
+        record = Record(*record).validate() if not isinstance(record, Record) else record.validate()
+    if sampler.stochastic and key is None:
+        raise ValueError(f"method {method!r} is stochastic: pass `key=jax.random.key(...)`")
+    key = jax.random.key(0) if key is None else key
+    tree = _as_pytree(denoiser)
+    try:
+        out = jax.eval_shape(tree, x_T, sigmas[0])
+    except Exception as err:  # the denoiser itself rejected the shape: say which argument was wrong
+        raise ValueError(f"`x_T` of shape {x_T.shape} does not fit the denoiser: {err}") from err
+    if out.shape != x_T.shape:
+        raise ValueError(f"`x_T` has shape {x_T.shape} but the denoiser returns shape {out.shape}")
+    return _run(tree, x_T, sigmas, key, method=method, options=opts, record=record)
+

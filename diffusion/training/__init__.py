@@ -1,0 +1,33 @@
+"""Training score networks by denoising score matching (optax, flax NNX).
+
+* :func:`fit` — the entry point: batches on device, jitted chunks of steps, EMA, data parallelism over a mesh,
+  progress bar, orbax checkpoints with exact resume;
+* :func:`make_train_step` — the pure ``train_step(state, batch, key) -> (state, metrics)`` it runs;
+* :class:`DSMLoss`, :func:`dsm_loss`, :func:`loss_weight` — the loss and its weightings (uniform, EDM);
+* σ distributions :class:`UniformSigma`, :class:`QuadraticSigma`, :class:`LogNormalSigma`;
+* :class:`TrainState`, :func:`init_train_state`, :func:`make_optimizer` (Adam + learning-rate schedules).
+"""
+
+from diffusion.training.loop import FitResult, fit, make_train_step
+from diffusion.training.loss import WEIGHTINGS, DSMLoss, dsm_loss, loss_weight
+from diffusion.training.noise import LogNormalSigma, QuadraticSigma, SigmaDistribution, UniformSigma
+from diffusion.training.state import SCHEDULES, TrainMetrics, TrainState, init_train_state, make_optimizer
+
+__all__ = [
+    "SCHEDULES",
+    "WEIGHTINGS",
+    "DSMLoss",
+    "FitResult",
+    "LogNormalSigma",
+    "QuadraticSigma",
+    "SigmaDistribution",
+    "TrainMetrics",
+    "TrainState",
+    "UniformSigma",
+    "dsm_loss",
+    "fit",
+    "init_train_state",
+    "loss_weight",
+    "make_optimizer",
+    "make_train_step",
+]

@@ -1,0 +1,41 @@
+"""Causal estimators that vmap over trials: ATE (difference in means, Lin, IPW, AIPW), DML, PPI / PPI++.
+
+Every estimator validates its inputs on the host (``ValueError`` naming the argument) and then runs a traceable
+kernel, vmapped over any leading trial axes in one compiled call; it returns an :class:`Estimate` pytree.
+"""
+
+from estimators.ate import difference_in_means, regression_adjustment
+from estimators.dml import irm, plr, plr_panel
+from estimators.doubly_robust import aipw
+from estimators.estimate import Estimate, normal_estimate, z_critical
+from estimators.learners import Learner, logistic, mlp, ols, ridge
+from estimators.ppi import cross_ppi_mean, ppi_ate, ppi_mean
+from estimators.ppi_glm import ppi_logistic, ppi_ols
+from estimators.trials import coverage, many_trials
+from estimators.weighting import ipw, overlap
+
+__all__ = [
+    "Estimate",
+    "Learner",
+    "aipw",
+    "coverage",
+    "cross_ppi_mean",
+    "difference_in_means",
+    "ipw",
+    "irm",
+    "logistic",
+    "many_trials",
+    "mlp",
+    "normal_estimate",
+    "ols",
+    "overlap",
+    "plr",
+    "plr_panel",
+    "ppi_ate",
+    "ppi_logistic",
+    "ppi_mean",
+    "ppi_ols",
+    "regression_adjustment",
+    "ridge",
+    "z_critical",
+]

@@ -1,0 +1,177 @@
+"""Prediction-powered inference for a mean: PPI, PPI++ (power-tuned λ), cross-PPI, and a PPI ATE."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+from jax import Array
+from jax.typing import ArrayLike
+
+from estimators import _ppi_stats as s
+from estimators import _validate as v
+from estimators.estimate import Estimate, normal_estimate
+from estimators.trials import run_kernel
+
+__all__ = ["cross_ppi_mean", "ppi_ate", "ppi_mean"]
+
+
+def _ppi_mean_parts(y: Array, yhat: Array, yhat_u: Array, w: Array, w_u: Array, lam: Array, tune: bool):
+    """(estimate, variance, λ, n, N) of the PPI++ mean, exactly as ppi_py ``ppi_mean_ci``."""
+    w = jnp.ones_like(y) if w is None else w
+    w_u = jnp.ones_like(yhat_u) if w_u is None else w_u
+    kept, kept_u = w > 0, w_u > 0
+    wn, n = s.normalize(w)
+    wun, N = s.normalize(w_u)
+    if tune:
+        pe1 = s.mean(wun * yhat_u, kept_u, N) + s.mean(wn * (y - yhat), kept, n)
+        lam = s.power_tuning_scalar(wn * (y - pe1), wn * (yhat - pe1), wun * (yhat_u - pe1), kept, kept_u, n, N)
+    est = s.mean(wun * lam * yhat_u, kept_u, N) + s.mean(wn * (y - lam * yhat), kept, n)
+    var = s.std(wun * lam * yhat_u, kept_u, N) ** 2 / N + s.std(wn * (y - lam * yhat), kept, n) ** 2 / n
+    return est, var, lam, n, N
+
+
+def _ppi_mean_kernel(y, yhat, yhat_u, w, w_u, lam, alpha, *, tune: bool) -> Estimate:
+    est, var, lam, n, N = _ppi_mean_parts(y, yhat, yhat_u, w, w_u, lam, tune)
+    return normal_estimate(est, jnp.sqrt(var), alpha, n, {"lam": lam, "n_unlabeled": N})
+
+
+def _validate_ppi(y: Any, yhat: Any, yhat_unlabeled: Any, weights: Any, weights_unlabeled: Any, alpha: Any,
+                  lam: Any, u_core: int = 1):
+    alpha = v.alpha_(alpha)
+    batch = v.batch_shape("y", y, 1)
+    dtype = v.float_dtype(y, yhat, yhat_unlabeled)
+    y = v.array("y", y, 1, batch, dtype=dtype)
+    yhat = v.array("yhat", yhat, 1, batch, y.shape[-1], dtype)
+    yhat_u = v.array("yhat_unlabeled", yhat_unlabeled, u_core, batch, dtype=dtype)
+    w = v.weights("weights", weights, y.shape, dtype, keep_none=True)
+    w_u = v.weights("weights_unlabeled", weights_unlabeled, yhat_u.shape[: len(batch) + 1], dtype, keep_none=True)
+    if lam is not None:
+        if np.ndim(lam) != 0 or not np.isfinite(lam):
+            raise ValueError(f"`lam` must be None (tuned) or a finite scalar, got {lam!r}")
+    lam_arr = np.full(batch, np.nan if lam is None else float(lam), dtype)
+    return alpha, batch, dtype, y, yhat, yhat_u, w, w_u, lam_arr
+
+
+def ppi_mean(y: ArrayLike, yhat: ArrayLike, yhat_unlabeled: ArrayLike, *, lam: float | None = None,
+             weights: ArrayLike | None = None, weights_unlabeled: ArrayLike | None = None,
+             alpha: float = 0.05) -> Estimate:
+    """Prediction-powered (PPI / PPI++) estimate and interval for the mean of y.
+
+    θ̂_λ = (1/N) Σ λ f(x̃ᵢ) + (1/n) Σ (yᵢ − λ f(xᵢ)),  se² = σ̂²(λ f̃)/N + σ̂²(y − λ f)/n (numpy ``std``, ddof 0).
+    ``lam=None`` tunes λ̂ = Ĉov(y, f)/((1 + n/N) V̂ar(f)) clipped to [0, 1] (PPI++); ``lam=1`` is PPI,
+    ``lam=0`` the classical interval. Matches ppi_py ``ppi_mean_ci`` / ``ppi_mean_pointestimate``.
+
+    Args:
+      y: gold-standard labels, (n,) or (trials, n).
+      yhat: predictions on the labeled units, same shape.
+      yhat_unlabeled: predictions on the unlabeled units, (N,) or (trials, N).
+      lam: power-tuning λ, or None to tune it.
+      weights, weights_unlabeled: unit weights ≥ 0 (ppi_py's ``w``; normalized to mean 1 over kept units);
+        0 drops a unit, so trials of different sizes can share one batch.
+      alpha: error level.
+
+    Returns:
+      An :class:`Estimate`; diagnostics: ``lam``, ``n_unlabeled``.
+
+    Example::
+
+        est = ppi_mean(y, yhat, yhat_unlabeled)        # PPI++; est.diagnostics["lam"]
+
+    Reference: A. N. Angelopoulos et al., "Prediction-powered inference", Science 382 (2023); A. N. Angelopoulos,
+    J. C. Duchi & T. Zrnic, "PPI++: Efficient prediction-powered inference", arXiv:2311.01453 (2023).
+    """
+    alpha, batch, dtype, y, yhat, yhat_u, w, w_u, lam_arr = _validate_ppi(
+        y, yhat, yhat_unlabeled, weights, weights_unlabeled, alpha, lam)
+    v.min_units("y", w, length=y.shape[-1])
+    v.min_units("yhat_unlabeled", w_u, length=yhat_u.shape[len(batch)])
+    a = np.full(batch, alpha, dtype)
+    return run_kernel(_ppi_mean_kernel, (y, yhat, yhat_u, w, w_u, lam_arr, a), batch, tune=lam is None)
+
+
+def _cross_ppi_kernel(y, yhat, yhat_u, w, w_u, alpha) -> Estimate:
+    w = jnp.ones_like(y) if w is None else w
+    w_u = jnp.ones_like(yhat_u[:, 0]) if w_u is None else w_u
+    kept, kept_u = w > 0, w_u > 0
+    n, N = jnp.sum(kept).astype(y.dtype), jnp.sum(kept_u).astype(y.dtype)
+    f_u = jnp.mean(yhat_u, axis=1)
+    est = s.mean(f_u, kept_u, N) + s.mean(y - yhat, kept, n)
+    var = s.std(f_u, kept_u, N) ** 2 / N + s.std(yhat - y, kept, n) ** 2 / n
+    return normal_estimate(est, jnp.sqrt(var), alpha, n, {"n_unlabeled": N})
+
+
+def cross_ppi_mean(y: ArrayLike, yhat: ArrayLike, yhat_unlabeled: ArrayLike, *, mask: ArrayLike | None = None,
+                   mask_unlabeled: ArrayLike | None = None, alpha: float = 0.05) -> Estimate:
+    """Cross-prediction-powered estimate and interval for a mean (labels also train the K models).
+
+    θ̂ = (1/N) Σᵢ f̄(x̃ᵢ) + (1/n) Σᵢ (yᵢ − f^{(k(i))}(xᵢ)), f̄ = (1/K) Σ_k f^{(k)}, with ``yhat`` the out-of-fold
+    predictions; se² = σ̂²(f̄)/N + σ̂²(f − y)/n (ddof 0), as ppi_py ``crossppi_mean_ci`` (no bootstrap data).
+
+    Args:
+      y: labels, (n,) or (trials, n).
+      yhat: out-of-fold predictions on the labeled units, same shape.
+      yhat_unlabeled: predictions of the K fold models on the unlabeled units, (N, K) or (trials, N, K).
+      mask, mask_unlabeled: 0/1 (0 drops a unit).
+      alpha: error level.
+
+    Returns:
+      An :class:`Estimate`.
+
+    Example::
+
+        est = cross_ppi_mean(y, yhat_oof, yhat_unlabeled_by_fold)
+
+    Reference: T. Zrnic & E. J. Candès, "Cross-prediction-powered inference", PNAS 121 (2024).
+    """
+    alpha, batch, dtype, y, yhat, yhat_u, w, w_u, _ = _validate_ppi(
+        y, yhat, yhat_unlabeled, mask, mask_unlabeled, alpha, None, u_core=2)
+    v.min_units("y", w, length=y.shape[-1])
+    v.min_units("yhat_unlabeled", w_u, length=yhat_u.shape[len(batch)])
+    a = np.full(batch, alpha, dtype)
+    return run_kernel(_cross_ppi_kernel, (y, yhat, yhat_u, w, w_u, a), batch)
+
+
+def _ppi_ate_kernel(y, yhat, t, yhat_u, t_u, w, w_u, lam, alpha, *, tune: bool) -> Estimate:
+    w = jnp.ones_like(y) if w is None else w
+    w_u = jnp.ones_like(yhat_u) if w_u is None else w_u
+    e1, v1, l1, n1, N1 = _ppi_mean_parts(y, yhat, yhat_u, w * t, w_u * t_u, lam, tune)
+    e0, v0, l0, n0, N0 = _ppi_mean_parts(y, yhat, yhat_u, w * (1 - t), w_u * (1 - t_u), lam, tune)
+    diag = {"mean_treated": e1, "mean_control": e0, "lam_treated": l1, "lam_control": l0,
+            "n_unlabeled": N1 + N0}
+    return normal_estimate(e1 - e0, jnp.sqrt(v1 + v0), alpha, n1 + n0, diag)
+
+
+def ppi_ate(y: ArrayLike, yhat: ArrayLike, treatment: ArrayLike, yhat_unlabeled: ArrayLike,
+            treatment_unlabeled: ArrayLike, *, lam: float | None = None, weights: ArrayLike | None = None,
+            weights_unlabeled: ArrayLike | None = None, alpha: float = 0.05) -> Estimate:
+    """ATE as the difference of per-arm PPI++ means, optionally inverse-probability weighted.
+
+    τ̂ = θ̂₁ − θ̂₀, θ̂_a = :func:`ppi_mean` on the units with t = a (labeled and unlabeled), each arm with its own
+    tuned λ_a; se² = se₁² + se₀² (independent arms). ``weights`` (e.g. 1/e(x) for treated, 1/(1 − e(x)) for
+    control) are normalized within each arm as ppi_py's ``w`` (Hájek-type IPW means).
+
+    Args:
+      y, yhat, treatment: labeled units, (n,) or (trials, n).
+      yhat_unlabeled, treatment_unlabeled: unlabeled units, (N,) or (trials, N).
+      lam: λ for both arms, or None to tune each.
+      weights, weights_unlabeled: IPW / sampling weights ≥ 0; 0 drops a unit.
+      alpha: error level.
+
+    Returns:
+      An :class:`Estimate`; diagnostics: arm means and λs.
+
+    Example::
+
+        est = ppi_ate(y, yhat, t, yhat_u, t_u)
+
+    Reference: Angelopoulos et al., Science (2023); Angelopoulos, Duchi & Zrnic (2023).
+    """
+    alpha, batch, dtype, y, yhat, yhat_u, w, w_u, lam_arr = _validate_ppi(
+        y, yhat, yhat_unlabeled, weights, weights_unlabeled, alpha, lam)
+    t = v.binary("treatment", treatment, y.shape, dtype)
+    t_u = v.binary("treatment_unlabeled", treatment_unlabeled, yhat_u.shape, dtype)
+    v.arms("treatment", t, np.ones_like(t) if w is None else w)
+    v.arms("treatment_unlabeled", t_u, np.ones_like(t_u) if w_u is None else w_u)
+    a = np.full(batch, alpha, dtype)
+    return run_kernel(_ppi_ate_kernel, (y, yhat, t, yhat_u, t_u, w, w_u, lam_arr, a), batch, tune=lam is None)

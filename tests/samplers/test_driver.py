@@ -1,0 +1,111 @@
+"""The driver ``sample``: bad input, records, pytree denoisers, caching."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from diffusion.analytic import gaussian
+from diffusion.samplers import Record, sample
+from diffusion.samplers import driver as driver_module
+from diffusion.sigmas import karras
+
+
+def _model():
+    return gaussian(jnp.zeros(2), jnp.diag(jnp.asarray([2.0, 0.5])))
+
+
+SIGMAS = karras(4, 0.01, 10.0)
+
+
+@pytest.mark.parametrize("sigmas, match", [
+    (jnp.asarray([10.0, 1.0, 2.0, 0.0]), "`sigmas` must be strictly decreasing"),
+    (jnp.ones((2, 3)), "`sigmas` must have 1 dimension"),
+    (jnp.asarray([10.0]), "`sigmas` must have at least 2 entries"),
+    (jnp.asarray([10.0, -1.0, -2.0]), "`sigmas`"),
+])
+def test_bad_sigmas(sigmas, match):
+    with pytest.raises(ValueError, match=match):
+        sample(_model().denoise, jnp.zeros((3, 2)), sigmas, method="euler")
+
+
+def test_x_T_of_the_wrong_shape():
+    with pytest.raises(ValueError, match="`x_T`"):
+        sample(_model().denoise, jnp.zeros((3, 5)), SIGMAS, method="heun")
+    with pytest.raises(ValueError, match="`x_T` must be a float array"):
+        sample(_model().denoise, jnp.zeros((3, 2), jnp.int32), SIGMAS, method="heun")
+
+
+def test_unknown_method_and_option():
+    with pytest.raises(ValueError, match="unknown `method` 'rk45'"):
+        sample(_model().denoise, jnp.zeros((3, 2)), SIGMAS, method="rk45")
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['eta'\] for method 'heun'"):
+        sample(_model().denoise, jnp.zeros((3, 2)), SIGMAS, method="heun", eta=0.5)
+    with pytest.raises(ValueError, match="`order` must be one of"):
+        sample(_model().denoise, jnp.zeros((3, 2)), SIGMAS, method="dpm_solver_pp", order=4)
+    with pytest.raises(ValueError, match="`eta` must be a number in"):
+        sample(_model().denoise, jnp.zeros((3, 2)), SIGMAS, method="ddim", eta=1.5)
+
+
+def test_stochastic_method_needs_a_key(key):
+    with pytest.raises(ValueError, match="stochastic: pass `key="):
+        sample(_model().denoise, jnp.zeros((3, 2)), SIGMAS, method="ddim", eta=0.5)
+    x, _ = sample(_model().denoise, jnp.zeros((3, 2)), SIGMAS, method="ddim", eta=0.5, key=key)
+    assert x.shape == (3, 2)
+
+
+@pytest.mark.parametrize("record, match", [
+    (Record(), "exactly one of window= or every="),
+    (Record(window=2, every=2), "exactly one of window= or every="),
+    (Record(window=0), "positive int"),
+    (Record(every=1.5), "positive int"),
+])
+def test_bad_record(record, match):
+    with pytest.raises(ValueError, match=f"`record`.*{match}|{match}"):
+        sample(_model().denoise, jnp.zeros((3, 2)), SIGMAS, method="euler", record=record)
+
+
+def test_window_longer_than_the_run_keeps_every_step(key):
+    x_T = 10.0 * jax.random.normal(key, (3, 2))
+    _, info = sample(_model().denoise, x_T, SIGMAS, method="euler", record=Record(window=10))
+    assert info.x0_hat.shape == (4, 3, 2)
+    np.testing.assert_allclose(info.sigmas, SIGMAS[:4])
+    np.testing.assert_allclose(info.x0_hat[0], _model().denoise(x_T, SIGMAS[0]), rtol=1e-6)
+
+
+def test_new_model_parameters_do_not_recompile(key):
+    x_T = 10.0 * jax.random.normal(key, (3, 2))
+    a = gaussian(jnp.zeros(2), jnp.diag(jnp.asarray([2.0, 0.5])))
+    b = gaussian(jnp.ones(2), jnp.diag(jnp.asarray([1.0, 3.0])))
+    xa, _ = sample(a.denoise, x_T, SIGMAS, method="dpm_solver_pp")
+    size = driver_module._run._cache_size()
+    xb, _ = sample(b.denoise, x_T, SIGMAS, method="dpm_solver_pp")
+    assert driver_module._run._cache_size() == size
+    assert not np.allclose(xa, xb)
+
+
+def test_plain_function_denoiser_and_single_step_to_zero(key):
+    x_T = 10.0 * jax.random.normal(key, (3, 2))
+    for method in ("euler", "heun", "dpm_solver_pp", "dpm_solver", "deis", "plms", "ddim"):
+        x, info = sample(lambda x, s: x / (1.0 + s**2), x_T, jnp.asarray([10.0, 0.0]), method=method)
+        np.testing.assert_allclose(x, x_T / 101.0, rtol=1e-5)  # one step to 0 lands on D(x_T, σ₀)
+        assert int(info.nfe) == 1
+
+
+def test_thresholding_bounds_the_estimates(key):
+    x_T = 80.0 * jax.random.normal(key, (4, 3))
+    big = gaussian(jnp.zeros(3), 25.0 * jnp.eye(3))
+    x, info = sample(big.denoise, x_T, karras(8, 0.01, 80.0), method="dpm_solver_pp", thresholding=True,
+                     quantile=0.9, max_value=1.0, record=Record(every=1))
+    assert float(jnp.max(jnp.abs(info.x0_hat))) <= 1.0 + 1e-6
+    assert float(jnp.max(jnp.abs(x))) <= 1.0 + 1e-5
+
+
+def test_window_record_is_chronological_ring_buffer(key):
+    x_T = 10.0 * jax.random.normal(key, (3, 2))
+    sigmas = karras(7, 0.01, 10.0)  # 7 steps, window 3: the ring buffer wraps twice
+    _, info = sample(_model().denoise, x_T, sigmas, method="heun", record=Record(window=3))
+    _, full = sample(_model().denoise, x_T, sigmas, method="heun", record=Record(every=1))
+    assert info.x0_hat.shape == (3, 3, 2)
+    np.testing.assert_allclose(info.sigmas, sigmas[4:7])
+    np.testing.assert_allclose(info.x0_hat, full.x0_hat[4:7], rtol=1e-6)
