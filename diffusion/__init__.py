@@ -1,10 +1,12 @@
 """Diffusion side of tweedie-lab: sigma grids, noise schedules, parameterizations and analytic denoisers.
 
 The canonical denoiser is D(x, σ) = E[x₀ | x₀ + σ ε = x] (variance-exploding frame); its score is (D − x)/σ².
-Submodules: ``sigmas``, ``schedules``, ``alpha_bar``, ``parameterization``, ``analytic``.
+Submodules: ``sigmas``, ``schedules``, ``alpha_bar``, ``parameterization``, ``analytic`` (exact denoisers),
+``samplers``, ``networks`` (flax NNX score networks), ``training`` (denoising score matching with optax) and
+``data`` (synthetic and bundled images).
 """
 
-from diffusion import analytic, sigmas
+from diffusion import analytic, data, networks, samplers, sigmas, training
 from diffusion.alpha_bar import (
     TerminalSignal,
     cosine_alpha_bar,
@@ -36,14 +38,18 @@ __all__ = [
     "VPLinear",
     "analytic",
     "cosine_alpha_bar",
+    "data",
     "ddpm_linear_alpha_bar",
     "denoiser_from_score",
     "from_denoiser",
+    "networks",
     "rescale_zero_terminal_snr",
+    "samplers",
     "scaled_linear_alpha_bar",
     "score_from_denoiser",
     "sigmas",
     "terminal_signal",
     "to_denoiser",
+    "training",
     "validate_sigmas",
 ]

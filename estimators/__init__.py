@@ -2,8 +2,10 @@
 
 Every estimator validates its inputs on the host (``ValueError`` naming the argument) and then runs a traceable
 kernel, vmapped over any leading trial axes in one compiled call; it returns an :class:`Estimate` pytree.
+Subpackage ``debias``: de-shrinking ML predictions (linear calibration, Tweedie's correction) without new labels.
 """
 
+from estimators import debias
 from estimators.ate import difference_in_means, regression_adjustment
 from estimators.dml import irm, plr, plr_panel
 from estimators.doubly_robust import aipw
@@ -20,6 +22,7 @@ __all__ = [
     "aipw",
     "coverage",
     "cross_ppi_mean",
+    "debias",
     "difference_in_means",
     "ipw",
     "irm",

@@ -1,25 +1,33 @@
-"""The README's quickstart runs as written."""
+"""The README's code runs as written: the quickstart (short) and every other python block."""
 
 import re
 from pathlib import Path
 
+import pytest
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def _quickstart() -> str:
-    text = README.read_text()
-    section = text.split("## Quickstart", 1)[1]
-    match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
-    assert match, "README has no python block under ## Quickstart"
-    return match.group(1)
+def _blocks() -> dict[str, str]:
+    """Python blocks by the ``##`` section they sit in (the first block of each section)."""
+    out = {}
+    for section in README.read_text().split("\n## ")[1:]:
+        title = section.splitlines()[0].strip()
+        match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
+        if match:
+            out[title] = match.group(1)
+    return out
 
 
-def test_quickstart_is_short_and_runs(capsys):
-    code = _quickstart()
-    lines = [line for line in code.splitlines() if line.strip()]
-    assert len(lines) <= 10
+def test_quickstart_is_short():
+    code = _blocks()["Quickstart"]
+    assert len([line for line in code.splitlines() if line.strip()]) <= 10
+
+
+@pytest.mark.parametrize("section", sorted(_blocks()))
+def test_block_runs_and_prints(section, capsys):
     namespace: dict = {}
-    exec(compile(code, str(README), "exec"), namespace)
+    exec(compile(_blocks()[section], f"{README}:{section}", "exec"), namespace)
     assert capsys.readouterr().out.strip()
 
 

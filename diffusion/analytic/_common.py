@@ -78,12 +78,16 @@ def check_weights(name: str, weights: ArrayLike, n: int | None = None) -> np.nda
     return w
 
 
-def chunked(array: np.ndarray, chunk_size: int, fill: float = 0.0) -> np.ndarray:
-    """Pad the leading axis of ``array`` to a multiple of ``chunk_size`` and reshape it to (n_chunks, chunk, ...)."""
+def chunked(array, chunk_size: int, fill: float = 0.0):
+    """Pad the leading axis of ``array`` to a multiple of ``chunk_size`` and reshape it to (n_chunks, chunk, ...).
+
+    NumPy in, NumPy out; a JAX array (also a tracer) in, a JAX array out.
+    """
+    xp = jnp if isinstance(array, jax.Array) else np
     n = array.shape[0]
     n_chunks = -(-n // chunk_size)
     pad = [(0, n_chunks * chunk_size - n)] + [(0, 0)] * (array.ndim - 1)
-    return np.pad(array, pad, constant_values=fill).reshape(n_chunks, chunk_size, *array.shape[1:])
+    return xp.pad(array, pad, constant_values=fill).reshape(n_chunks, chunk_size, *array.shape[1:])
 
 
 def scan_chunks(chunk_fn, init, chunks):

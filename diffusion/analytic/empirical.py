@@ -65,6 +65,27 @@ class Empirical:
     num_points: int = dataclasses.field(metadata={"static": True})
     query_chunk: int = dataclasses.field(default=1024, metadata={"static": True})
 
+    @classmethod
+    def from_points(cls, points: Array, weights: Array | None = None, *, chunk_size: int = 1024,
+                    query_chunk: int = 1024) -> Empirical:
+        """Traceable builder: no host-side checks, so it runs under jit / vmap / grad (e.g. a KDE whose points
+        are themselves being differentiated). :func:`empirical` validates, then calls this.
+
+        Args:
+          points: (N, d) points (a JAX array or tracer; N and d static).
+          weights: optional (N,) non-negative weights (normalized here); default uniform.
+          chunk_size, query_chunk: as in :func:`empirical`.
+        """
+        points = jnp.asarray(points)
+        n = points.shape[0]
+        w = jnp.full((n,), 1.0 / n, points.dtype) if weights is None else jnp.asarray(weights, points.dtype)
+        w = w / jnp.sum(w)
+        center = w @ points
+        centered = points - center
+        size = int(min(chunk_size, n))
+        return cls(chunked(centered, size), chunked(0.5 * jnp.sum(centered**2, -1), size),
+                   chunked(jnp.log(w), size, -jnp.inf), center, num_points=n, query_chunk=int(query_chunk))
+
     @property
     def dim(self) -> int:
         return self.center.shape[-1]
@@ -147,14 +168,7 @@ def empirical(points: ArrayLike, weights: ArrayLike | None = None, *, chunk_size
     for name, val in (("chunk_size", chunk_size), ("query_chunk", query_chunk)):
         if not isinstance(val, int | np.integer) or val < 1:
             raise ValueError(f"`{name}` must be a positive integer, got {val!r}")
-    w = np.full(n, 1.0 / n) if weights is None else check_weights("weights", weights, n).astype(np.float64)
+    w = None if weights is None else check_weights("weights", weights, n)
     dtype = float_dtype(points)
-    host = np.asarray(pts, dtype)
-    center = (w.astype(dtype) @ host).astype(dtype)
-    centered = host - center
-    with np.errstate(divide="ignore"):
-        log_w = np.log(w).astype(dtype)
-    size = int(min(chunk_size, n))
-    return Empirical(jnp.asarray(chunked(centered, size)), jnp.asarray(chunked(0.5 * (centered**2).sum(-1), size)),
-                     jnp.asarray(chunked(log_w, size, -np.inf)), jnp.asarray(center), num_points=n,
-                     query_chunk=int(query_chunk))
+    return Empirical.from_points(jnp.asarray(np.asarray(pts, dtype)), None if w is None else jnp.asarray(w, dtype),
+                                 chunk_size=int(chunk_size), query_chunk=int(query_chunk))

@@ -22,6 +22,7 @@ from jax import Array
 from jax.typing import ArrayLike
 
 from diffusion.analytic._common import LOG_2PI, check_mean_cov, float_dtype, prepare, symmetric_eigh
+from jaxlib_ext import random as jrandom
 from jaxlib_ext.checks import check_finite, check_ndim, check_shape
 
 __all__ = ["Gaussian", "gaussian", "gaussian_low_rank", "pf_ode_gaussian"]
@@ -82,7 +83,7 @@ class Gaussian(NamedTuple):
     @functools.partial(jax.jit, static_argnums=2)
     def sample(self, key: Array, n: int) -> Array:
         """n draws of x₀ ~ N(μ, Σ), shape (n, d)."""
-        z = jax.random.normal(key, (n, self.eigvals.shape[-1]), self.mean.dtype)
+        z = jrandom.normal(key, (n, self.eigvals.shape[-1]), self.mean.dtype)
         return self.mean + (z * jnp.sqrt(self.eigvals)) @ self.eigvecs.T
 
     @jax.jit

@@ -22,6 +22,7 @@ from jax import Array
 from jax.typing import ArrayLike
 
 from diffusion.analytic._common import LOG_2PI, check_weights, float_dtype, prepare, symmetric_eigh
+from jaxlib_ext import random as jrandom
 from jaxlib_ext.checks import check_finite, check_ndim, check_positive, check_shape
 
 __all__ = ["GMM", "gmm"]
@@ -95,7 +96,7 @@ class GMM(NamedTuple):
         """n draws of x₀, shape (n, d)."""
         k_comp, k_noise = jax.random.split(key)
         comp = jax.random.categorical(k_comp, self.log_weights, shape=(n,))
-        z = jax.random.normal(k_noise, (n, self.dim), self.means.dtype) * jnp.sqrt(self.eigvals[comp])
+        z = jrandom.normal(k_noise, (n, self.dim), self.means.dtype) * jnp.sqrt(self.eigvals[comp])
         if self.eigvecs is not None:
             z = jnp.einsum("nij,nj->ni", self.eigvecs[comp], z)
         return self.means[comp] + z

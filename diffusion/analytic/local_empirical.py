@@ -107,16 +107,6 @@ class LocalEmpirical:
         x, sigma = prepare(x, sigma, self.dim)
         return (self.denoise(x, sigma) - x) / sigma[..., None] ** 2
 
-    def log_prob(self, x: ArrayLike, sigma: ArrayLike) -> Array:
-        """Not defined: per-pixel softmaxes are not the posterior mean of a single density."""
-        raise NotImplementedError("local_empirical has no log_prob: its per-pixel softmax denoiser is not "
-                                  "the posterior mean of one distribution (use `empirical` for a density)")
-
-    def sample(self, key: Array, n: int) -> Array:
-        """Not defined: the model has no x₀ distribution of its own; integrate it with a sampler instead."""
-        raise NotImplementedError("local_empirical has no x0 distribution to sample; "
-                                  "run a sampler on `denoise`")
-
 
 def wiener_masks(cov: ArrayLike, sigma: float, threshold: float = 0.1, *,
                  include_self: bool = True) -> np.ndarray:

@@ -29,6 +29,8 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
+from jaxlib_ext import random as jrandom
+
 __all__ = ["TILE_TYPES", "Tiles", "c_alpha_images", "disks", "textured_tiles"]
 
 TILE_TYPES = ("road", "water", "field")
@@ -140,7 +142,7 @@ class Tiles(NamedTuple):
 
 def _tile(key: Array, label: Array, u: Array, v: Array, size: int) -> Array:
     k_ground, k_dir, k_pos, k_w, k_per, k_lvl = jax.random.split(key, 6)
-    ground = 0.45 + 0.06 * jax.random.normal(k_ground, u.shape)
+    ground = 0.45 + 0.06 * jrandom.normal(k_ground, u.shape)
     theta = jax.random.uniform(k_dir, maxval=math.pi)
     normal = (u - 0.5) * jnp.cos(theta) + (v - 0.5) * jnp.sin(theta)
     along = -(u - 0.5) * jnp.sin(theta) + (v - 0.5) * jnp.cos(theta)

@@ -17,6 +17,8 @@ import jax.numpy as jnp
 from flax import nnx
 from jax import Array
 
+from jaxlib_ext import random as jrandom
+
 __all__ = ["CONV_IMPLS", "BFBatchNorm", "Conv", "avg_pool2", "check_image", "conv2d"]
 
 CONV_IMPLS = ("lax", "im2col", "shifted")
@@ -78,7 +80,7 @@ class Conv(nnx.Module):
         self.conv_impl = _check_impl(conv_impl)
         shape = (kernel_size, kernel_size, in_channels, out_channels)
         std = (2.0 / (kernel_size * kernel_size * in_channels)) ** 0.5  # He et al. (2015)
-        self.kernel = nnx.Param(std * jax.random.normal(rngs.params(), shape))
+        self.kernel = nnx.Param(std * jrandom.normal(rngs.params(), shape))
 
     def __call__(self, x: Array) -> Array:
         return conv2d(x, self.kernel[...], self.conv_impl)
@@ -103,7 +105,7 @@ class BFBatchNorm(nnx.Module):
 
     def __init__(self, channels: int, *, momentum: float = 0.9, epsilon: float = 1e-5, rngs: nnx.Rngs):
         self.momentum, self.epsilon = momentum, epsilon
-        gain = jax.random.normal(rngs.params(), (channels,)) * (2.0 / 9.0 / 64.0)
+        gain = jrandom.normal(rngs.params(), (channels,)) * (2.0 / 9.0 / 64.0)
         self.gain = nnx.Param(jnp.clip(gain, -0.025, 0.025))
         self.running_sd = nnx.BatchStat(jnp.ones((channels,)))
 

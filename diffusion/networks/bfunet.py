@@ -23,6 +23,7 @@ from jax import Array
 from jax.typing import ArrayLike
 
 from diffusion.networks._layers import BFBatchNorm, Conv, avg_pool2, check_image
+from jaxlib_ext import random as jrandom
 
 __all__ = ["BFUNet", "UpConv"]
 
@@ -35,7 +36,7 @@ class UpConv(nnx.Module):
 
     def __init__(self, in_channels: int, out_channels: int, *, rngs: nnx.Rngs):
         std = (2.0 / in_channels) ** 0.5
-        self.kernel = nnx.Param(std * jax.random.normal(rngs.params(), (2, 2, in_channels, out_channels)))
+        self.kernel = nnx.Param(std * jrandom.normal(rngs.params(), (2, 2, in_channels, out_channels)))
 
     def __call__(self, x: Array) -> Array:
         n, h, w, c = x.shape

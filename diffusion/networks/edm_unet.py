@@ -26,6 +26,7 @@ from jax import Array
 from jax.typing import ArrayLike
 
 from diffusion.networks._layers import avg_pool2, check_image
+from jaxlib_ext import random as jrandom
 
 __all__ = ["EDMUNet", "edm_precondition", "noise_embedding"]
 
@@ -61,11 +62,12 @@ def batch_sigma(sigma: ArrayLike, n: int, dtype) -> Array:
 class _ResBlock(nnx.Module):
     def __init__(self, c_in: int, c_out: int, emb_dim: int, *, rngs: nnx.Rngs):
         self.norm1 = nnx.GroupNorm(c_in, num_groups=min(8, c_in), rngs=rngs)
-        self.conv1 = nnx.Conv(c_in, c_out, (3, 3), rngs=rngs)
-        self.emb = nnx.Linear(emb_dim, c_out, rngs=rngs)
+        self.conv1 = nnx.Conv(c_in, c_out, (3, 3), kernel_init=jrandom.lecun_normal, rngs=rngs)
+        self.emb = nnx.Linear(emb_dim, c_out, kernel_init=jrandom.lecun_normal, rngs=rngs)
         self.norm2 = nnx.GroupNorm(c_out, num_groups=min(8, c_out), rngs=rngs)
         self.conv2 = nnx.Conv(c_out, c_out, (3, 3), kernel_init=nnx.initializers.zeros, rngs=rngs)
-        self.skip = nnx.Conv(c_in, c_out, (1, 1), rngs=rngs) if c_in != c_out else None
+        self.skip = (nnx.Conv(c_in, c_out, (1, 1), kernel_init=jrandom.lecun_normal, rngs=rngs)
+                     if c_in != c_out else None)
 
     def __call__(self, x: Array, emb: Array) -> Array:
         h = self.conv1(jax.nn.silu(self.norm1(x)))
@@ -92,9 +94,9 @@ class EDMUNet(nnx.Module):
             raise ValueError(f"`levels` must be ≥ 1, got {levels}")
         self.channels, self.levels, self.emb_dim, self.sigma_data = channels, levels, emb_dim, sigma_data
         width = [features * 2**lv for lv in range(levels)]
-        self.emb1 = nnx.Linear(emb_dim, emb_dim, rngs=rngs)
-        self.emb2 = nnx.Linear(emb_dim, emb_dim, rngs=rngs)
-        self.conv_in = nnx.Conv(channels, width[0], (3, 3), rngs=rngs)
+        self.emb1 = nnx.Linear(emb_dim, emb_dim, kernel_init=jrandom.lecun_normal, rngs=rngs)
+        self.emb2 = nnx.Linear(emb_dim, emb_dim, kernel_init=jrandom.lecun_normal, rngs=rngs)
+        self.conv_in = nnx.Conv(channels, width[0], (3, 3), kernel_init=jrandom.lecun_normal, rngs=rngs)
         self.down = nnx.List([_ResBlock(width[max(lv - 1, 0)], width[lv], emb_dim, rngs=rngs)
                               for lv in range(levels)])
         self.mid = _ResBlock(width[-1], width[-1], emb_dim, rngs=rngs)

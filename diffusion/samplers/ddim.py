@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import jax
 import jax.numpy as jnp
 from jax import Array
 
 from diffusion.samplers.base import Sampler, StepInfo, expand, nfe
+from jaxlib_ext import random as jrandom
 
 __all__ = ["DDIMState", "ddim"]
 
@@ -55,7 +55,7 @@ def ddim(eta: float = 0.0) -> Sampler:
         s = eta * sigma_next * jnp.sqrt(jnp.maximum(sigma**2 - sigma_next**2, 0.0)) / sigma
         s = jnp.minimum(s, sigma_next)
         keep = jnp.sqrt(jnp.maximum(sigma_next**2 - s**2, 0.0))
-        z = jax.random.normal(key, x.shape, x.dtype)
+        z = jrandom.normal(key, x.shape, x.dtype)
         x = x0 + expand(keep, x) * eps + expand(s, x) * z
         return DDIMState(x), StepInfo(x0_hat=x0, nfe=nfe(1))
 

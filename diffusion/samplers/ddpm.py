@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import jax
 import jax.numpy as jnp
 from jax import Array
 
 from diffusion.samplers.base import Sampler, StepInfo, expand, nfe
+from jaxlib_ext import random as jrandom
 from jaxlib_ext.checks import check_in_range
 
 __all__ = ["DDPMState", "ddpm", "posterior_sigmas"]
@@ -72,7 +72,7 @@ def ddpm(eta: float = 1.0) -> Sampler:
         sigma_down, sigma_up = posterior_sigmas(sigma, sigma_next, eta)
         x = x0 + expand(sigma_down / sigma, x) * (x - x0)
         if eta > 0:
-            x = x + expand(sigma_up, x) * jax.random.normal(key, x.shape, x.dtype)
+            x = x + expand(sigma_up, x) * jrandom.normal(key, x.shape, x.dtype)
         return DDPMState(x), StepInfo(x0_hat=x0, nfe=nfe(1))
 
     return Sampler(init, step, stochastic=eta > 0)

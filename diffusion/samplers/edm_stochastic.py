@@ -21,6 +21,7 @@ import jax.numpy as jnp
 from jax import Array
 
 from diffusion.samplers.base import Sampler, StepInfo, expand
+from jaxlib_ext import random as jrandom
 from jaxlib_ext.checks import check_in_range
 
 __all__ = ["EDMStochasticState", "edm_stochastic"]
@@ -72,7 +73,7 @@ def edm_stochastic(s_churn: float = 40.0, s_tmin: float = 0.0, s_tmax: float = m
             gamma = jnp.where((sigma >= s_tmin) & (sigma <= s_tmax), min(s_churn / n_steps, math.sqrt(2.0) - 1.0),
                               0.0)
             sigma_hat = sigma * (1.0 + gamma)
-            eps = jax.random.normal(key, x.shape, x.dtype)
+            eps = jrandom.normal(key, x.shape, x.dtype)
             x = x + expand(jnp.sqrt(sigma_hat**2 - sigma**2) * s_noise, x) * eps
         else:
             sigma_hat = sigma

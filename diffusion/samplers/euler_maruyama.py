@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import jax
 import jax.numpy as jnp
 from jax import Array
 
 from diffusion.samplers.base import Sampler, StepInfo, expand, nfe
+from jaxlib_ext import random as jrandom
 
 __all__ = ["EulerMaruyamaState", "euler_maruyama"]
 
@@ -50,7 +50,7 @@ def euler_maruyama() -> Sampler:
         x0 = denoiser(x, sigma)
         dsigma = sigma - sigma_next
         drift = expand(2.0 * dsigma / sigma, x) * (x0 - x)
-        noise = expand(jnp.sqrt(2.0 * sigma * dsigma), x) * jax.random.normal(key, x.shape, x.dtype)
+        noise = expand(jnp.sqrt(2.0 * sigma * dsigma), x) * jrandom.normal(key, x.shape, x.dtype)
         x = jnp.where(sigma_next > 0, x + drift + noise, x0)
         return EulerMaruyamaState(x), StepInfo(x0_hat=x0, nfe=nfe(1))
 

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import jax
 import jax.numpy as jnp
 from jax import Array
 
 from diffusion.samplers.base import Sampler, StepInfo, expand, nfe
+from jaxlib_ext import random as jrandom
 from jaxlib_ext.checks import check_in_range
 
 __all__ = ["INTERPOLANTS", "InterpolantState", "interpolant_sde"]
@@ -69,7 +69,7 @@ def interpolant_sde(epsilon: float = 1.0, interpolant: str = "ve") -> Sampler:
         x = state.x
         x0 = denoiser(x, sigma)
         eps_hat = (x - x0) / expand(sigma, x)
-        z = jax.random.normal(key, x.shape, x.dtype) if epsilon > 0 else jnp.zeros_like(x)
+        z = jrandom.normal(key, x.shape, x.dtype) if epsilon > 0 else jnp.zeros_like(x)
         if interpolant == "ve":
             ds = sigma - sigma_next
             x_new = x + expand((1.0 + epsilon) * ds / sigma, x) * (x0 - x) \

@@ -30,6 +30,7 @@ import jax.numpy as jnp
 from jax import Array
 
 from diffusion.samplers.base import Sampler
+from jaxlib_ext import random as jrandom
 
 __all__ = ["KSInfo", "KSState", "kadkhodaie_simoncelli"]
 
@@ -114,7 +115,7 @@ def kadkhodaie_simoncelli(h0: float = 0.01, beta: float = 0.01, event_ndim: int 
         t = (state.iterations + 1).astype(x.dtype)
         h = h0 * t / (1.0 + h0 * (t - 1.0))
         gamma = sigma_hat * jnp.sqrt(jnp.clip((1.0 - beta * h) ** 2 - (1.0 - h) ** 2, 0.0, None))
-        z = jax.random.normal(key, x.shape, x.dtype)
+        z = jrandom.normal(key, x.shape, x.dtype)
         expand = lambda a: a.reshape(a.shape + (1,) * event_ndim)  # noqa: E731
         stop = sigma_hat <= sigma_l
         finish = stop | (i == sigmas.shape[0] - 2)

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 from jax import Array
 
 from diffusion.training.noise import LogNormalSigma, SigmaDistribution
+from jaxlib_ext import random as jrandom
 
 __all__ = ["WEIGHTINGS", "DSMLoss", "dsm_loss", "loss_weight"]
 
@@ -80,7 +81,7 @@ def dsm_loss(key: Array, apply: Callable[[Array, Array], tuple[Array, Any]], x0:
     """
     k_sigma, k_eps = jax.random.split(key)
     sigma = loss.sigma.sample(k_sigma, (x0.shape[0],), x0.dtype)
-    eps = jax.random.normal(k_eps, x0.shape, x0.dtype)
+    eps = jrandom.normal(k_eps, x0.shape, x0.dtype)
     x = x0 + sigma.reshape((-1,) + (1,) * (x0.ndim - 1)) * eps
     x0_hat, aux = apply(x, sigma)
     per_example = jnp.mean(((x0_hat - x0) ** 2).reshape(x0.shape[0], -1), axis=-1)

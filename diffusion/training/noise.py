@@ -17,9 +17,10 @@ from __future__ import annotations
 import abc
 import dataclasses
 
-import jax
 import jax.numpy as jnp
 from jax import Array
+
+from jaxlib_ext import random as jrandom
 
 __all__ = ["LogNormalSigma", "QuadraticSigma", "SigmaDistribution", "UniformSigma"]
 
@@ -48,7 +49,7 @@ class UniformSigma(SigmaDistribution):
         _check_range(self.low, self.high, ("low", "high"))
 
     def sample(self, key: Array, shape: tuple[int, ...], dtype=jnp.float32) -> Array:
-        return jax.random.uniform(key, shape, dtype, self.low, self.high)
+        return jrandom.uniform(key, shape, dtype, self.low, self.high)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,7 +63,7 @@ class QuadraticSigma(SigmaDistribution):
         _check_range(self.sigma_min, self.sigma_max, ("sigma_min", "sigma_max"))
 
     def sample(self, key: Array, shape: tuple[int, ...], dtype=jnp.float32) -> Array:
-        u = jax.random.uniform(key, shape, dtype)
+        u = jrandom.uniform(key, shape, dtype)
         return self.sigma_min + u**2 * (self.sigma_max - self.sigma_min)
 
 
@@ -78,4 +79,4 @@ class LogNormalSigma(SigmaDistribution):
             raise ValueError(f"`std` must be positive, got {self.std!r}")
 
     def sample(self, key: Array, shape: tuple[int, ...], dtype=jnp.float32) -> Array:
-        return jnp.exp(self.mean + self.std * jax.random.normal(key, shape, dtype))
+        return jnp.exp(self.mean + self.std * jrandom.normal(key, shape, dtype))

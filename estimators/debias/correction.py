@@ -80,18 +80,7 @@ def kde(points: Array, weights: Array | None = None, *, chunk_size: int = 2048, 
     Same layout as :func:`diffusion.analytic.empirical` (centred, chunked, log-weights) but built with ``jnp`` so
     it runs under jit / vmap / grad; its ``score(x[:, None], h)`` is the exact KDE score at bandwidth h.
     """
-    n = points.shape[-1]
-    w = jnp.ones_like(points) if weights is None else weights
-    wn = w / jnp.sum(w)
-    center = wn @ points
-    c = points - center
-    size = min(chunk_size, n)
-    n_chunks = -(-n // size)
-    pad = n_chunks * size - n
-    centered = jnp.pad(c, (0, pad)).reshape(n_chunks, size, 1)
-    log_w = jnp.pad(jnp.log(wn), (0, pad), constant_values=-jnp.inf).reshape(n_chunks, size)
-    return Empirical(centered, 0.5 * centered[..., 0] ** 2, log_w, center[None], num_points=n,
-                     query_chunk=query_chunk)
+    return Empirical.from_points(points[:, None], weights, chunk_size=chunk_size, query_chunk=query_chunk)
 
 
 @jax.tree_util.register_dataclass

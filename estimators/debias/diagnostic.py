@@ -28,6 +28,7 @@ from jax.typing import ArrayLike
 from estimators.debias import _checks
 from estimators.debias.lcc import lcc
 from estimators.debias.tweedie import tweedie
+from jaxlib_ext import random as jrandom
 
 __all__ = ["CorrectionReport", "compare_corrections"]
 
@@ -142,8 +143,8 @@ def compare_corrections(cal_pred: ArrayLike, cal_target: ArrayLike, *, trial_pre
     key = jax.random.key(0) if key is None else key
     k_fold, k_lo, k_hi = jax.random.split(key, 3)
     fold = jax.random.permutation(k_fold, jnp.arange(n) % n_folds)
-    lo_q = jax.random.uniform(k_lo, (n_folds, n_draws), p.dtype, 0.05, 0.35)
-    hi_q = jax.random.uniform(k_hi, (n_folds, n_draws), p.dtype, 0.65, 0.95)
+    lo_q = jrandom.uniform(k_lo, (n_folds, n_draws), p.dtype, 0.05, 0.35)
+    hi_q = jrandom.uniform(k_hi, (n_folds, n_draws), p.dtype, 0.65, 0.95)
     g = y if groups == "target" else p
     truth, est, level_truth, level_est = _crossfit(corr, p, y, fold, lo_q, hi_q, g, n_folds)
     truth = np.asarray(truth, np.float64).reshape(-1)

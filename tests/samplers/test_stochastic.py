@@ -281,7 +281,7 @@ def _reference_dpm_pp_2m(denoiser, x, sigmas):
     ({"solver": "plms", "variant": "ghvb", "order": 2, "warmup": "ramp"},
      lambda f, x, s: _reference_plms(f, x, s, 2, False)),
     ({"solver": "dpm_solver_pp", "variant": "hb", "order": 2}, _reference_dpm_pp_2m),
-], ids=lambda v: str(v))
+], ids=["plms-hb-4", "plms-ghvb-4", "plms-ghvb-2-ramp", "dpm_solver_pp-hb-2"])
 def test_momentum_beta_one_is_the_plain_solver(options, reference, x64):
     model = gaussian(jnp.asarray(MEAN), jnp.asarray(COV))
     x_T = _start(jax.random.key(23), MEAN, COV, 5.0, n=16).astype(jnp.float64)
