@@ -29,15 +29,15 @@ def _problem(d=64, batch=16):
     return gaussian(np.zeros(d), cov), z
 
 
-def _slope(method, options, grid):
+def _slope(method, options, grid, steps=STEPS):
     model, z = _problem()
     errors = []
-    for n in STEPS:
+    for n in steps:
         sigmas, end = grid(n)
         x_T = sigmas[0] * z
         x0, _ = sample(model.denoise, x_T, sigmas, method=method, **options)
         errors.append(float(jnp.sqrt(jnp.mean((x0 - model.flow(x_T, sigmas[0], end)) ** 2))))
-    return -np.polyfit(np.log(STEPS), np.log(errors), 1)[0], errors
+    return -np.polyfit(np.log(steps), np.log(errors), 1)[0], errors
 
 
 def _karras_to_sigma_min(n):
@@ -61,13 +61,18 @@ def test_convergence_order(x64, method, options, order):
     assert abs(slope - order) < 0.3, (slope, errors)
 
 
-@pytest.mark.parametrize("method, options, at_least", [
-    ("deis", {"order": 3}, 2.5),       # pre-asymptotic on this grid (2.55; → 3 as steps grow)
-    ("dpm_solver", {"order": 3}, 2.7),  # super-convergent on Gaussian data (≈ 4)
-])
-def test_third_order_methods_at_least(x64, method, options, at_least):
-    slope, errors = _slope(method, options, _karras_to_sigma_min)
-    assert slope > at_least, (slope, errors)
+def test_deis_3_is_third_order_once_asymptotic(x64):
+    """tAB-DEIS-3 in σ-time approaches order 3 from below: measured slopes 2.15 over 10–40 steps, 2.70 over 40–80,
+    2.85 over 80–160, 2.93 over 160–320 (its order-1 and order-2 warm-up steps at the top of the grid dominate
+    at few steps), so the order is checked where the method is in its asymptotic regime."""
+    slope, errors = _slope("deis", {"order": 3}, _karras_to_sigma_min, steps=(80, 113, 160))
+    assert abs(slope - 3) < 0.3, (slope, errors)
+
+
+def test_dpm_solver_3_is_at_least_third_order(x64):
+    """Singlestep DPM-Solver-3 is super-convergent on Gaussian data (slope ≈ 4): at least order 3 − 0.3."""
+    slope, errors = _slope("dpm_solver", {"order": 3}, _karras_to_sigma_min)
+    assert slope > 2.7, (slope, errors)
 
 
 def test_final_step_to_zero_beats_first_order_jump(x64):
