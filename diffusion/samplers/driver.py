@@ -71,6 +71,23 @@ def _as_pytree(denoiser: Denoiser) -> Any:
     return denoiser  # already a pytree callable (Partial, registered model wrapper)
 
 
+def _output_shape(tree: Any, x_T: Array, sigmas: Array) -> jax.ShapeDtypeStruct:
+    """The denoiser's output shape for ``x_T``, traced once per (denoiser structure, shapes, dtypes): tracing a
+    denoiser costs milliseconds, which on every call would dominate short sampling runs."""
+    leaves, treedef = jax.tree.flatten(tree)
+    arrays = (leaf if hasattr(leaf, "shape") and hasattr(leaf, "dtype") else jnp.asarray(leaf) for leaf in leaves)
+    avals = tuple((tuple(a.shape), a.dtype, bool(getattr(a, "weak_type", False))) for a in arrays)
+    return _cached_output_shape(treedef, avals, (x_T.shape, x_T.dtype), sigmas.dtype)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_output_shape(treedef, avals, x_aval, sigma_dtype) -> jax.ShapeDtypeStruct:
+    structs = jax.tree.unflatten(treedef, [jax.ShapeDtypeStruct(shape, dtype, weak_type=weak)
+                                           for shape, dtype, weak in avals])
+    return jax.eval_shape(lambda t, x, s: t(x, s), structs, jax.ShapeDtypeStruct(*x_aval),
+                          jax.ShapeDtypeStruct((), sigma_dtype))
+
+
 def _check_hashable(options: dict) -> tuple:
     items = tuple(sorted(options.items()))
     try:
@@ -174,7 +191,7 @@ def sample(denoiser: Denoiser, x_T: Array, sigmas: Array, *, method: str, key: A
     key = jax.random.key(0) if key is None else key
     tree = _as_pytree(denoiser)
     try:
-        out = jax.eval_shape(tree, x_T, sigmas[0])
+        out = _output_shape(tree, x_T, sigmas)
     except Exception as err:  # the denoiser itself rejected the shape: say which argument was wrong
         raise ValueError(f"`x_T` of shape {x_T.shape} does not fit the denoiser: {err}") from err
     if out.shape != x_T.shape:
