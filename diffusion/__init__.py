@@ -2,11 +2,12 @@
 
 The canonical denoiser is D(x, σ) = E[x₀ | x₀ + σ ε = x] (variance-exploding frame); its score is (D − x)/σ².
 Submodules: ``sigmas``, ``schedules``, ``alpha_bar``, ``parameterization``, ``analytic`` (exact denoisers),
-``samplers``, ``networks`` (flax NNX score networks), ``training`` (denoising score matching with optax) and
-``data`` (synthetic and bundled images).
+``samplers``, ``networks`` (flax NNX score networks), ``training`` (denoising score matching with optax),
+``data`` (synthetic and bundled images) and ``diagnostics`` (generalization, Jacobian geometry, hallucination,
+locality).
 """
 
-from diffusion import analytic, data, networks, samplers, sigmas, training
+from diffusion import analytic, data, diagnostics, networks, samplers, sigmas, training
 from diffusion.alpha_bar import (
     TerminalSignal,
     cosine_alpha_bar,
@@ -41,6 +42,7 @@ __all__ = [
     "data",
     "ddpm_linear_alpha_bar",
     "denoiser_from_score",
+    "diagnostics",
     "from_denoiser",
     "networks",
     "rescale_zero_terminal_snr",

@@ -44,6 +44,10 @@ _EXPERIMENT_MODULES: dict[str, str] = {
     "sampler-convergence": "experiments.sampler_convergence",
     "one-map-many-trials": "experiments.one_map",
     "painters": "experiments.painters",
+    "generalization": "experiments.generalization",
+    "gahb": "experiments.gahb",
+    "hallucination": "experiments.hallucination",
+    "locality": "experiments.locality",
 }
 _BENCHMARK_MODULES: dict[str, str] = {
     "estimators": "experiments.bench_estimators",

@@ -1,6 +1,6 @@
 """JAX extensions with no domain knowledge: sweeps, multi-process start, progress, checks, checkpoints."""
 
-from jaxlib_ext import checks, progress, random, tree
+from jaxlib_ext import checks, linalg, progress, random, tree
 from jaxlib_ext.checkpoint import Checkpointer, run_checkpointed
 from jaxlib_ext.distributed import initialize_from_env, is_main_process, launch_local
 from jaxlib_ext.sweep import grid, sweep, sweep_mesh
@@ -12,6 +12,7 @@ __all__ = [
     "initialize_from_env",
     "is_main_process",
     "launch_local",
+    "linalg",
     "progress",
     "random",
     "run_checkpointed",

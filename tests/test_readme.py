@@ -9,9 +9,9 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def _blocks() -> dict[str, str]:
-    """Python blocks by the ``##`` section they sit in (the first block of each section)."""
+    """Python blocks by the ``##`` / ``###`` section they sit in (the first block of each section)."""
     out = {}
-    for section in README.read_text().split("\n## ")[1:]:
+    for section in re.split(r"\n#{2,3} ", README.read_text())[1:]:
         title = section.splitlines()[0].strip()
         match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
         if match:

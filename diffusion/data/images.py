@@ -64,14 +64,15 @@ def c_alpha_images(key: Array, n: int, size: int = 32, alpha: float = 1.0) -> Ar
       key: PRNG key.
       n: number of images.
       size: side length in pixels.
-      alpha: Hölder exponent α ∈ (0, 2] of the contour and the intensities.
+      alpha: Hölder exponent α > 0 of the contour and the intensities (a lacunary series Σ 2^{−jα} cos(2^j ·) is
+        C^α for every α > 0 — Zygmund class at integers; Kadkhodaie et al. use α = 1, 2, 3, 5).
 
     Returns:
       (n, size, size, 1) float32.
     """
     _check(n, size)
-    if not 0 < alpha <= 2:
-        raise ValueError(f"`alpha` must lie in (0, 2], got {alpha!r}")
+    if not (isinstance(alpha, int | float) and math.isfinite(alpha) and alpha > 0):
+        raise ValueError(f"`alpha` must be a finite number > 0, got {alpha!r}")
     return _c_alpha(key, n, size, float(alpha))
 
 

@@ -69,8 +69,9 @@ def test_synthetic_images_shapes_ranges_and_determinism(key):
         assert not np.array_equal(make(jax.random.fold_in(key, 1), 5, size=16), x)
     d = disks(key, 20, size=32)
     assert float(d.min()) >= 0.0 and float(d.max()) <= 1.0
-    with pytest.raises(ValueError, match="`alpha` must lie in"):
-        c_alpha_images(key, 2, alpha=3.0)
+    for bad in (0.0, -1.0, float("inf")):
+        with pytest.raises(ValueError, match="`alpha` must be a finite number > 0"):
+            c_alpha_images(key, 2, alpha=bad)
     with pytest.raises(ValueError, match="`radius`"):
         disks(key, 2, radius=(0.3, 0.6))
 

@@ -1,0 +1,83 @@
+"""Diagnostics of what a denoiser learned: generalization, Jacobian geometry, hallucination, locality.
+
+* :mod:`~diffusion.diagnostics.jacobian` — exact Jacobian (``jacfwd``) and matrix-free Lanczos eigenpairs,
+  effective dimension tr J (exact or Hutchinson), the bias-free identity D(y) = J(y) y, SURE;
+* :mod:`~diffusion.diagnostics.generalization` — two networks on disjoint subsets trained side by side (vmap),
+  sampled from the same noise; cosine similarity, nearest training neighbour, train / test PSNR;
+* :mod:`~diffusion.diagnostics.hallucination` — variance of x̂₀ over a σ-window late in sampling as a filter for
+  samples interpolated between modes; removal at a retention level, ROC;
+* :mod:`~diffusion.diagnostics.locality` — Wiener-filter rows as locality maps; r² / MSE agreement of denoisers
+  along the same trajectories.
+
+Functions of one image (Jacobian family) act on the denoiser's event shape; vmap them over a batch.
+"""
+
+from diffusion.diagnostics.generalization import (
+    PairFit,
+    StackFit,
+    cosine_similarity,
+    denoising_psnr,
+    fit_pair,
+    fit_stack,
+    nearest_neighbor,
+    paired_subsets,
+    sample_pair,
+)
+from diffusion.diagnostics.hallucination import (
+    between_modes,
+    removal_at_retention,
+    roc_curve,
+    sample_with_variance,
+    trajectory_variance,
+    window_steps,
+)
+from diffusion.diagnostics.jacobian import (
+    SureEstimate,
+    bias_free_residual,
+    denoiser_jacobian,
+    effective_dimension,
+    effective_dimension_hutchinson,
+    jacobian_eigh,
+    jacobian_top_eigenpairs,
+    sure,
+    sure_hutchinson,
+)
+from diffusion.diagnostics.locality import (
+    agreement,
+    locality_maps,
+    trajectory_agreement,
+    trajectory_states,
+    wiener_filter,
+)
+
+__all__ = [
+    "PairFit",
+    "StackFit",
+    "SureEstimate",
+    "agreement",
+    "between_modes",
+    "bias_free_residual",
+    "cosine_similarity",
+    "denoiser_jacobian",
+    "denoising_psnr",
+    "effective_dimension",
+    "effective_dimension_hutchinson",
+    "fit_pair",
+    "fit_stack",
+    "jacobian_eigh",
+    "jacobian_top_eigenpairs",
+    "locality_maps",
+    "nearest_neighbor",
+    "paired_subsets",
+    "removal_at_retention",
+    "roc_curve",
+    "sample_pair",
+    "sample_with_variance",
+    "sure",
+    "sure_hutchinson",
+    "trajectory_agreement",
+    "trajectory_states",
+    "trajectory_variance",
+    "wiener_filter",
+    "window_steps",
+]

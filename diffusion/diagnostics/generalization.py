@@ -1,0 +1,275 @@
+"""Memorization → generalization: two denoisers on disjoint subsets, trained side by side, compared.
+
+Kadkhodaie et al. train two networks on non-overlapping training sets of size N and sample both from the same
+noise with the same deterministic sampler. For small N each reproduces its own training images (samples are
+close to a training image and differ between the models); for large N both learn the same density (the two
+samples agree and lie far from every training image). The measures:
+
+* :func:`cosine_similarity` — per pair, between the two models' samples (or any two image batches);
+* :func:`nearest_neighbor` — each sample's most similar training image (cosine) and its index;
+* :func:`denoising_psnr` — PSNR of D(x + σε) against x on training and on held-out images, per σ;
+
+and the machinery: :func:`paired_subsets` (disjoint subsets, checked), :func:`fit_pair` (both networks in one
+``vmap`` over stacked train states — one program, not a Python loop over the pair) and :func:`sample_pair`.
+
+Example::
+
+    data_pair, test = paired_subsets(key, images, 100, n_test=200)        # (2, 100, H, W, 1)
+    pair = fit_pair(key, lambda rngs: BFCNN(1, rngs=rngs), data_pair, num_steps=2_000, batch_size=64)
+    x0 = sample_pair(pair, x_T, karras(30, 0.01, 2.0), method="heun")    # (2, n, H, W, 1)
+    cosine_similarity(x0[0], x0[1])
+
+Reference: Kadkhodaie, Guth, Simoncelli & Mallat (2024), "Generalization in diffusion models arises from
+geometry-adaptive harmonic representations", ICLR, Sec. 2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from jax import Array
+from jax.typing import ArrayLike
+
+from diffusion.data.splits import disjoint_subsets
+from diffusion.networks.denoiser import as_denoiser
+from diffusion.samplers import sample
+from diffusion.training import DSMLoss, TrainState, init_train_state, make_train_step
+from jaxlib_ext import progress
+from jaxlib_ext.checks import check_finite
+
+__all__ = ["PairFit", "StackFit", "cosine_similarity", "denoising_psnr", "fit_pair", "fit_stack", "nearest_neighbor",
+           "paired_subsets", "sample_pair"]
+
+_DEFAULT_LOSS = DSMLoss()
+
+
+def _flatten(name: str, x: ArrayLike) -> Array:
+    x = jnp.asarray(x)
+    if x.ndim < 2:
+        raise ValueError(f"`{name}` must be a batch (n, ...) of images or vectors, got shape {x.shape}")
+    return x.reshape(x.shape[0], -1)
+
+
+def _unit(x: Array, center: bool) -> Array:
+    if center:
+        x = x - jnp.mean(x, axis=-1, keepdims=True)
+    norm = jnp.linalg.norm(x, axis=-1, keepdims=True)
+    return x / jnp.where(norm > 0, norm, 1.0)
+
+
+def cosine_similarity(a: ArrayLike, b: ArrayLike, *, center: bool = False) -> Array:
+    """Cosine similarity ⟨a_i, b_i⟩/(‖a_i‖‖b_i‖) of matching rows (images flattened).
+
+    Args:
+      a, b: (n, ...) batches of the same shape.
+      center: subtract each image's mean first (then it is the Pearson correlation of the pixels).
+
+    Returns:
+      (n,) similarities in [−1, 1] (0 for an all-zero image).
+    """
+    fa, fb = _flatten("a", a), _flatten("b", b)
+    if fa.shape != fb.shape:
+        raise ValueError(f"`b` must have the shape of `a` {jnp.shape(a)}, got shape {jnp.shape(b)}")
+    return jnp.sum(_unit(fa, center) * _unit(fb, center), axis=-1)
+
+
+def nearest_neighbor(samples: ArrayLike, train: ArrayLike, *, center: bool = False) -> tuple[Array, Array]:
+    """Each sample's most cosine-similar training image.
+
+    Args:
+      samples: (n, ...) generated images.
+      train: (N, ...) training images of the same per-image shape.
+      center: as :func:`cosine_similarity`.
+
+    Returns:
+      ``(similarity (n,), index (n,))``: the largest cosine similarity and the training index attaining it.
+    """
+    fs, ft = _flatten("samples", samples), _flatten("train", train)
+    if fs.shape[1:] != ft.shape[1:] or jnp.shape(samples)[1:] != jnp.shape(train)[1:]:
+        raise ValueError(f"`train` images must have the shape of the samples {jnp.shape(samples)[1:]}, "
+                         f"got {jnp.shape(train)[1:]}")
+    sims = _unit(fs, center) @ _unit(ft, center).T
+    return jnp.max(sims, axis=-1), jnp.argmax(sims, axis=-1)
+
+
+def denoising_psnr(key: Array, denoiser: Callable[[Array, Array], Array], images: ArrayLike, sigmas: ArrayLike,
+                   *, data_range: float = 1.0) -> Array:
+    """Mean PSNR of D(x + σ ε, σ) against x at each σ (one noise draw per image and σ).
+
+    Args:
+      key: PRNG key for the noise.
+      denoiser: D(x, σ) on a batch.
+      images: (n, ...) clean images.
+      sigmas: (S,) noise levels (> 0).
+      data_range: peak value in PSNR = 10 log10(range² / MSE).
+
+    Returns:
+      (S,) PSNR in dB, averaged over images (the PSNR of each image's MSE, then the mean).
+    """
+    x = jnp.asarray(images)
+    sig = jnp.asarray(sigmas, x.dtype)
+    if sig.ndim != 1:
+        raise ValueError(f"`sigmas` must be 1-D, got shape {sig.shape}")
+
+    def one(k, s):
+        y = x + s * jax.random.normal(k, x.shape, x.dtype)
+        mse = jnp.mean(((denoiser(y, s) - x) ** 2).reshape(x.shape[0], -1), axis=-1)
+        return jnp.mean(10.0 * jnp.log10(data_range**2 / mse))
+
+    return jax.lax.map(lambda a: one(*a), (jax.random.split(key, sig.shape[0]), sig))
+
+
+def paired_subsets(key: Array, data: ArrayLike, n: int, *, n_test: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Two disjoint training subsets of size n (stacked) and a held-out set disjoint from both.
+
+    Args:
+      key: PRNG key for the split.
+      data: (M, ...) examples.
+      n: subset size, 1 ≤ n ≤ (M − n_test) / 2.
+      n_test: held-out examples.
+
+    Returns:
+      ``(pair (2, n, ...), test (n_test, ...))`` as numpy arrays.
+
+    Raises:
+      ValueError naming ``n`` when 2n + n_test exceeds the data (the subsets must be disjoint).
+    """
+    arr = check_finite("data", data)
+    if arr.ndim < 2:
+        raise ValueError(f"`data` must have shape (M, ...), got shape {arr.shape}")
+    m = arr.shape[0]
+    if not isinstance(n, int | np.integer) or n < 1:
+        raise ValueError(f"`n` must be a positive int, got {n!r}")
+    if not isinstance(n_test, int | np.integer) or n_test < 0:
+        raise ValueError(f"`n_test` must be a non-negative int, got {n_test!r}")
+    if 2 * n + n_test > m:
+        raise ValueError(f"`n`={n} is larger than half the data available for two disjoint subsets: "
+                         f"{m} examples, {n_test} held out, so n ≤ {(m - n_test) // 2}")
+    a, b, test = disjoint_subsets(key, m, (n, n, n_test))
+    return np.stack([arr[a], arr[b]]), arr[test]
+
+
+class StackFit(NamedTuple):
+    """Networks of one architecture trained side by side: one graphdef, train states stacked on a leading axis.
+
+    Attributes:
+      graphdef: the shared graph definition (static).
+      state: :class:`~diffusion.training.TrainState` whose leaves have a leading axis of size m (2 for a pair).
+      history: (num_chunks, 1 + m) rows (step, mean loss of each model over the chunk).
+    """
+
+    graphdef: Any
+    state: TrainState
+    history: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return int(self.state.step.shape[0])
+
+    def denoiser(self, i: int, *, ema: bool = True) -> Callable[[Array, Array], Array]:
+        """The canonical denoiser D(x, σ) of network i (eval mode)."""
+        return jax.tree.map(lambda a: a[i], self.state).denoiser(self.graphdef, ema=ema)
+
+    def denoisers(self, *, ema: bool = True) -> tuple[Callable[[Array, Array], Array], ...]:
+        """Every network's denoiser, in order."""
+        return tuple(self.denoiser(i, ema=ema) for i in range(self.size))
+
+
+PairFit = StackFit
+
+
+def fit_stack(key: Array, make_model: Callable[[nnx.Rngs], nnx.Module], data_stack: ArrayLike, *, num_steps: int,
+              batch_size: int, loss: DSMLoss = _DEFAULT_LOSS, learning_rate: float = 1e-3,
+              optimizer: optax.GradientTransformation | None = None, ema_decay: float = 0.999, every: int = 100,
+              enable_progress: bool | None = None, desc: str = "training") -> StackFit:
+    """Train m networks, network i on ``data_stack[i]``, in one vmapped program (not a Python loop over them).
+
+    Each network gets its own initialization (``make_model(nnx.Rngs(seed))`` with m seeds from ``key``), its own
+    batches and noise; the train step is :func:`diffusion.training.make_train_step`, vmapped over the stacked
+    states, run in jitted ``lax.scan`` chunks of ``every`` steps with a progress bar. Batches are drawn without
+    replacement when ``batch_size ≤ n``, with replacement otherwise (n = 1 or 10 in a memorization study).
+
+    Args:
+      key: PRNG key (initializations, batches, noise).
+      make_model: ``rngs -> nnx.Module`` with ``model(x, sigma, train=...)``.
+      data_stack: (m, n, ...) one training set per network.
+      num_steps, batch_size, loss, learning_rate, optimizer, ema_decay, every: as :func:`diffusion.training.fit`.
+      enable_progress, desc: the progress bar.
+
+    Returns:
+      :class:`StackFit`.
+    """
+    data = check_finite("data_stack", data_stack)
+    if data.ndim < 3 or data.shape[0] < 1:
+        raise ValueError(f"`data_stack` must have shape (m, n, ...), got shape {data.shape}")
+    for name, value in (("num_steps", num_steps), ("batch_size", batch_size), ("every", every)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"`{name}` must be a positive int, got {value!r}")
+    m, n = data.shape[:2]
+    optimizer = optax.adam(learning_rate) if optimizer is None else optimizer
+    k_init, k_train = jax.random.split(key)
+    seeds = np.asarray(jax.random.randint(k_init, (m,), 0, 2**30))
+    inits = [init_train_state(make_model(nnx.Rngs(int(s))), optimizer) for s in seeds]
+    graphdef = inits[0][0]
+    state = jax.tree.map(lambda *leaves: jnp.stack(leaves), *[s for _, s in inits])
+    step = jax.vmap(make_train_step(graphdef, optimizer, loss, ema_decay=ema_decay))
+    data_dev = jnp.asarray(data if np.issubdtype(data.dtype, np.floating) else data.astype(float))
+    replace = batch_size > n
+
+    @jax.jit
+    def chunk(state, data, key, length_marker):
+        def body(carry, k):
+            state, total = carry
+            k_batch, k_step = jax.random.split(k)
+            idx = jax.vmap(lambda kk: jax.random.choice(kk, n, (batch_size,), replace=replace))(
+                jax.random.split(k_batch, m))
+            batch = jax.vmap(lambda d, i: d[i])(data, idx)
+            state, metrics = step(state, batch, jax.random.split(k_step, m))
+            return (state, total + metrics.loss), None
+
+        keys = jax.random.split(key, length_marker.shape[0])
+        (state, total), _ = jax.lax.scan(body, (state, jnp.zeros((m,), data.dtype)), keys)
+        return state, total / length_marker.shape[0]
+
+    history, done = [], 0
+    keys = iter(jax.random.split(k_train, -(-num_steps // every)))
+    with progress.bar(total=num_steps, desc=desc, enable=enable_progress) as pbar:
+        while done < num_steps:
+            length = min(every, num_steps - done)
+            state, mean_loss = chunk(state, data_dev, next(keys), jnp.zeros((length,)))
+            done += length
+            history.append((done, *np.asarray(mean_loss, np.float64)))
+            pbar.update(length)
+    return StackFit(graphdef, state, np.asarray(history, np.float64).reshape(-1, 1 + m))
+
+
+def fit_pair(key: Array, make_model: Callable[[nnx.Rngs], nnx.Module], data_pair: ArrayLike, **kwargs: Any
+             ) -> StackFit:
+    """:func:`fit_stack` for exactly two networks on two disjoint training sets (2, n, ...) (a ``PairFit``)."""
+    shape = np.shape(data_pair)
+    if len(shape) < 3 or shape[0] != 2:
+        raise ValueError(f"`data_pair` must have shape (2, n, ...), got shape {shape}")
+    kwargs.setdefault("desc", "training pair")
+    return fit_stack(key, make_model, data_pair, **kwargs)
+
+
+def sample_pair(pair: StackFit, x_T: ArrayLike, sigmas: ArrayLike, *, method: str = "heun", key: Array | None = None,
+                ema: bool = True, **options: Any) -> Array:
+    """Sample every network of ``pair`` from the same ``x_T`` with the same sampler, vmapped over the networks.
+
+    Returns:
+      (m, *x_T.shape): row i is network i's samples (m = 2 for a pair).
+    """
+    x_T = jnp.asarray(x_T)
+
+    def one(state):
+        denoiser = as_denoiser(pair.graphdef, state.ema_params if ema else state.params, state.batch_stats)
+        return sample(denoiser, x_T, sigmas, method=method, key=key, **options)[0]
+
+    return jax.vmap(one)(pair.state)
