@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test bench-deps clean
+.PHONY: demo test test-all bench-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,13 @@ demo: $(STAMP)
 	$(BIN)/python -m experiments run --all --quick
 	$(BIN)/python -m experiments report
 
+# CI's suite (under 10 minutes on 2 cores); tests marked `slow` (longer statistical and end-to-end runs) are
+# left to `make test-all`
 test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -n auto -m "not slow"
+
+test-all: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n auto
 

@@ -2,10 +2,12 @@
 
 Every estimator validates its inputs on the host (``ValueError`` naming the argument) and then runs a traceable
 kernel, vmapped over any leading trial axes in one compiled call; it returns an :class:`Estimate` pytree.
-Subpackage ``debias``: de-shrinking ML predictions (linear calibration, Tweedie's correction) without new labels.
+Subpackages ``debias`` (de-shrinking ML predictions — linear calibration, Tweedie's correction — without new
+labels), ``empirical_bayes`` (normal means: NPMLE, Tweedie, numpyro hierarchical models, shrinkage) and
+``image_cate`` (clustering images by treatment effect with numpyro; CATE learners, BLP, RATE).
 """
 
-from estimators import debias
+from estimators import debias, empirical_bayes, image_cate
 from estimators.ate import difference_in_means, regression_adjustment
 from estimators.dml import irm, plr, plr_panel
 from estimators.doubly_robust import aipw
@@ -24,6 +26,8 @@ __all__ = [
     "cross_ppi_mean",
     "debias",
     "difference_in_means",
+    "empirical_bayes",
+    "image_cate",
     "ipw",
     "irm",
     "logistic",

@@ -41,8 +41,10 @@ __all__ = [
 # name -> module. Add one line per experiment / benchmark module.
 _EXPERIMENT_MODULES: dict[str, str] = {
     "ci-coverage": "experiments.ci_coverage",
+    "image-cate": "experiments.image_cate",
     "sampler-convergence": "experiments.sampler_convergence",
     "one-map-many-trials": "experiments.one_map",
+    "empirical-bayes": "experiments.empirical_bayes",
     "painters": "experiments.painters",
     "generalization": "experiments.generalization",
     "gahb": "experiments.gahb",
@@ -51,7 +53,9 @@ _EXPERIMENT_MODULES: dict[str, str] = {
 }
 _BENCHMARK_MODULES: dict[str, str] = {
     "estimators": "experiments.bench_estimators",
+    "image-cate": "experiments.bench_image_cate",
     "debias": "experiments.bench_debias",
+    "empirical-bayes": "experiments.bench_empirical_bayes",
     "sweep": "experiments.bench_sweep",
     "samplers": "experiments.bench_samplers",
     "training": "experiments.bench_training",

@@ -30,7 +30,8 @@ _DENSITY = ("calibration", "trial")
 
 def tweedie(cal_pred: ArrayLike, cal_target: ArrayLike, *, score: str | Callable = "kde",
             bandwidth: str | float = "scott", density_on: str = "calibration", heteroscedastic: bool = False,
-            weights: ArrayLike | None = None, key: Any = None, learned_steps: int = 1_000) -> Correction:
+            weights: ArrayLike | None = None, key: Any = None, learned_steps: int = 1_000,
+            bayes_options: dict[str, Any] | None = None) -> Correction:
     """Fit Tweedie's correction ỹ = ŷ − σ² ∂/∂ŷ log p̂(ŷ) on a calibration split.
 
     σ² = V̂ar(ŷ − y) on the calibration split (σ²(ŷ) = σ² + b (ŷ − mean ŷ) with ``heteroscedastic=True``);
@@ -41,13 +42,17 @@ def tweedie(cal_pred: ArrayLike, cal_target: ArrayLike, *, score: str | Callable
       cal_pred: calibration predictions, (n_cal,) or (calibrations, n_cal).
       cal_target: calibration ground truth, same shape.
       score: ``"kde"`` (exact KDE score), ``"learned"`` (a denoising score-matching MLP trained on ``cal_pred``,
-        evaluated at noise level h; needs ``key``), or a callable ``score(x, h)`` for x of shape (n, 1).
+        evaluated at noise level h; needs ``key``), ``"bayes"`` (a numpyro Gaussian-mixture model of ``cal_pred``
+        fitted by NUTS; the posterior-mean analytic score, see :mod:`estimators.debias.bayes`; needs ``key``), or a
+        callable ``score(x, h)`` for x of shape (n, 1).
       bandwidth: ``"scott"``, ``"silverman"`` or a positive float h.
       density_on: ``"calibration"`` or ``"trial"``.
       heteroscedastic: let σ² depend linearly on ŷ.
       weights: optional calibration weights ≥ 0.
       key: ``jax.random.key`` for ``score="learned"``.
       learned_steps: training steps of the learned score.
+      bayes_options: keyword options of :func:`~estimators.debias.bayes.bayes_density` for ``score="bayes"``
+        (``n_components``, ``num_warmup``, ``num_samples``, ``num_chains``).
 
     Returns:
       A :class:`Correction` (``kind="tweedie"``, or ``"identity"`` with a warning when σ = 0).
@@ -73,8 +78,8 @@ def tweedie(cal_pred: ArrayLike, cal_target: ArrayLike, *, score: str | Callable
         if np.ndim(bandwidth) != 0 or not np.isfinite(bandwidth) or bandwidth <= 0:
             raise ValueError(f"`bandwidth` must be 'scott', 'silverman' or a positive float, got {bandwidth!r}")
         rule, fixed = "fixed", float(bandwidth)
-    if not (score in ("kde", "learned") or callable(score)):
-        raise ValueError(f"`score` must be 'kde', 'learned' or a callable score(x, h), got {score!r}")
+    if not (score in ("kde", "learned", "bayes") or callable(score)):
+        raise ValueError(f"`score` must be 'kde', 'learned', 'bayes' or a callable score(x, h), got {score!r}")
     corr = _fit("tweedie", cal_pred, cal_target, weights, rule=rule, fixed=fixed, density_on=density_on,
                 heteroscedastic=bool(heteroscedastic))
     sigma = np.asarray(corr.sigma)
@@ -89,6 +94,17 @@ def tweedie(cal_pred: ArrayLike, cal_target: ArrayLike, *, score: str | Callable
 
         fn, params = learned_score(key, corr.cal_pred, bandwidth=corr.bandwidth, steps=learned_steps)
         return _replace(corr, score_fn=fn, score_params=params)
+    if score == "bayes":
+        if key is None:
+            raise ValueError("`key` is None: score='bayes' samples a posterior and needs a jax.random.key")
+        if density_on != "calibration":
+            raise ValueError(f"score='bayes' models the calibration predictions: `density_on` must be 'calibration', "
+                             f"got {density_on!r}")
+        from estimators.debias.bayes import bayes_density, bayes_score
+
+        params = bayes_density(key, corr.cal_pred, **(bayes_options or {}))
+        params.pop("r_hat_max")
+        return _replace(corr, score_fn=bayes_score, score_params=params)
     if callable(score):
         return _replace(corr, score_fn=score)
     return corr

@@ -1,0 +1,58 @@
+"""Empirical Bayes for normal means — the third face of Tweedie's formula — with numpyro for the Bayesian models.
+
+Many noisy estimates z_i = μ_i + N(0, s_i²) with known s_i (one per trial, region, gene):
+
+* closed forms under a normal prior (:func:`normal_posterior`, :func:`normal_eb`, :func:`james_stein`,
+  :func:`normal_hierarchical_exact`);
+* the Kiefer–Wolfowitz NPMLE of the prior on a grid (:func:`npmle`, :func:`npmle_posterior`);
+* Tweedie's formula E[μ | z] = z + s² ∂ log f(z) with f from a KDE, the NPMLE or an analytic prior
+  (:func:`tweedie_mean`), and the correction of the winners' curse (:func:`winners_curse`);
+* hierarchical Bayes with numpyro — normal, finite-mixture or Dirichlet-process prior, by NUTS or SVI
+  (:func:`hierarchical_nuts`, :func:`hierarchical_svi`);
+* shrinkage of a batch of :class:`~estimators.Estimate` results (:func:`shrink`).
+
+Reference: B. Efron, *Large-Scale Inference* (2010), and "Tweedie's formula and selection bias", JASA 106 (2011).
+"""
+
+from estimators.empirical_bayes.hierarchical import (
+    PRIORS,
+    HierarchicalFit,
+    hierarchical_nuts,
+    hierarchical_svi,
+    normal_means_model,
+)
+from estimators.empirical_bayes.npmle import NPMLE, npmle, npmle_em, npmle_posterior
+from estimators.empirical_bayes.posterior import (
+    Posterior,
+    james_stein,
+    mixture_summary,
+    normal_eb,
+    normal_hierarchical_exact,
+    normal_posterior,
+)
+from estimators.empirical_bayes.shrinkage import METHODS, shrink
+from estimators.empirical_bayes.tweedie import Selection, marginal_score, tweedie_mean, winners_curse
+
+__all__ = [
+    "METHODS",
+    "NPMLE",
+    "PRIORS",
+    "HierarchicalFit",
+    "Posterior",
+    "Selection",
+    "hierarchical_nuts",
+    "hierarchical_svi",
+    "james_stein",
+    "marginal_score",
+    "mixture_summary",
+    "normal_eb",
+    "normal_hierarchical_exact",
+    "normal_means_model",
+    "normal_posterior",
+    "npmle",
+    "npmle_em",
+    "npmle_posterior",
+    "shrink",
+    "tweedie_mean",
+    "winners_curse",
+]

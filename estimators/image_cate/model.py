@@ -1,0 +1,308 @@
+"""The numpyro image-CATE model: effect clusters with the cluster assignment marginalized exactly.
+
+    Yᵢ = μ₀(Mᵢ) + Wᵢ · τ_{zᵢ} + εᵢ,   zᵢ ~ Categorical(softmax f(Mᵢ)),   εᵢ ~ N(0, σ²),
+
+K ≥ 1 clusters. Identifiability: τ is an *ordered* vector (τ₁ < … < τ_K, no label switching) and logit 1 is the
+fixed reference 0 (no softmax shift). Priors: τ has density K! ∏ₖ N(τₖ; τ̂_DiM, s_τ²) on the ordered cone (the
+order statistics of K independent normals centred on the difference-in-means ATE), σ ~ HalfNormal(s_σ). The
+assignment zᵢ is summed out exactly, p(yᵢ | ·) = Σₖ πₖ(Mᵢ) N(yᵢ; μ₀(Mᵢ) + Wᵢτₖ, σ²) (parallel enumeration of the
+K values, one logsumexp), so SVI maximizes a true ELBO E_q[log p(y, θ) − log q(θ)] over the continuous latents θ,
+and NUTS samples p(θ | y) directly. f and μ₀: :mod:`estimators.image_cate._network`.
+
+Example::
+
+    fit = fit_image_cate(jax.random.key(0), images, w, y, n_clusters=3, network="conv", steps=2_000)
+    cluster_effects(fit).summary()
+
+Reference: C. T. Jerzak, F. Johansson & A. Daoud, "Image-based treatment effect heterogeneity", CLeaR 2023.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, ClassVar, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+import optax
+from jax import Array
+from jax.typing import ArrayLike
+from numpyro.distributions import constraints
+from numpyro.infer import MCMC, NUTS, SVI, Trace_ELBO, init_to_value
+from numpyro.infer.autoguide import AutoMultivariateNormal, AutoNormal
+
+from estimators.image_cate import _network
+from estimators.image_cate._checks import validate_data
+from estimators.image_cate._network import N_IMAGE_FEATURES, ModelSpec
+from jaxlib_ext import progress
+
+__all__ = ["GUIDES", "METHODS", "ImageCATEFit", "fit_image_cate", "image_cate_model", "marginal_log_likelihood"]
+
+METHODS = ("svi", "nuts")
+GUIDES = ("mvn", "normal")
+
+
+class ImageCATEFit(NamedTuple):
+    """A fitted image-CATE model: posterior draws and everything needed to evaluate f and μ₀ on new images.
+
+    Attributes:
+      spec: the static :class:`ModelSpec`.
+      draws: posterior draws, each with a leading (S,) axis: ``tau`` (S, K), ``sigma`` (S,), and the ``"linear"``
+        head weights.
+      graphdef: the conv network's graph definition (None for ``"linear"``).
+      net: the conv network's fitted weights, a pure dict (None for ``"linear"``).
+      feature_mean, feature_sd: standardization of φ(M) on the training images (``"linear"``), else None.
+      prior: ``{"ate": τ̂_DiM, "tau_scale": s_τ, "sigma_scale": s_σ}``.
+      losses: the negative ELBO per SVI step (None for NUTS).
+      n_chains: chains the draws come from (draws are chain-major).
+      data: the training data ``(images, treatment, outcome, covariates)``.
+      diagnostics: method-specific numbers (NUTS divergences, final ELBO, ...).
+    """
+
+    spec: ModelSpec
+    draws: dict[str, Array]
+    graphdef: Any
+    net: dict | None
+    feature_mean: Array | None
+    feature_sd: Array | None
+    prior: dict[str, float]
+    losses: Array | None
+    n_chains: int
+    data: tuple[Array, Array, Array, Array | None]
+    diagnostics: dict[str, Any]
+
+
+def marginal_log_likelihood(logits: Array, mu0: Array, tau: Array, sigma: Array, y: Array, t: Array) -> Array:
+    """Pointwise log p(yᵢ | Mᵢ, Wᵢ) = logsumexp_k [log softmax(logitsᵢ)ₖ + log N(yᵢ; μ₀ᵢ + Wᵢτₖ, σ²)].
+
+    Args:
+      logits: (n, K) cluster logits.
+      mu0: (n,) control means.
+      tau: (K,) cluster effects.
+      sigma: () noise sd.
+      y: (n,) outcomes.
+      t: (n,) 0/1 treatment.
+
+    Returns:
+      (n,) log-likelihoods with z summed out exactly.
+    """
+    loc = mu0[:, None] + t[:, None] * tau[None, :]
+    comp = dist.Normal(loc, sigma).log_prob(y[:, None])
+    return jax.nn.logsumexp(jax.nn.log_softmax(logits, axis=-1) + comp, axis=-1)
+
+
+class _EnumeratedNormalMixture(dist.Distribution):
+    """y ~ Σₖ πₖ N(locₖ, σ²) per unit: the observation site with z enumerated (log_prob = the exact marginal)."""
+
+    arg_constraints: ClassVar[dict] = {}
+    support = constraints.real
+
+    def __init__(self, logits: Array, mu0: Array, tau: Array, sigma: Array, t: Array):
+        self.logits, self.mu0, self.tau, self.sigma, self.t = logits, mu0, tau, sigma, t
+        super().__init__(batch_shape=mu0.shape)
+
+    def sample(self, key, sample_shape=()):
+        k_z, k_e = jax.random.split(key)
+        z = jax.random.categorical(k_z, self.logits, shape=sample_shape + self.batch_shape)
+        mean = self.mu0 + self.t * self.tau[z]
+        return mean + self.sigma * jax.random.normal(k_e, sample_shape + self.batch_shape, mean.dtype)
+
+    def log_prob(self, value):
+        return marginal_log_likelihood(self.logits, self.mu0, self.tau, self.sigma, value, self.t)
+
+
+def image_cate_model(images: Array, treatment: Array, covariates: Array | None, outcome: Array | None, *,
+                     spec: ModelSpec, prior: Array, graphdef: Any = None, net_init: dict | None = None,
+                     net_prior_scale: float = 1.0, feature_stats: tuple[Array, Array] | None = None,
+                     batch_size: int | None = None) -> None:
+    """The numpyro model (see the module docstring). ``prior`` = (τ̂_DiM, s_τ, s_σ, s_w, ȳ₀) as an array.
+
+    Sites: ``tau`` (K,), ``sigma``, for ``"linear"`` the head weights ``logit_coef``, ``logit_bias``,
+    ``mu0_coef``, ``mu0_bias`` (Normal(0, s_w) priors); for ``"conv"`` the parameter ``net`` with a Normal(0,
+    ``net_prior_scale``) penalty (MAP); the observed ``y`` with z enumerated.
+    """
+    K = spec.n_clusters
+    ate, tau_scale, sigma_scale, weight_scale = prior[0], prior[1], prior[2], prior[3]
+    if K == 1:
+        tau = numpyro.sample("tau", dist.Normal(ate, tau_scale).expand([1]).to_event(1))
+    else:
+        tau = numpyro.sample("tau", dist.ImproperUniform(constraints.ordered_vector, (), (K,)))
+        numpyro.factor("tau_prior", dist.Normal(ate, tau_scale).log_prob(tau).sum() + math.lgamma(K + 1))
+    sigma = numpyro.sample("sigma", dist.HalfNormal(sigma_scale))
+    draw, net = {}, None
+    if spec.network == "conv":
+        net = numpyro.param("net", net_init)
+        numpyro.factor("net_prior", sum(dist.Normal(0.0, net_prior_scale).log_prob(w).sum()
+                                        for w in jax.tree.leaves(net)))
+    else:
+        d = N_IMAGE_FEATURES + spec.n_covariates
+        draw["mu0_bias"] = numpyro.sample("mu0_bias", dist.Normal(prior[4], 3.0 * sigma_scale))
+        draw["mu0_coef"] = numpyro.sample("mu0_coef", dist.Normal(0.0, weight_scale).expand([d]).to_event(1))
+        if K > 1:
+            draw["logit_bias"] = numpyro.sample("logit_bias", dist.Normal(0.0, 2.0).expand([K - 1]).to_event(1))
+            draw["logit_coef"] = numpyro.sample("logit_coef",
+                                                dist.Normal(0.0, weight_scale).expand([d, K - 1]).to_event(2))
+    n = treatment.shape[0]
+    with numpyro.plate("units", n, subsample_size=batch_size) as idx:
+        im, t = images[idx], treatment[idx]
+        x = None if covariates is None else covariates[idx]
+        y = None if outcome is None else outcome[idx]
+        mean, sd = (None, None) if feature_stats is None else feature_stats
+        logits, mu0 = _network.heads(spec, graphdef, net, draw, im, x, mean, sd)
+        numpyro.sample("y", _EnumeratedNormalMixture(logits, mu0, tau, sigma, t), obs=y)
+
+
+def _init_values(spec: ModelSpec, ate: float, tau_scale: float, sigma0: float, control_mean: float
+                 ) -> dict[str, np.ndarray]:
+    K = spec.n_clusters
+    spread = np.linspace(-0.5, 0.5, K) * tau_scale if K > 1 else np.zeros(1)
+    values = {"tau": ate + spread, "sigma": np.asarray(sigma0)}
+    if spec.network == "linear":
+        d = N_IMAGE_FEATURES + spec.n_covariates
+        values |= {"mu0_bias": np.asarray(control_mean), "mu0_coef": np.zeros(d)}
+        if K > 1:
+            values |= {"logit_bias": np.zeros(K - 1), "logit_coef": np.zeros((d, K - 1))}
+    return values
+
+
+@functools.cache
+def _svi_runner(spec: ModelSpec, steps: int, learning_rate: float, guide_kind: str, num_draws: int,
+                batch_size: int | None, num_particles: int, net_prior_scale: float, show: bool, graphdef: Any):
+    """A jitted ``(key, data, prior, net_init, feature_stats, init) -> (params, losses, draws)`` (cached)."""
+
+    def run(key, images, treatment, covariates, outcome, prior, net_init, feature_stats, init):
+        model = functools.partial(image_cate_model, spec=spec, graphdef=graphdef, net_prior_scale=net_prior_scale,
+                                  batch_size=batch_size)
+        init_loc = init_to_value(values=init)
+        guide_cls = AutoMultivariateNormal if guide_kind == "mvn" else AutoNormal
+        guide = guide_cls(model, init_loc_fn=init_loc, init_scale=0.05)
+        tx = optax.chain(optax.clip_by_global_norm(10.0), optax.adam(learning_rate))
+        svi = SVI(model, guide, numpyro.optim.optax_to_numpyro(tx), Trace_ELBO(num_particles=num_particles))
+        args = (images, treatment, covariates, outcome)
+        kwargs = {"prior": prior, "net_init": net_init, "feature_stats": feature_stats}
+        k_init, k_run, k_draw = jax.random.split(key, 3)
+        state = svi.init(k_init, *args, **kwargs)
+
+        def body(s, _):
+            s, loss = svi.update(s, *args, **kwargs)
+            return s, loss
+
+        state, losses = progress.scan(body, state, None, length=steps, desc="SVI (image CATE)", enable=show)
+        params = svi.get_params(state)
+        draws = guide.sample_posterior(k_draw, params, *args, sample_shape=(num_draws,), **kwargs)
+        del k_run
+        return params, losses, draws
+
+    return jax.jit(run)
+
+
+def _prior(y: np.ndarray, t: np.ndarray, tau_prior_scale: float | None, weight_scale: float
+           ) -> tuple[dict[str, float], np.ndarray]:
+    ate = float(y[t == 1].mean() - y[t == 0].mean())
+    sd = float(np.std(y))
+    tau_scale = float(tau_prior_scale) if tau_prior_scale is not None else 2.0 * sd
+    y0 = float(y[t == 0].mean())
+    prior = {"ate": ate, "tau_scale": tau_scale, "sigma_scale": sd, "weight_scale": float(weight_scale),
+             "control_mean": y0}
+    return prior, np.asarray([ate, tau_scale, sd, weight_scale, y0])
+
+
+def fit_image_cate(key: ArrayLike, images: ArrayLike, treatment: ArrayLike, outcome: ArrayLike, *,
+                   n_clusters: int = 2, covariates: ArrayLike | None = None, network: str = "conv",
+                   method: str = "svi", steps: int = 2_000, learning_rate: float = 0.01, guide: str = "mvn",
+                   num_draws: int = 1_000, num_particles: int = 1, batch_size: int | None = None,
+                   channels: int = 8, net_prior_scale: float = 1.0, tau_prior_scale: float | None = None,
+                   weight_scale: float = 1.0, num_warmup: int = 500, num_samples: int = 500, num_chains: int = 2,
+                   progress_bar: bool | None = None) -> ImageCATEFit:
+    """Fit the image-CATE cluster model by SVI (true ELBO, z enumerated) or NUTS (``network="linear"``).
+
+    Args:
+      key: a ``jax.random.key``.
+      images: (n, H, W, C) float images, finite.
+      treatment: (n,) 0/1.
+      outcome: (n,) finite outcomes.
+      n_clusters: K ≥ 1 (K = 1 is the ATE model Y = μ₀(M) + Wτ + ε).
+      covariates: optional (n, p) tabular covariates, entering f and μ₀ linearly.
+      network: ``"conv"`` (flax NNX conv net, weights point-estimated) or ``"linear"`` (Bayesian linear heads on
+        fixed image features φ(M)).
+      method: ``"svi"`` or ``"nuts"`` (NUTS needs ``network="linear"``).
+      steps, learning_rate, guide, num_draws, num_particles, batch_size: SVI options (Adam on the negative ELBO;
+        ``guide`` ``"mvn"`` (full-rank Gaussian) or ``"normal"`` (mean-field); ``num_draws`` posterior draws;
+        ``batch_size`` units per step, None for full batch).
+      channels: conv trunk width.
+      net_prior_scale: Normal prior sd of the conv weights (MAP penalty).
+      tau_prior_scale: s_τ (default 2 sd(y)).
+      weight_scale: Normal prior sd of the linear head weights.
+      num_warmup, num_samples, num_chains: NUTS options (chains vectorized, draws chain-major).
+      progress_bar: show a bar (default: :func:`jaxlib_ext.progress.enabled`).
+
+    Returns:
+      An :class:`ImageCATEFit`.
+
+    Raises:
+      ValueError: naming the argument: mismatched counts, non-binary treatment, K < 1, NaN pixels, bad options.
+
+    Example::
+
+        fit = fit_image_cate(jax.random.key(0), images, w, y, n_clusters=3, network="linear", method="nuts")
+    """
+    images, t, y, x = validate_data(images, treatment, outcome, covariates)
+    if not isinstance(n_clusters, int | np.integer) or isinstance(n_clusters, bool) or n_clusters < 1:
+        raise ValueError(f"`n_clusters` must be an integer >= 1, got {n_clusters!r}")
+    if method not in METHODS:
+        raise ValueError(f"`method` must be one of {METHODS}, got {method!r}")
+    if guide not in GUIDES:
+        raise ValueError(f"`guide` must be one of {GUIDES}, got {guide!r}")
+    if method == "nuts" and network != "linear":
+        raise ValueError(f"`method`='nuts' needs network='linear' (a small model), got network={network!r}")
+    for name, value in (("steps", steps), ("num_draws", num_draws), ("num_particles", num_particles),
+                        ("num_warmup", num_warmup), ("num_samples", num_samples), ("num_chains", num_chains)):
+        if not isinstance(value, int | np.integer) or value < 1:
+            raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}")
+    if batch_size is not None and (not isinstance(batch_size, int | np.integer) or not 1 <= batch_size <= len(y)):
+        raise ValueError(f"`batch_size` must be None or an integer in [1, {len(y)}], got {batch_size!r}")
+    for name, value in (("learning_rate", learning_rate), ("net_prior_scale", net_prior_scale),
+                        ("weight_scale", weight_scale)) + ((("tau_prior_scale", tau_prior_scale),)
+                                                          if tau_prior_scale is not None else ()):
+        if not np.isfinite(value) or value <= 0:
+            raise ValueError(f"`{name}` must be a finite number > 0, got {value!r}")
+    spec = ModelSpec(int(n_clusters), network, 0 if x is None else x.shape[1], int(channels))
+    prior_dict, prior = _prior(np.asarray(y, np.float64), np.asarray(t), tau_prior_scale, weight_scale)
+    dtype = images.dtype
+    prior = jnp.asarray(prior, dtype)
+    k_net, k_fit = jax.random.split(jnp.asarray(key))
+    graphdef, net_init, feature_stats = None, None, None
+    if network == "conv":
+        graphdef, net_init = _network.init_conv(k_net, spec, images.shape[-1])
+        net_init = jax.tree.map(lambda a: a.astype(dtype), net_init)
+    else:
+        phi = np.asarray(_network.image_features(jnp.asarray(images)))
+        feature_stats = (jnp.asarray(phi.mean(0), dtype), jnp.asarray(phi.std(0) + 1e-6, dtype))
+    init = jax.tree.map(lambda a: jnp.asarray(a, dtype), _init_values(
+        spec, prior_dict["ate"], prior_dict["tau_scale"], prior_dict["sigma_scale"], prior_dict["control_mean"]))
+    show = progress.enabled(progress_bar)
+    data = (jnp.asarray(images), jnp.asarray(t), jnp.asarray(y), None if x is None else jnp.asarray(x))
+    if method == "svi":
+        runner = _svi_runner(spec, int(steps), float(learning_rate), guide, int(num_draws), batch_size,
+                             int(num_particles), float(net_prior_scale), show, graphdef)
+        params, losses, draws = runner(k_fit, data[0], data[1], data[3], data[2], prior, net_init, feature_stats,
+                                       init)
+        draws = {k: v for k, v in draws.items() if k in init}
+        diag = {"final_elbo": float(-jnp.mean(losses[-max(1, steps // 20):]))}
+        return ImageCATEFit(spec, draws, graphdef, params.get("net"), *(feature_stats or (None, None)),
+                            prior_dict, losses, 1, data, diag)
+    model = functools.partial(image_cate_model, spec=spec, feature_stats=feature_stats)
+    kernel = NUTS(model, init_strategy=init_to_value(values=init))
+    mcmc = MCMC(kernel, num_warmup=int(num_warmup), num_samples=int(num_samples), num_chains=int(num_chains),
+                chain_method="vectorized", progress_bar=show)
+    mcmc.run(k_fit, data[0], data[1], data[3], data[2], prior=prior, extra_fields=("diverging",))
+    draws = {k: v for k, v in mcmc.get_samples().items() if k in init}
+    diverging = mcmc.get_extra_fields()["diverging"]
+    diag = {"divergences": int(jnp.sum(diverging))}
+    return ImageCATEFit(spec, draws, None, None, *feature_stats, prior_dict, None, int(num_chains), data, diag)
+
+
