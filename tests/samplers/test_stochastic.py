@@ -326,6 +326,7 @@ def _std_normal_fn(x, sigma):
 _std_normal = jax.tree_util.Partial(_std_normal_fn)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("method", "options"), STOCHASTIC, ids=lambda v: str(v))
 def test_float64_event_shape_and_vmap(method, options, x64):
     sigmas = karras(6, 0.05, 3.0, dtype=jnp.float64)
