@@ -1,12 +1,15 @@
-"""Benchmark training and evaluating a BF-CNN: JAX/flax + optax (three convolution layouts) vs PyTorch, on CPU.
+"""Benchmark training and evaluating a BF-CNN: JAX/flax + optax vs PyTorch, on CPU.
 
 Workload (Mohan et al. 2020, as in ANCHORS.md): BF-CNN with 21 layers, 64 channels, 3×3 bias-free convolutions
 and bias-free batch norm, 40×40 grayscale images, batch 64, Adam, the denoising MSE with σ ~ U[0, 100/255].
-Both sides run the same architecture and loss in one process:
+Both sides run the same architecture and loss:
 
-* JAX: :func:`diffusion.training.make_train_step` jitted, several steps per call (``lax.scan``), with
-  ``conv_impl`` = ``"lax"`` (XLA's convolution), ``"im2col"`` (patches × kernel matmul) or ``"shifted"``
-  (nine shifted matmuls);
+* JAX: :func:`diffusion.training.make_train_step` jitted, several steps per call (``lax.scan``, as ``fit`` runs
+  them), with ``conv_impl`` = ``"lax"`` (XLA's convolution with the scan-friendly gradient of
+  :mod:`jaxlib_ext.conv`), ``"im2col"`` (patches × kernel matmul) or ``"shifted"`` (nine shifted matmuls); and
+  the ``"lax"`` layout data-parallel over one XLA:CPU device per core (``--xla_force_host_platform_device_count``,
+  batch sharded over a mesh, in a child process since the flag must precede JAX's start): XLA:CPU runs each
+  convolution on one core, so on CPU the cores are used by giving each its own device;
 * PyTorch: the reference ``BF_CNN`` / ``BF_batchNorm`` modules, NCHW and channels_last, ``torch.optim.Adam``.
 
 Reported: training images/s, evaluation images/s (eval mode, no gradients), JAX compile time of the train step,
@@ -15,6 +18,10 @@ and the ratio to the best PyTorch layout. ``run(quick=True)`` shrinks everything
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 
 import jax
@@ -23,24 +30,39 @@ import numpy as np
 import optax
 import pandas as pd
 from flax import nnx
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from diffusion.networks import BFCNN
 from diffusion.training import DSMLoss, UniformSigma, init_train_state, make_train_step
 from experiments.registry import Benchmark, BenchResult
 
 SIGMA_MAX = 100.0 / 255.0
+QUICK = (4, 8, 16, 8, 2, 2)  # layers, features, size, batch, steps per call, repeats
+FULL = (21, 64, 40, 64, 1, 2)
 
 
 def _median(times: list[float]) -> float:
     return float(np.median(times))
 
 
+def _data(size: int, batch: int) -> np.ndarray:
+    return np.asarray(jax.random.uniform(jax.random.key(0), (batch, size, size, 1)), np.float32)
+
+
 def _jax_side(conv_impl: str, data: np.ndarray, layers: int, features: int, steps: int, repeats: int) -> dict:
+    """Train and eval throughput of the JAX BF-CNN on all of this process's devices (a data mesh if several)."""
     net = BFCNN(1, features=features, num_layers=layers, conv_impl=conv_impl, rngs=nnx.Rngs(0))
     optimizer = optax.adam(1e-3)
     graphdef, state = init_train_state(net, optimizer)
-    train_step = make_train_step(graphdef, optimizer, DSMLoss(UniformSigma(0.0, SIGMA_MAX), weighting="uniform"))
+    n_dev = jax.device_count()
+    mesh = None if n_dev == 1 else jax.make_mesh((n_dev,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+    train_step = make_train_step(graphdef, optimizer, DSMLoss(UniformSigma(0.0, SIGMA_MAX), weighting="uniform"),
+                                 mesh=mesh)
     batch = jnp.asarray(data)
+    if mesh is not None:
+        batch = jax.device_put(batch, NamedSharding(mesh, P("data")))
+        state = jax.device_put(state, NamedSharding(mesh, P()))
 
     @jax.jit
     def train_chunk(state, key):
@@ -72,6 +94,21 @@ def _jax_side(conv_impl: str, data: np.ndarray, layers: int, features: int, step
     n = data.shape[0]
     return {"train img/s": steps * n / _median(times), "eval img/s": n / _median(eval_times),
             "compile s": compile_s, "finite": bool(jnp.isfinite(jax.tree.leaves(state.params)[0]).all())}
+
+
+def _jax_side_per_core(quick: bool, cores: int) -> dict:
+    """``_jax_side("lax", ...)`` in a child process with one XLA:CPU device per core."""
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={cores}".strip()
+    env["JAX_PLATFORMS"] = "cpu"
+    code = f"import json; from experiments.bench_training import _child; print(json.dumps(_child({quick!r})))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _child(quick: bool) -> dict:
+    layers, features, size, batch, steps, repeats = QUICK if quick else FULL
+    return _jax_side("lax", _data(size, batch), layers, features, steps, repeats)
 
 
 def _torch_side(channels_last: bool, data: np.ndarray, layers: int, features: int, steps: int,
@@ -145,11 +182,16 @@ def _torch_side(channels_last: bool, data: np.ndarray, layers: int, features: in
 
 
 def run(quick: bool) -> BenchResult:
-    layers, features, size, batch, steps, repeats = (4, 8, 16, 8, 2, 2) if quick else (21, 64, 40, 64, 1, 2)
-    data = np.asarray(jax.random.uniform(jax.random.key(0), (batch, size, size, 1)), np.float32)
+    layers, features, size, batch, steps, repeats = QUICK if quick else FULL
+    data = _data(size, batch)
+    cores = os.cpu_count() or 1
+    if batch % cores:
+        cores = 1
     results = {}
     for impl in ("lax", "im2col", "shifted"):
         results[f"JAX conv_impl={impl}"] = _jax_side(impl, data, layers, features, steps, repeats)
+    if jax.default_backend() == "cpu" and cores > 1:
+        results[f"JAX conv_impl=lax, data-parallel over {cores} CPU devices"] = _jax_side_per_core(quick, cores)
     results["PyTorch NCHW"] = _torch_side(False, data, layers, features, steps, repeats)
     results["PyTorch channels_last"] = _torch_side(True, data, layers, features, steps, repeats)
     best_train = max(results["PyTorch NCHW"]["train img/s"], results["PyTorch channels_last"]["train img/s"])
@@ -160,9 +202,10 @@ def run(quick: bool) -> BenchResult:
              "JAX compile s": r["compile s"]} for name, r in results.items()]
     threads = results["PyTorch NCHW"]["threads"]
     notes = (f"BF-CNN {layers} layers × {features} channels, {size}×{size}×1, batch {batch}, Adam; {steps} train "
-             f"steps per timed call (JAX: one jitted lax.scan), median of {repeats} calls after a warm-up; eval: "
-             f"one batch in eval mode, median of {2 * repeats}. CPU, {jax.local_device_count()} JAX device(s), "
-             f"PyTorch {threads} thread(s). Compile time: lowering + XLA compile of the {steps}-step chunk.")
+             f"steps per timed call (JAX: one jitted lax.scan, as `fit` runs them), median of {repeats} calls after "
+             f"a warm-up; eval: one batch in eval mode, median of {2 * repeats}. {cores} CPU core(s); JAX rows on "
+             f"one XLA:CPU device unless they say otherwise; PyTorch {threads} thread(s). Compile time: lowering + "
+             f"XLA compile of the {steps}-step chunk.")
     return BenchResult(table=pd.DataFrame(rows), notes=notes)
 
 

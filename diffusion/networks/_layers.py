@@ -4,7 +4,8 @@ batch norm of Mohan et al. (2020), average pooling, and input checks.
 Convolutions are NHWC with HWIO kernels and "SAME" zero padding. ``conv_impl`` picks how a k×k convolution is
 computed; every choice gives the same numbers up to float rounding:
 
-* ``"lax"``: ``lax.conv_general_dilated`` (XLA's convolution kernel);
+* ``"lax"``: XLA's convolution, through :func:`jaxlib_ext.conv.conv_general_dilated` (whose gradient stays fast
+  inside ``lax.scan`` on XLA:CPU);
 * ``"im2col"``: the k² shifted copies of the padded input concatenated along channels, times the kernel reshaped
   to (k² C_in, C_out) — one matmul with a long contraction;
 * ``"shifted"``: Σ_{i,j} shift_{ij}(x) @ K[i, j] — k² matmuls with contraction C_in, no k²-fold copy of x.
@@ -17,6 +18,7 @@ import jax.numpy as jnp
 from flax import nnx
 from jax import Array
 
+from jaxlib_ext import conv as jconv
 from jaxlib_ext import random as jrandom
 
 __all__ = ["CONV_IMPLS", "BFBatchNorm", "Conv", "avg_pool2", "check_image", "conv2d"]
@@ -53,7 +55,7 @@ def conv2d(x: Array, kernel: Array, conv_impl: str = "lax") -> Array:
     kernel = kernel.astype(x.dtype)
     k = kernel.shape[0]
     if conv_impl == "lax" or k == 1:
-        return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        return jconv.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
     if conv_impl == "im2col":
         patches = jnp.concatenate(_shifts(x, k), axis=-1)
         return patches @ kernel.reshape(k * k * kernel.shape[2], kernel.shape[3])

@@ -8,7 +8,9 @@ the same function as on one device.
 
 ``fit`` runs ``num_steps`` such steps in jitted ``lax.scan`` chunks of ``every`` steps (batches drawn on device,
 without replacement within a batch), shows a progress bar, and with ``checkpoint_dir`` writes an orbax
-checkpoint after every chunk and resumes from the latest one, bit-identically on CPU.
+checkpoint after every chunk and resumes from the latest one, bit-identically on CPU. On a CPU, XLA runs each
+convolution on one core; start the process with ``XLA_FLAGS=--xla_force_host_platform_device_count=<cores>`` and
+pass ``mesh="auto"`` so that every core trains its shard of the batch.
 
 Example::
 

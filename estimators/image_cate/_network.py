@@ -19,6 +19,8 @@ import jax.numpy as jnp
 from flax import nnx
 from jax import Array
 
+from jaxlib_ext.conv import conv_general_dilated
+
 __all__ = ["NETWORKS", "ConvHeads", "ModelSpec", "heads", "image_features"]
 
 NETWORKS = ("conv", "linear")
@@ -97,8 +99,8 @@ class ConvHeads(nnx.Module):
 
     def __init__(self, in_channels: int, n_clusters: int, n_covariates: int = 0, channels: int = 8, *,
                  rngs: nnx.Rngs):
-        self.conv1 = nnx.Conv(in_channels, channels, (3, 3), rngs=rngs)
-        self.conv2 = nnx.Conv(channels, channels, (3, 3), rngs=rngs)
+        self.conv1 = nnx.Conv(in_channels, channels, (3, 3), conv_general_dilated=conv_general_dilated, rngs=rngs)
+        self.conv2 = nnx.Conv(channels, channels, (3, 3), conv_general_dilated=conv_general_dilated, rngs=rngs)
         d = channels + n_covariates
         self.logit_head = nnx.Linear(d, max(n_clusters - 1, 1), rngs=rngs)
         self.mu0_head = nnx.Linear(d, 1, rngs=rngs)
