@@ -74,7 +74,6 @@ def test_dr_learner_blp_and_rate_detect_planted_heterogeneity(key):
         assert float(r.estimate) > 4 * float(r.se)
 
 
-@pytest.mark.slow
 def test_rate_is_zero_within_its_se_under_homogeneous_effects(key):
     """Over 80 simulated RCTs with a homogeneous effect the 95 % RATE interval rejects 0 at about the 5 % rate."""
     rejections = {"AUTOC": 0, "QINI": 0}

@@ -58,7 +58,6 @@ def test_model_observation_site_is_the_enumerated_marginal(key, x64, K):
         np.testing.assert_allclose(site, norm.logpdf(np.asarray(y), np.asarray(mu0 + t * 0.8), 0.9), rtol=1e-12)
 
 
-@pytest.mark.slow
 def test_k1_posterior_matches_the_regression_ate(key):
     """K = 1 is the ATE model Y = a + φ(M)ᵀb + Wτ + ε: NUTS's posterior of τ matches OLS (weak priors, n = 300)."""
     rct = ic.image_rct(key, 300, size=8)
@@ -86,7 +85,6 @@ def planted_fit():
     return rct, fit
 
 
-@pytest.mark.slow
 def test_recovers_planted_cluster_effects_and_outputs(planted_fit):
     rct, fit = planted_fit
     est = ic.cluster_effects(fit)
@@ -114,7 +112,6 @@ def test_recovers_planted_cluster_effects_and_outputs(planted_fit):
     assert idata.log_likelihood["y"].shape == (1, 1_000, 1_000)
 
 
-@pytest.mark.slow
 def test_conv_network_svi_runs_end_to_end(key):
     rct = ic.image_rct(key, 24, size=8)
     fit = ic.fit_image_cate(jax.random.key(2), rct.images, rct.treatment, rct.outcome, n_clusters=2,

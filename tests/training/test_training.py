@@ -54,7 +54,6 @@ def test_mlp_learns_the_wiener_denoiser_of_a_gaussian(key):
         assert float(err) < 0.05 * posterior_sd, (sigma, float(err), posterior_sd)
 
 
-@pytest.mark.slow
 def test_loss_decreases_on_digits(key):
     data = digits().images
     result = fit(key, _tiny_bfcnn(features=8), data, num_steps=120, batch_size=32, loss=BF_LOSS,
@@ -128,7 +127,6 @@ def _train(tmp_path, directory, out, kill_at):
                           capture_output=True, text=True, timeout=300)
 
 
-@pytest.mark.slow
 def test_killed_training_resumes_bit_identical(tmp_path):
     whole = _train(tmp_path, tmp_path / "a", tmp_path / "a.npz", -1)
     assert whole.returncode == 0, whole.stderr
