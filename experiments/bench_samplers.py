@@ -23,6 +23,7 @@ from diffusion.analytic import gaussian
 from diffusion.samplers import sample
 from diffusion.sigmas import log_linear
 from experiments.registry import Benchmark, BenchResult
+from experiments.timing import median_seconds
 
 D, EIG_LO, EIG_HI = 64, 1e-2, 1e1
 # (label, diffusers scheduler, its extra config, our method, our options)
@@ -43,15 +44,6 @@ def _problem(batch: int):
     model = gaussian(np.zeros(D, np.float32), ((q * lam) @ q.T).astype(np.float32))
     z = np.asarray(jax.random.normal(jax.random.key(0), (batch, D), jnp.float32))
     return model, q, lam, z
-
-
-def _median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def _diffusers_run(name, extra, n, z, q, lam, sigma_table):
@@ -102,7 +94,7 @@ def _model_costs(model, q, lam, z, repeats: int) -> tuple[float, float]:
         return jax.lax.scan(lambda c, s: (model.denoise(c, s), None), x, jnp.linspace(50.0, 1.0, 50))[0]
 
     jax.block_until_ready(scan50(xj))
-    return 1e3 * _median_time(torch_model, 10 * repeats), 1e3 * _median_time(lambda: scan50(xj), repeats) / 50
+    return 1e3 * median_seconds(torch_model, 10 * repeats), 1e3 * median_seconds(lambda: scan50(xj), repeats) / 50
 
 
 def run(quick: bool) -> BenchResult:
@@ -142,7 +134,7 @@ def _run(quick: bool) -> BenchResult:
         x, info = sample(model.denoise, x_T, sigmas, method=method, **options)
         jax.block_until_ready(x)
         compile_s = time.perf_counter() - start
-        t = _median_time(lambda: sample(model.denoise, x_T, sigmas, method=method, **options)[0], repeats)
+        t = median_seconds(lambda: sample(model.denoise, x_T, sigmas, method=method, **options)[0], repeats)
         return rms(x, x_T, float(sigmas[0])), int(info.nfe), t, compile_s
 
     # diffusers first, then ours: XLA's CPU thread pool stays busy for a moment after a JAX call and would slow
@@ -153,7 +145,7 @@ def _run(quick: bool) -> BenchResult:
             fn, sigmas, nfe = _diffusers_run(sched_name, extra, n, z, q, lam, sigma_table)
             x_peer = fn()
             peer[label, n] = (sigmas, nfe, rms(x_peer, z * np.sqrt(1.0 + sigmas[0] ** 2), sigmas[0]),
-                              1e3 * _median_time(fn, repeats))
+                              1e3 * median_seconds(fn, repeats))
     for label, _, _, method, options in CONFIGS:
         for n in steps:
             sigmas, nfe, err_peer, ms_peer = peer[label, n]

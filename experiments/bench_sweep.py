@@ -13,8 +13,6 @@ compared within Monte-Carlo error).
 
 from __future__ import annotations
 
-import time
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -23,16 +21,8 @@ from scipy import stats
 
 from experiments.ci_coverage import _kernel
 from experiments.registry import Benchmark, BenchResult
+from experiments.timing import median_seconds
 from jaxlib_ext import sweep
-
-
-def _median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def _numpy_trial(rng: np.random.Generator, n: int, reps: int, z_q: float, t_q: float) -> float:
@@ -68,7 +58,7 @@ def run(quick: bool) -> BenchResult:
 
     results = {name: fn() for name, fn in
                [("jax loop", jax_loop), ("numpy loop", numpy_loop), ("sweep", ours), ("sweep chunked", ours_chunked)]}
-    times = {name: _median_time(fn, repeats) for name, fn in
+    times = {name: median_seconds(fn, repeats) for name, fn in
              [("jax loop", jax_loop), ("numpy loop", numpy_loop), ("sweep", ours), ("sweep chunked", ours_chunked)]}
     ref = np.asarray(results["jax loop"])
     rows = []

@@ -5,7 +5,7 @@
     python -m experiments run --all --quick
     python -m experiments run NAME --processes 2          # N cooperating local processes (jax.distributed)
     python -m experiments report [--results DIR]
-    python -m experiments bench NAME [--quick] [--file BENCHMARKS.md]
+    python -m experiments bench NAME [--quick] [--file BENCHMARKS.md]   (--quick alone records nothing)
 """
 
 from __future__ import annotations
@@ -64,8 +64,10 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--results", type=Path, default=Path("results"))
     bench = sub.add_parser("bench", help="run a benchmark and record it in BENCHMARKS.md")
     bench.add_argument("name")
-    bench.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke test")
-    bench.add_argument("--file", type=Path, default=Path("BENCHMARKS.md"))
+    bench.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke test (not recorded unless "
+                       "--file is given)")
+    bench.add_argument("--file", type=Path, default=None, help="where to record the section (default BENCHMARKS.md "
+                       "for full runs)")
     return p
 
 
@@ -142,9 +144,11 @@ def main(argv: list[str] | None = None) -> int:
             result, wall = run_benchmark(args.name, args.quick)
             print(markdown_table(result.table))
             print(result.notes)
-            command = f"python -m experiments bench {args.name}" + (" --quick" if args.quick else "")
-            record(args.name, result, wall, args.file, command)
-            print(f"recorded in {args.file}")
+            path = args.file if args.file is not None or args.quick else Path("BENCHMARKS.md")
+            if path is not None:  # a quick smoke test never overwrites the recorded figures by default
+                command = f"python -m experiments bench {args.name}" + (" --quick" if args.quick else "")
+                record(args.name, result, wall, path, command)
+                print(f"recorded in {path}")
             return 0
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -81,6 +81,13 @@ def test_bench_replaces_its_own_section(tmp_path):
     assert re.search(r"\| sweep \| [0-9.e-]+ \|", text)
 
 
+def test_quick_bench_without_file_records_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["bench", "sweep", "--quick"]) == 0
+    assert not (tmp_path / "BENCHMARKS.md").exists()
+    assert "| sweep |" in capsys.readouterr().out
+
+
 def test_json_and_markdown_helpers():
     assert to_jsonable({"a": np.float32(1.5), "b": np.arange(2), "c": float("nan"), "d": (1, Path("x"))}) == {
         "a": 1.5, "b": [0, 1], "c": None, "d": [1, "x"]}
