@@ -6,6 +6,13 @@ clean image x̂₀ keeps swinging between the neighbouring modes until the very 
 settles early. The variance of x̂₀ over a final window of the trajectory — a window given by noise levels
 [σ_low, σ_high], not by a step count, so it means the same thing on any grid — flags them.
 
+This is the trajectory-variance metric of Aithal et al.'s detection section ("diffusion models know when they
+hallucinate", with its histograms for the 1-D, 2-D and Simple Shapes data): Hal(x) = variance over t ∈ [T₁, T₂]
+of x̂₀⁽ᵗ⁾. The authors' code (``gaussian_experiments/train_toy_filter.py`` in locuslab/diffusion-model-hallucination)
+takes the last 10 of T = 1000 DDPM steps (β linear from 1e-3 to 0.2), i.e. σ ∈ [0.03, 0.14] in the network's
+units, and averages the per-coordinate variances; :func:`trajectory_variance` sums them (a factor d: the same
+ranking, the same filter).
+
 * :func:`window_steps` — the grid steps whose σ lies in the window (``ValueError`` naming ``window`` outside);
 * :func:`sample_with_variance` — run a sampler recording x̂₀ in the window, return samples and the variance;
 * :func:`trajectory_variance` — the variance from a recorded x̂₀ trajectory;

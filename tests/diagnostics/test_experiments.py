@@ -33,14 +33,15 @@ def test_bad_config_names_field(name, field, value):
 
 
 @pytest.mark.slow
-def test_hallucination_quick_removes_most_hallucinations():
-    """Quick mode, seed 0, the 1-D {1, 2, 3} mixture: ≥ 80% of between-mode samples removed at 96% retention.
+@pytest.mark.parametrize("data", ["1d", "2d"])
+def test_hallucination_quick_removes_most_hallucinations(data):
+    """Quick mode, seed 0: ≥ 80% of between-mode samples removed at 96% retention of the in-support ones
+    (Aithal et al.: > 95% at paper scale). A smaller 1-D configuration runs in CI: ``test_hallucination.py``.
 
-    Each data set's key is ``fold_in(key, index)``, so this is exactly the quick run's 1-D result. (The 2-D grid at
-    quick scale removes less; see the experiment's caveat.)
+    Each data set's key is ``fold_in(key, index)``, so this is exactly the quick run's result for ``data``.
     """
     exp = get_experiment("hallucination")
-    result = exp.run(dataclasses.replace(exp.quick, datasets=("1d",)), jax.random.key(0))
-    assert result.metrics["1d: hallucinated share"] > 0.0
-    assert result.metrics["1d: removed at 96% retention"] >= 0.8, result.metrics
-    assert result.metrics["1d: ROC AUC"] > 0.9, result.metrics
+    result = exp.run(dataclasses.replace(exp.quick, datasets=(data,)), jax.random.key(0))
+    assert 0.0 < result.metrics[f"{data}: hallucinated share"] < 0.02, result.metrics  # present; modes sharp
+    assert result.metrics[f"{data}: removed at 96% retention"] >= 0.8, result.metrics
+    assert result.metrics[f"{data}: ROC AUC"] > 0.9, result.metrics
