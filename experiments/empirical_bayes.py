@@ -8,7 +8,9 @@ posterior mean (= Tweedie with the NPMLE marginal) and Tweedie's formula with th
 and the first problem's first ``n_bayes`` z's by the numpyro hierarchical models (normal and 3-component mixture priors)
 with NUTS (2 vectorized chains) and SVI. Reported per prior × method: MSE, the selection bias E[μ̂ − μ] on the
 top 5 % of z's (the winners' curse, and its correction), the coverage of the 95 % intervals where the method gives
-one, and ArviZ summaries (R-hat, bulk/tail ESS) of every NUTS run.
+one, and ArviZ summaries (R-hat, bulk/tail ESS) of every NUTS run. The NPMLE intervals are plug-in (Ĝ taken as
+the prior) and under-cover, 0.86–0.93 at nominal 0.95 (see :func:`~estimators.empirical_bayes.npmle_posterior`);
+the metrics state each prior's NPMLE coverage next to the nominal level.
 
 Reference: B. Efron, "Tweedie's formula and selection bias", JASA 106 (2011); Jiang & Zhang, Ann. Statist. 37
 (2009); Koenker & Mizera, JASA 109 (2014).
@@ -183,6 +185,8 @@ def run(config: Config, key: jax.Array) -> Result:
                                                                   ("MLE (z)", "James–Stein", "NPMLE", "Tweedie (KDE)")]
         metrics[f"{prior}: top-5% bias MLE -> NPMLE"] = [round(float(t["top-5% bias"][m]), 4) for m in
                                                          ("MLE (z)", "NPMLE")]
+        metrics[f"{prior}: NPMLE interval coverage (nominal {1 - config.alpha:.2f}; plug-in, under-covers)"] = \
+            round(float(t.coverage["NPMLE"]), 4)
     return Result(table=table, metrics=metrics, arrays=arrays)
 
 
@@ -217,7 +221,7 @@ EXPERIMENT = Experiment(
     name="empirical-bayes",
     description="Normal means under two-point / normal / skewed priors: MSE of MLE vs James–Stein vs NPMLE vs numpyro "
                 "NUTS/SVI vs Tweedie, winners'-curse correction on the top 5 %, interval coverage, R-hat / ESS",
-    quick=Config(n=1_000, reps=20, grid=200, npmle_iter=500, n_bayes=200, num_warmup=300, num_samples=300,
+    quick=Config(n=1_000, reps=20, grid=200, npmle_iter=500, n_bayes=200, num_warmup=1_000, num_samples=300,
                  svi_steps=1_500),
     full=Config(),
     run=run,

@@ -47,21 +47,28 @@ def _model(y: Array, k: int) -> None:
 
 
 def bayes_density(key: Array, points: ArrayLike, *, n_components: int = 3, num_warmup: int = 300,
-                  num_samples: int = 300, num_chains: int = 2) -> dict[str, Array]:
+                  num_samples: int = 300, num_chains: int = 2, max_tree_depth: int = 10) -> dict[str, Array]:
     """Posterior draws of a K-component normal mixture for 1-D ``points`` (n,) or (calibrations, n), by NUTS.
+
+    ``max_tree_depth`` caps NUTS trajectories at 2^depth − 1 leapfrog steps (numpyro's default 10). A plate of many
+    calibrations shares one step size, and a mixture fitted to a near-normal density is weakly identified, so
+    trajectories run long; a lower cap trades mixing (check ``r_hat_max``) for a bounded cost.
 
     Returns:
       ``{"log_weights", "locs", "scales"}`` each (..., draws, K) in the points' units (draws = chains × samples),
       and ``"r_hat_max"`` (max split R-hat of the mixture's log-density at the points' quartiles, label-invariant).
     """
     p = checks.check_finite("points", points)
+    if isinstance(max_tree_depth, bool) or not isinstance(max_tree_depth, int) or not 1 <= max_tree_depth <= 15:
+        raise ValueError(f"`max_tree_depth` must be an integer in [1, 15], got {max_tree_depth!r}")
     single = p.ndim == 1
     y = p[None] if single else p.reshape(-1, p.shape[-1])
     center, scale = np.median(y, axis=-1, keepdims=True), np.std(y, axis=-1, keepdims=True)
     if np.any(scale <= 0):
         raise ValueError("`points` is constant: no density to fit")
     ys = jnp.asarray((y - center) / scale)
-    mcmc = numpyro.infer.MCMC(numpyro.infer.NUTS(functools.partial(_model, k=n_components)), num_warmup=num_warmup,
+    mcmc = numpyro.infer.MCMC(numpyro.infer.NUTS(functools.partial(_model, k=n_components),
+                                                        max_tree_depth=max_tree_depth), num_warmup=num_warmup,
                               num_samples=num_samples, num_chains=num_chains, chain_method="vectorized",
                               progress_bar=progress.enabled())
     mcmc.run(key, ys)

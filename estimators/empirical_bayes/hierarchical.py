@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
+import optax
 from jax import Array
 from jax.typing import ArrayLike
 from numpyro.diagnostics import effective_sample_size, split_gelman_rubin
@@ -178,7 +179,7 @@ def _show(progress_bar: bool | None) -> bool:
 
 
 def hierarchical_nuts(key: Array, z: ArrayLike, s: ArrayLike, *, prior: str = "normal", n_components: int = 3,
-                      concentration: float = 1.0, num_warmup: int = 500, num_samples: int = 500,
+                      concentration: float = 1.0, num_warmup: int = 1_000, num_samples: int = 500,
                       num_chains: int = 2, target_accept: float = 0.8, alpha: float = 0.05,
                       progress_bar: bool | None = None) -> HierarchicalFit:
     """Posterior means and credible intervals of every μ_i by NUTS on the hyperparameters (μ integrated out).
@@ -190,6 +191,10 @@ def hierarchical_nuts(key: Array, z: ArrayLike, s: ArrayLike, *, prior: str = "n
       n_components: K for ``"mixture"`` / ``"dp"`` (≥ 2).
       concentration: Dirichlet / DP concentration α.
       num_warmup, num_samples, num_chains: NUTS settings; chains run vectorized (``chain_method="vectorized"``).
+        The mixture priors need the long warmup: with 300 warmup draws the step size and mass matrix of a
+        3-component mixture on a two-point truth were not adapted (divergences, R-hat of the μ_i 1.07); with
+        1,000 it was 1.007. Their raw (π, m, τ) are not identified when components outnumber clusters, so judge
+        convergence by ``r_hat_mu_max`` (label-invariant), not ``r_hat_max``.
       target_accept: NUTS target acceptance probability.
       alpha: error level of the credible intervals.
       progress_bar: numpyro's bar (default: only on a TTY, never with ``CI=true``).
@@ -230,14 +235,24 @@ def hierarchical_nuts(key: Array, z: ArrayLike, s: ArrayLike, *, prior: str = "n
 
 def hierarchical_svi(key: Array, z: ArrayLike, s: ArrayLike, *, prior: str = "normal", n_components: int = 3,
                      concentration: float = 1.0, steps: int = 2_000, learning_rate: float = 0.02,
-                     num_draws: int = 1_000, alpha: float = 0.05,
+                     lr_decay: float = 0.01, num_draws: int = 1_000, alpha: float = 0.05,
                      progress_bar: bool | None = None) -> HierarchicalFit:
     """The same model fitted by SVI: a mean-field normal guide (``AutoNormal``) on the unconstrained hyperparameters.
+
+    The ELBO gradient is a one-draw Monte-Carlo estimate, so Adam at a constant rate does not converge: its last
+    iterate wanders around the optimum by an amount set by the rate (with a constant 0.02, the guide's location of
+    the normal prior's m sat ±0.5 posterior sd off, moving every E[μ_i | z] by up to 0.035 on n = 50). The rate
+    therefore decays exponentially from ``learning_rate`` to ``lr_decay · learning_rate`` over the ``steps``
+    (Robbins–Monro). For the normal prior the mean-field family itself is not the limit: with μ integrated out the
+    posterior of (m, log τ²) is close to Gaussian and m is uncorrelated with τ² (E[m | τ², z] = z̄ for equal s), and
+    the ELBO-optimal guide (found by quadrature) reproduces the exact E[μ_i | z] to 0.001 on the test's data.
 
     Args:
       key: ``jax.random.key``.
       z, s, prior, n_components, concentration, alpha: as :func:`hierarchical_nuts`.
-      steps: optimization steps (Adam, ``learning_rate``) of the ELBO (``Trace_ELBO``).
+      steps: optimization steps (Adam) of the ELBO (``Trace_ELBO``).
+      learning_rate: Adam's initial rate.
+      lr_decay: the final rate as a fraction of the initial one, in (0, 1] (1: constant rate).
       num_draws: draws from the fitted guide for the posterior of μ.
       progress_bar: numpyro's bar (default: only on a TTY, never with ``CI=true``).
 
@@ -255,9 +270,13 @@ def hierarchical_svi(key: Array, z: ArrayLike, s: ArrayLike, *, prior: str = "no
     _checks.positive_int("steps", steps)
     _checks.positive_int("num_draws", num_draws, 2)
     _checks.positive_float("learning_rate", learning_rate)
+    if np.ndim(lr_decay) != 0 or not 0 < lr_decay <= 1:
+        raise ValueError(f"`lr_decay` must be a scalar in (0, 1], got {lr_decay!r}")
     k_svi, k_draw = jax.random.split(key)
     guide = numpyro.infer.autoguide.AutoNormal(model)
-    svi = numpyro.infer.SVI(model, guide, numpyro.optim.Adam(learning_rate), numpyro.infer.Trace_ELBO())
+    schedule = optax.exponential_decay(learning_rate, steps, float(lr_decay))
+    optim = numpyro.optim.optax_to_numpyro(optax.adam(schedule))
+    svi = numpyro.infer.SVI(model, guide, optim, numpyro.infer.Trace_ELBO())
     result = svi.run(k_svi, steps, zs, sc, progress_bar=_show(progress_bar))
     draws = guide.sample_posterior(k_draw, result.params, sample_shape=(num_draws,))
     samples = {k: v[None] for k, v in draws.items() if k in ("m", "tau2", "weights", "locs", "v", "scales")}

@@ -187,6 +187,12 @@ def npmle_posterior(fit: NPMLE, z: ArrayLike, s: ArrayLike, *, alpha: float = 0.
 
     Returns:
       A :class:`Posterior`.
+
+    Known under-coverage: this is a plug-in posterior. It treats Ĝ as the true prior, ignoring its sampling error,
+    and the NPMLE is discrete (a few atoms) even when G is smooth, so the posterior of μ_i is too concentrated.
+    On n = 1,000, s = 1, 20 problems each, the 95 % intervals covered 0.87 (normal G), 0.86–0.88 (skewed G) and
+    0.92–0.93 (two-point G); the same code with the true G in place of Ĝ covered 0.95, 0.95 and 0.997. Use
+    :func:`hierarchical_nuts` when the intervals must hold their level.
     """
     if not isinstance(fit, NPMLE):
         raise ValueError(f"`fit` must be an NPMLE from npmle(), got {type(fit).__name__}")

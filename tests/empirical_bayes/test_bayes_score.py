@@ -47,3 +47,5 @@ def test_bayes_density_and_options_bad_input(key):
         debias.tweedie(p, p + np.random.default_rng(1).normal(size=300), score="bayes", key=key, density_on="trial")
     with pytest.raises(ValueError, match="`points` must be finite"):
         bayes_density(key, np.where(p > 1, np.nan, p))
+    with pytest.raises(ValueError, match="`max_tree_depth`"):
+        bayes_density(key, p, max_tree_depth=0)

@@ -45,37 +45,50 @@ def test_nuts_reports_r_hat_below_1_01(nuts_normal):
     assert fit.hyper["locs"].shape == (2, 500, 1) and fit.samples["tau2"].shape == (2, 500)
 
 
-@pytest.mark.xfail(strict=True, reason="known shortfall: mean-field SVI misses the exact posterior mean by up to "
-                   "0.035 (bound 0.35·shrinkage + 0.02) after 2,000 steps")
 def test_svi_normal_prior_is_close_to_the_exact_posterior():
+    """Mean-field SVI (decaying Adam rate) against Morris's exact posterior, within its Monte-Carlo error.
+
+    With μ integrated out, E[μ_i | z] = E[B m] + (1 − E[B]) z_i, so an SVI error has two parts:
+    E_q[B](E_q m − z̄), the same for every i, and (E_q B − E B)(z_i − z̄). A bound proportional to the shrinkage
+    |z_i − E[μ_i | z]| (the old 0.35·shrinkage + 0.02) ignores the first part, which does not vanish near z̄; with a
+    constant rate 0.02 it was 0.035 (the last Adam iterate of a one-draw ELBO gradient sat ±0.5 posterior sd of m
+    away from z̄). The family is not the limit: the ELBO-optimal mean-field guide, found by Gauss–Hermite quadrature
+    of the ELBO on these data, gives E_q B − E B = −0.0003 and E_q m = z̄, an error ≤ 0.001 in every E[μ_i | z].
+    What remains is the Monte-Carlo error of the 1,000 guide draws (iid, so ESS = 1,000): the tolerance is
+    4 MCSE + 0.002 (twice the family's bias, for the optimizer's residual). Over keys 2–9 the error was ≤ 2.6 MCSE.
+    """
     _, z = _normal_data(seed=3)
     fit = eb.hierarchical_svi(jax.random.key(2), z, 1.0, steps=2_000, num_draws=1_000)
     exact, _ = eb.normal_hierarchical_exact(z, 1.0)
+    m, tau = np.asarray(fit.hyper["locs"][0, :, 0]), np.asarray(fit.hyper["scales"][0, :, 0])
+    b = 1 / (1 + tau**2)
+    cond = b[:, None] * m[:, None] + (1 - b[:, None]) * z  # E[μ_i | z, m, τ] per guide draw
+    mcse = cond.std(0) / np.sqrt(cond.shape[0])
     err = np.abs(np.asarray(fit.posterior.mean) - np.asarray(exact.mean))
-    shrink = np.abs(z - np.asarray(exact.mean))  # how far the exact posterior moves each z
-    assert np.all(err <= 0.35 * shrink + 0.02), (err.max(), shrink.max())  # mean-field: most of the shrinkage
+    assert np.all(err <= 4 * mcse + 0.002), (err.max(), mcse.max())
+    assert np.all(np.abs(np.asarray(fit.posterior.sd) - np.asarray(exact.sd)) < 0.02 * np.asarray(exact.sd))
     assert np.isfinite(fit.diagnostics["loss"]).all() and fit.diagnostics["loss"][-100:].mean() < \
         fit.diagnostics["loss"][:100].mean()
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("prior", [
-    pytest.param("mixture", marks=pytest.mark.xfail(strict=True, reason="known shortfall: with 300 draws the "
-                                                    "finite-mixture prior's R-hat of the μ_i is 1.07 (> 1.05)")),
-    "dp"])
+@pytest.mark.parametrize("prior", ["mixture", "dp"])
 def test_mixture_priors_beat_the_normal_prior_on_a_two_point_truth(prior):
+    """Three components for a two-point truth: the raw (π, m, τ) are not identified (which cluster is split, where an
+    empty component sits), so R-hat is asserted on the label-invariant E[μ_i | z, θ]. With 300 warmup draws the
+    finite mixture's step size and mass matrix were not adapted (12 divergences, R-hat of the μ_i 1.07, ESS 22);
+    with 1,000 (the default) it is 1.007 with ESS 242 and no divergence, for 300 kept draws."""
     rng = np.random.default_rng(4)
     n = 150
     mu = np.where(rng.random(n) < 0.7, 0.0, 3.0)
     z = mu + rng.standard_normal(n)
-    fit = eb.hierarchical_nuts(jax.random.key(3), z, 1.0, prior=prior, n_components=3, num_warmup=300,
+    fit = eb.hierarchical_nuts(jax.random.key(3), z, 1.0, prior=prior, n_components=3, num_warmup=1_000,
                                num_samples=300)
     normal, _ = eb.normal_eb(z, 1.0)
     mse = np.mean((np.asarray(fit.posterior.mean) - mu) ** 2)
     assert mse < np.mean((np.asarray(normal.mean) - mu) ** 2) < np.mean((z - mu) ** 2)
-    # label-invariant functionals agree across chains (the ordered / stick-breaking weights of empty components
-    # mix slowly at 300 draws: their own R-hat is not asserted)
-    assert fit.diagnostics["r_hat_mu_max"] < 1.05
+    assert fit.diagnostics["r_hat_mu_max"] < 1.05 and fit.diagnostics["ess_mu_min"] > 100
+    assert fit.diagnostics["divergences"] == 0
 
 
 def test_shrink_a_batch_of_estimates(key):
@@ -103,10 +116,15 @@ def test_shrink_a_batch_of_estimates(key):
         eb.shrink((raw.estimate, raw.se))
 
 
-@pytest.mark.parametrize("bad", ["prior", "components", "nan", "s"])
+@pytest.mark.parametrize("bad", ["prior", "components", "nan", "s", "lr_decay"])
 def test_hierarchical_bad_input(bad):
     z, s, kw = np.arange(8.0), 1.0, {}
-    match = {"prior": "`prior`", "components": "`n_components`", "nan": "`z` must be finite", "s": "`s` must lie"}[bad]
+    match = {"prior": "`prior`", "components": "`n_components`", "nan": "`z` must be finite", "s": "`s` must lie",
+             "lr_decay": "`lr_decay`"}[bad]
+    if bad == "lr_decay":
+        with pytest.raises(ValueError, match=match):
+            eb.hierarchical_svi(jax.random.key(0), z, s, lr_decay=0.0)
+        return
     if bad == "prior":
         kw = {"prior": "horseshoe"}
     elif bad == "components":
