@@ -40,6 +40,7 @@ from diffusion.training.state import TrainMetrics, TrainState, init_train_state
 from jaxlib_ext import progress, tree
 from jaxlib_ext.checkpoint import Checkpointer
 from jaxlib_ext.checks import check_finite
+from jaxlib_ext.conv import reverse_mode_only
 
 __all__ = ["FitResult", "fit", "make_train_step"]
 
@@ -66,6 +67,11 @@ def make_train_step(graphdef: Any, optimizer: optax.GradientTransformation, loss
     batch_sharding = None if mesh is None else NamedSharding(mesh, P(mesh.axis_names))
 
     def train_step(state: TrainState, batch: Array, key: Array) -> tuple[TrainState, TrainMetrics]:
+        # reverse mode only: convolutions take jaxlib_ext.conv's scan-friendly gradient (XLA:CPU)
+        with reverse_mode_only():
+            return _train_step(state, batch, key)
+
+    def _train_step(state: TrainState, batch: Array, key: Array) -> tuple[TrainState, TrainMetrics]:
         if batch_sharding is not None:
             batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
 

@@ -39,6 +39,7 @@ from estimators.image_cate import _network
 from estimators.image_cate._checks import validate_data
 from estimators.image_cate._network import N_IMAGE_FEATURES, ModelSpec
 from jaxlib_ext import progress
+from jaxlib_ext.conv import reverse_mode_only
 
 __all__ = ["GUIDES", "METHODS", "ImageCATEFit", "fit_image_cate", "image_cate_model", "marginal_log_likelihood"]
 
@@ -191,7 +192,8 @@ def _svi_runner(spec: ModelSpec, steps: int, learning_rate: float, guide_kind: s
             s, loss = svi.update(s, *args, **kwargs)
             return s, loss
 
-        state, losses = progress.scan(body, state, None, length=steps, desc="SVI (image CATE)", enable=show)
+        with reverse_mode_only():  # the conv network's gradient stays on XLA:CPU's fast kernels in the scan
+            state, losses = progress.scan(body, state, None, length=steps, desc="SVI (image CATE)", enable=show)
         params = svi.get_params(state)
         draws = guide.sample_posterior(k_draw, params, *args, sample_shape=(num_draws,), **kwargs)
         del k_run
