@@ -9,10 +9,13 @@ error is O(σ_{n−1}^{2k}). It costs no extra denoiser call.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import jax.numpy as jnp
 from jax import Array
 
-__all__ = ["FINAL_STEPS", "check_choice", "extrapolate_to_zero", "push", "threshold"]
+__all__ = ["FINAL_STEPS", "check_choice", "combine", "extrapolate_to_zero", "linear_coefficients", "past_sigmas",
+           "push", "threshold"]
 
 FINAL_STEPS = ("extrapolate", "first_order")
 
@@ -26,6 +29,33 @@ def push(hist: Array, value: Array) -> Array:
     """Prepend ``value`` to a newest-first history of fixed length (the oldest entry drops out)."""
     value = jnp.asarray(value, hist.dtype)[None]
     return jnp.concatenate([value, hist[:-1]], axis=0)
+
+
+def linear_coefficients(fn: Callable[..., Array], n: int, dtype) -> Array:
+    """The coefficients of a map that is linear in its ``n`` array arguments.
+
+    A multistep update is ``Σⱼ cⱼ aⱼ`` over the current x and the stored x̂₀ / ε̂, with scalar weights cⱼ
+    that depend on the σ grid only. ``fn`` written for batch-sized arrays is evaluated on the unit vectors
+    of Rⁿ instead: the result (shape (…, n)) holds the cⱼ, at the cost of scalar work. The update is then one
+    fused pass over the arrays (:func:`combine`), where a ``lax.switch`` over array-valued branches would
+    materialise every intermediate. Rows ``fn`` computes but a selection drops may hold inf / NaN (an order
+    not yet available); only the selected row is used.
+    """
+    return fn(*jnp.eye(n, dtype=dtype))
+
+
+def past_sigmas(sigmas: Array, i: Array, count: int) -> list[Array]:
+    """``[σ_{i−1}, …, σ_{i−count}]``: the σ of a multistep history at step ``i``. Entries before the start of the
+    grid (not used: the order is lowered there) are stand-ins σᵢ·2ʲ, so every candidate weight stays finite."""
+    return [jnp.where(i >= j, sigmas[jnp.maximum(i - j, 0)], sigmas[i] * 2.0**j) for j in range(1, count + 1)]
+
+
+def combine(coeffs: Array, arrays: list[Array]) -> Array:
+    """``Σⱼ coeffs[j] · arrays[j]`` (scalar coefficients), which XLA fuses into one pass."""
+    out = coeffs[0].astype(arrays[0].dtype) * arrays[0]
+    for c, a in zip(coeffs[1:], arrays[1:], strict=True):
+        out = out + c.astype(a.dtype) * a
+    return out
 
 
 def extrapolate_to_zero(ms: list[Array], sigmas: list[Array]) -> Array:

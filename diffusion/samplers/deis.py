@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from diffusion.samplers._helpers import check_choice, push
+from diffusion.samplers._helpers import check_choice, combine, past_sigmas, push
 from diffusion.samplers.base import Sampler, StepInfo, expand, nfe
 
 __all__ = ["DEISState", "deis", "lagrange_coefficients"]
@@ -30,11 +30,12 @@ _GL = (-1.0 / math.sqrt(3.0), 1.0 / math.sqrt(3.0))  # 2-point Gauss–Legendre 
 
 
 class DEISState(NamedTuple):
-    """x; previous ε̂ (newest first) and their σ."""
+    """x; previous ε̂ (newest first); the weights of every step (row i: the coefficients of (x, ε̂, history) in
+    step i's update, computed once from the grid by ``init``)."""
 
     x: Array
     eps_hist: Array
-    sigma_hist: Array
+    weights: Array
 
 
 def lagrange_coefficients(nodes: list[Array], a: Array, b: Array) -> list[Array]:
@@ -70,23 +71,27 @@ def deis(order: int = 3) -> Sampler:
     check_choice("order", order, (1, 2, 3))
     keep = max(order - 1, 1)
 
+    def weights(sigmas):
+        def row(i):
+            nodes = [sigmas[i], *past_sigmas(sigmas, i, keep)]
+            k = jnp.minimum(i + 1, order)  # lower orders while the history fills
+            rows = []
+            for kk in range(1, order + 1):
+                coeffs = lagrange_coefficients(nodes[:kk], sigmas[i], sigmas[i + 1])
+                pad = [jnp.zeros_like(sigmas[i])] * (keep + 1 - kk)
+                rows.append(jnp.stack([jnp.ones_like(sigmas[i]), *coeffs, *pad]))
+            return jnp.stack(rows)[k - 1]
+
+        return jax.vmap(row)(jnp.arange(sigmas.shape[0] - 1))
+
     def init(x_T, sigmas):
-        return DEISState(x_T, jnp.zeros((keep, *x_T.shape), x_T.dtype), jnp.ones((keep,), sigmas.dtype))
+        return DEISState(x_T, jnp.zeros((keep, *x_T.shape), x_T.dtype), weights(sigmas))
 
     def step(key, state, denoiser, sigmas, i):
-        x, sigma, sigma_next = state.x, sigmas[i], sigmas[i + 1]
+        x, sigma = state.x, sigmas[i]
         x0 = denoiser(x, sigma)
         eps0 = (x - x0) / expand(sigma, x)
-        eps = [eps0] + [state.eps_hist[j] for j in range(keep)]
-        nodes = [sigma] + [state.sigma_hist[j] for j in range(keep)]
-
-        def update(_, k):
-            coeffs = lagrange_coefficients(nodes[:k], sigma, sigma_next)
-            return x + sum(expand(c, x) * e for c, e in zip(coeffs, eps[:k], strict=True))
-
-        branches = [lambda _, k=k: update(_, k) for k in range(1, order + 1)]
-        x_new = jax.lax.switch(jnp.minimum(i + 1, order) - 1, branches, None)
-        new = DEISState(x_new, push(state.eps_hist, eps0), push(state.sigma_hist, sigma))
-        return new, StepInfo(x0_hat=x0, nfe=nfe(1))
+        x_new = combine(state.weights[i], [x, eps0, *(state.eps_hist[j] for j in range(keep))])
+        return DEISState(x_new, push(state.eps_hist, eps0), state.weights), StepInfo(x0_hat=x0, nfe=nfe(1))
 
     return Sampler(init, step)

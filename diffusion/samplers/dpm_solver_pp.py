@@ -27,18 +27,30 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from diffusion.samplers._helpers import FINAL_STEPS, check_choice, extrapolate_to_zero, push, threshold
+from diffusion.samplers._helpers import (
+    FINAL_STEPS,
+    check_choice,
+    combine,
+    extrapolate_to_zero,
+    linear_coefficients,
+    past_sigmas,
+    push,
+    threshold,
+)
 from diffusion.samplers.base import Sampler, StepInfo, expand, nfe
 
 __all__ = ["DPMSolverPPState", "dpm_solver_pp", "multistep_update"]
 
 
 class DPMSolverPPState(NamedTuple):
-    """x; the previous x̂₀ (newest first) and the σ they were taken at."""
+    """x; the previous x̂₀ (newest first) and the σ they were taken at; the multistep weights of every step
+    (row i: the coefficients of (x, x̂₀, history) in step i's update, computed once from the grid by ``init``;
+    an empty table for the singlestep variant)."""
 
     x: Array
     m_hist: Array
     sigma_hist: Array
+    weights: Array
 
 
 def multistep_update(k: int, x: Array, ms: list[Array], sig: list[Array], sigma_next: Array) -> Array:
@@ -101,8 +113,33 @@ def dpm_solver_pp(order: int = 2, variant: str = "multistep", final_step: str = 
         x0 = denoiser(x, sigma)
         return threshold(x0, quantile, max_value, event_ndim) if thresholding else x0
 
+    def multistep_weights(sigmas):
+        """(n, keep + 2): each step's update is linear in (x, m₀, history) with weights that depend on the grid
+        only (order used, final extrapolation), so they are computed once, vectorised over the steps, and the
+        scan body is one denoiser call and one fused pass over the arrays."""
+
+        def row(i):
+            sigma, sigma_next = sigmas[i], sigmas[i + 1]
+            sig = [sigma, *past_sigmas(sigmas, i, keep)]
+            is_final = sigma_next == 0
+            k_avail = jnp.minimum(i + 1, order)
+            index = jnp.where(is_final, order + jnp.minimum(k_avail, k_final) - 1, k_avail - 1)
+            safe_next = jnp.where(is_final, sigma / 2, sigma_next)  # keeps the unused regular rows finite
+
+            def update(x_, *ms):
+                rows = [multistep_update(k, x_, list(ms), sig, safe_next) for k in range(1, order + 1)]
+                rows += [extrapolate_to_zero(list(ms[:k]), sig[:k]) for k in range(1, k_final + 1)]
+                return jnp.stack(rows)[index]
+
+            return linear_coefficients(update, keep + 2, sigmas.dtype)
+
+        return jax.vmap(row)(jnp.arange(sigmas.shape[0] - 1))
+
     def init(x_T, sigmas):
-        return DPMSolverPPState(x_T, jnp.zeros((keep, *x_T.shape), x_T.dtype), jnp.ones((keep,), sigmas.dtype))
+        weights = (multistep_weights(sigmas) if variant == "multistep"
+                   else jnp.zeros((sigmas.shape[0] - 1, 0), sigmas.dtype))
+        return DPMSolverPPState(x_T, jnp.zeros((keep, *x_T.shape), x_T.dtype), jnp.ones((keep,), sigmas.dtype),
+                                weights)
 
     def final(k, m0, state, sigma):
         ms = [m0] + [state.m_hist[j] for j in range(k - 1)]
@@ -114,30 +151,32 @@ def dpm_solver_pp(order: int = 2, variant: str = "multistep", final_step: str = 
         x, sigma, sigma_next = state.x, sigmas[i], sigmas[i + 1]
         m0 = x0_of(denoiser, x, sigma)
         is_final = sigma_next == 0
-        ms = [m0] + [state.m_hist[j] for j in range(keep)]
+        hist = [state.m_hist[j] for j in range(keep)]
         sig = [sigma] + [state.sigma_hist[j] for j in range(keep)]
-        finals = [lambda _, k=k: final(k, m0, state, sigma) for k in range(1, k_final + 1)]
         k_avail = jnp.minimum(i + 1, order)
         k_fin = jnp.minimum(k_avail, k_final)
         if variant == "multistep":
-            regular = [lambda _, k=k: multistep_update(k, x, ms, sig, sigma_next) for k in range(1, order + 1)]
-            index = jnp.where(is_final, order + k_fin - 1, k_avail - 1)
-            x_new = jax.lax.switch(index, regular + finals, None)
+            x_new = combine(state.weights[i], [x, m0, *hist])
+            if thresholding and k_final > 1:  # the extrapolated estimate at σ = 0 is thresholded too
+                x_new = jax.lax.cond(is_final & (k_fin > 1),
+                                     lambda v: threshold(v, quantile, max_value, event_ndim), lambda v: v, x_new)
             count, m_used = nfe(1), m0
         elif order == 1:
-            x_new, count, m_used = multistep_update(1, x, ms, sig, sigma_next), nfe(1), m0
+            x_new, count, m_used = multistep_update(1, x, [m0], sig, sigma_next), nfe(1), m0
         else:
             def two_stage(_):
                 sigma_mid = jnp.sqrt(sigma * sigma_next)
-                u = multistep_update(1, x, ms, sig, sigma_mid)
+                u = multistep_update(1, x, [m0], sig, sigma_mid)
                 m_mid = x0_of(denoiser, u, sigma_mid)
                 return multistep_update(1, x, [m_mid], sig, sigma_next), m_mid, nfe(2)
+
+            finals = [lambda _, k=k: final(k, m0, state, sigma) for k in range(1, k_final + 1)]
 
             def last(_):
                 return jax.lax.switch(k_fin - 1, finals, None), m0, nfe(1)
 
             x_new, m_used, count = jax.lax.cond(is_final, last, two_stage, None)
-        new = DPMSolverPPState(x_new, push(state.m_hist, m0), push(state.sigma_hist, sigma))
+        new = DPMSolverPPState(x_new, push(state.m_hist, m0), push(state.sigma_hist, sigma), state.weights)
         return new, StepInfo(x0_hat=m_used, nfe=count)
 
     return Sampler(init, step)

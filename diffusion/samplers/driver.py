@@ -107,8 +107,8 @@ def _hashable(v: Any) -> bool:
     return True
 
 
-@functools.partial(jax.jit, static_argnames=("method", "options", "record"))
-def _run(denoiser, x_T, sigmas, key, *, method: str, options: tuple, record: Record | None):
+@functools.partial(jax.jit, static_argnames=("method", "options", "record", "unroll"))
+def _run(denoiser, x_T, sigmas, key, *, method: str, options: tuple, record: Record | None, unroll: int):
     sampler = build(method, **dict(options))
     n = sigmas.shape[0] - 1
     keys = jax.random.split(key, n)
@@ -137,7 +137,7 @@ def _run(denoiser, x_T, sigmas, key, *, method: str, options: tuple, record: Rec
     last = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), info_spec)
     zero = jnp.zeros((), jnp.int32)
     carry = (state, zero, buf, buf_sigma, last)
-    (state, total, buf, buf_sigma, last), _ = jax.lax.scan(body, carry, jnp.arange(n))
+    (state, total, buf, buf_sigma, last), _ = jax.lax.scan(body, carry, jnp.arange(n), unroll=min(unroll, max(n, 1)))
     if record is not None and record.window is not None:
         if n >= record.window:  # ring buffer → chronological order
             shift = n % record.window
@@ -148,7 +148,7 @@ def _run(denoiser, x_T, sigmas, key, *, method: str, options: tuple, record: Rec
 
 
 def sample(denoiser: Denoiser, x_T: Array, sigmas: Array, *, method: str, key: Array | None = None,
-           record: Record | None = None, **options: Any) -> tuple[Array, SampleInfo]:
+           record: Record | None = None, unroll: int = 1, **options: Any) -> tuple[Array, SampleInfo]:
     """Integrate ``denoiser`` from ``x_T`` at ``sigmas[0]`` down the grid ``sigmas`` with ``method``.
 
     Args:
@@ -159,6 +159,10 @@ def sample(denoiser: Denoiser, x_T: Array, sigmas: Array, *, method: str, key: A
       method: a registered method name (:func:`diffusion.samplers.method_names`).
       key: required by stochastic methods.
       record: optional bounded record of x̂₀ (:class:`Record`).
+      unroll: steps per iteration of the compiled loop (``lax.scan``'s ``unroll``). With a cheap denoiser on
+        CPU, 2–4 lets XLA drop the copies of the multistep history at the loop boundary (measured 1.5–1.9×
+        faster DPM-Solver++ on the d = 64 Gaussian, ``bench samplers``); compile time grows with it. Results
+        are the same.
       **options: the method's static options (e.g. ``order=3`` for ``dpm_solver_pp``).
 
     Returns:
@@ -176,6 +180,8 @@ def sample(denoiser: Denoiser, x_T: Array, sigmas: Array, *, method: str, key: A
     """
     sampler = build(method, **options)
     opts = _check_hashable(options)
+    if isinstance(unroll, bool) or not isinstance(unroll, int) or unroll < 1:
+        raise ValueError(f"`unroll` must be a positive int, got {unroll!r}")
     if isinstance(sigmas, jax.core.Tracer):
         check_ndim("sigmas", sigmas, 1)
     else:
@@ -196,5 +202,5 @@ def sample(denoiser: Denoiser, x_T: Array, sigmas: Array, *, method: str, key: A
         raise ValueError(f"`x_T` of shape {x_T.shape} does not fit the denoiser: {err}") from err
     if out.shape != x_T.shape:
         raise ValueError(f"`x_T` has shape {x_T.shape} but the denoiser returns shape {out.shape}")
-    return _run(tree, x_T, sigmas, key, method=method, options=opts, record=record)
+    return _run(tree, x_T, sigmas, key, method=method, options=opts, record=record, unroll=unroll)
 

@@ -25,21 +25,29 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from diffusion.samplers._helpers import FINAL_STEPS, check_choice, extrapolate_to_zero, push
+from diffusion.samplers._helpers import (
+    FINAL_STEPS,
+    check_choice,
+    combine,
+    extrapolate_to_zero,
+    linear_coefficients,
+    past_sigmas,
+    push,
+)
 from diffusion.samplers.base import Sampler, StepInfo, expand, nfe
 
 __all__ = ["UniPCState", "unipc"]
 
 
 class UniPCState(NamedTuple):
-    """x (predicted, uncorrected); the corrected x at the previous grid point; x̂₀ history (newest first) with
-    its σ; the order of the last predictor step."""
+    """x (predicted, uncorrected); the corrected x at the previous grid point; x̂₀ history (newest first); the
+    weights of every step (row i: the coefficients of (x, x_prev, x̂₀, history) in the corrected point and in
+    the next prediction, computed once from the grid by ``init``)."""
 
     x: Array
     x_prev: Array
     m_hist: Array
-    sigma_hist: Array
-    prev_order: Array
+    weights: Array
 
 
 def _r_and_b(h: Array, rks: list[Array]) -> tuple[Array, Array]:
@@ -101,27 +109,43 @@ def unipc(order: int = 2, final_step: str = "extrapolate") -> Sampler:
     check_choice("final_step", final_step, FINAL_STEPS)
     k_final = order if final_step == "extrapolate" else 1
 
+    def weights(sigmas):
+        """(n, 2, order + 3): corrector and predictor are linear in (x, x_prev, m_t, history) with weights that
+        depend on the grid only, so they are computed once, vectorised over the steps."""
+
+        def row(i):
+            sigma, sigma_next = sigmas[i], sigmas[i + 1]
+            old_sig = past_sigmas(sigmas, i, order)
+            sig = [sigma, *old_sig]
+            prev_order = jnp.minimum(i, order)  # 0 on the first step: nothing to correct
+            this_order = jnp.minimum(i + 1, order)
+            is_final = sigma_next == 0
+            index = jnp.where(is_final, order + jnp.minimum(this_order, k_final) - 1, this_order - 1)
+            safe_next = jnp.where(is_final, sigma / 2, sigma_next)  # keeps the unused predictor rows finite
+
+            def update(x, x_prev, m_t, *old_m):
+                old_m = list(old_m)
+                correctors = [x] + [_update(x_prev, old_m[0], old_m, old_sig, sigma, p, corrector_model=m_t)
+                                    for p in range(1, order + 1)]
+                x_c = jnp.stack(correctors)[prev_order]
+                ms = [m_t, *old_m]
+                rows = [_update(x_c, m_t, ms, sig, safe_next, p) for p in range(1, order + 1)]
+                rows += [extrapolate_to_zero(ms[:k], sig[:k]) for k in range(1, k_final + 1)]
+                return jnp.stack([x_c, jnp.stack(rows)[index]])
+
+            return linear_coefficients(update, order + 3, sigmas.dtype)
+
+        return jax.vmap(row)(jnp.arange(sigmas.shape[0] - 1))
+
     def init(x_T, sigmas):
-        return UniPCState(x_T, x_T, jnp.zeros((order, *x_T.shape), x_T.dtype), jnp.ones((order,), sigmas.dtype),
-                          jnp.zeros((), jnp.int32))
+        return UniPCState(x_T, x_T, jnp.zeros((order, *x_T.shape), x_T.dtype), weights(sigmas))
 
     def step(key, state, denoiser, sigmas, i):
-        x, sigma, sigma_next = state.x, sigmas[i], sigmas[i + 1]
-        m_t = denoiser(x, sigma)
-        old_m = [state.m_hist[j] for j in range(order)]
-        old_sig = [state.sigma_hist[j] for j in range(order)]
-        correctors = [lambda _: x] + [
-            lambda _, p=p: _update(state.x_prev, old_m[0], old_m, old_sig, sigma, p, corrector_model=m_t)
-            for p in range(1, order + 1)]
-        x_c = jax.lax.switch(state.prev_order, correctors, None)  # prev_order 0: first step, nothing to correct
-        ms, sig = [m_t, *old_m], [sigma, *old_sig]
-        this_order = jnp.minimum(i + 1, order)
-        predictors = [lambda _, p=p: _update(x_c, m_t, ms, sig, sigma_next, p) for p in range(1, order + 1)]
-        finals = [lambda _, k=k: extrapolate_to_zero(ms[:k], sig[:k]) for k in range(1, k_final + 1)]
-        index = jnp.where(sigma_next == 0, order + jnp.minimum(this_order, k_final) - 1, this_order - 1)
-        x_new = jax.lax.switch(index, predictors + finals, None)
-        new = UniPCState(x_new, x_c, push(state.m_hist, m_t), push(state.sigma_hist, sigma),
-                         this_order.astype(jnp.int32))
+        m_t = denoiser(state.x, sigmas[i])
+        arrays = [state.x, state.x_prev, m_t, *(state.m_hist[j] for j in range(order))]
+        w = state.weights[i]
+        x_c, x_new = combine(w[0], arrays), combine(w[1], arrays)
+        new = UniPCState(x_new, x_c, push(state.m_hist, m_t), state.weights)
         return new, StepInfo(x0_hat=m_t, nfe=nfe(1))
 
     return Sampler(init, step)

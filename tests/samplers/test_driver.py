@@ -109,3 +109,43 @@ def test_window_record_is_chronological_ring_buffer(key):
     assert info.x0_hat.shape == (3, 3, 2)
     np.testing.assert_allclose(info.sigmas, sigmas[4:7])
     np.testing.assert_allclose(info.x0_hat, full.x0_hat[4:7], rtol=1e-6)
+
+
+@pytest.mark.parametrize("method, options", [
+    ("dpm_solver_pp", {"order": 2}), ("dpm_solver_pp", {"order": 3}),
+    ("dpm_solver_pp", {"order": 3, "final_step": "first_order"}),
+    ("unipc", {"order": 1}), ("unipc", {"order": 2}), ("unipc", {"order": 3}), ("deis", {"order": 3}),
+], ids=lambda v: v if isinstance(v, str) else "-".join(f"{k}{x}" for k, x in v.items()))
+def test_multistep_weight_tables_are_finite(method, options):
+    """The per-step weights are computed for every candidate order, used or not: all finite (no NaN for
+    jax_debug_nans to trap). Their correctness is the convergence-order tests' job."""
+    from diffusion.samplers.registry import build
+
+    sigmas = karras(6, 0.05, 20.0)  # ends at 0: the final-step rows are exercised too
+    state = build(method, **options).init(jnp.zeros((3, 2)), sigmas)
+    assert bool(jnp.all(jnp.isfinite(state.weights)))
+    # a one-point data set at 0: D(x, σ) = 0, and every method lands on it (from 20, to float32 rounding)
+    x0, _ = sample(lambda x, s: jnp.zeros_like(x), jnp.ones((3, 2)) * 20.0, sigmas, method=method, **options)
+    np.testing.assert_allclose(np.asarray(x0), 0.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("method, options", [("dpm_solver_pp", {"order": 3}), ("unipc", {"order": 2}),
+                                             ("heun", {}), ("ddpm", {})], ids=lambda v: v if isinstance(v, str) else "")
+def test_unroll_gives_the_same_samples_and_records(key, method, options):
+    """``unroll`` only changes how the loop is compiled: same samples, NFE and record, for any unroll (also one
+    that does not divide the number of steps, or exceeds it)."""
+    x_T = 10.0 * jax.random.normal(key, (8, 2))
+    sig = karras(7, 0.01, 10.0)
+    ref, info = sample(_model().denoise, x_T, sig, method=method, key=key, record=Record(window=3), **options)
+    for unroll in (2, 3, 50):
+        out, info_u = sample(_model().denoise, x_T, sig, method=method, key=key, record=Record(window=3),
+                             unroll=unroll, **options)
+        np.testing.assert_allclose(np.asarray(out), np.asarray(ref), rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(np.asarray(info_u.x0_hat), np.asarray(info.x0_hat), rtol=1e-6, atol=1e-6)
+        assert int(info_u.nfe) == int(info.nfe)
+
+
+@pytest.mark.parametrize("unroll", [0, -1, 1.5, True, "2"], ids=str)
+def test_bad_unroll(unroll):
+    with pytest.raises(ValueError, match="`unroll` must be a positive int"):
+        sample(_model().denoise, jnp.zeros((3, 2)), SIGMAS, method="euler", unroll=unroll)
