@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
@@ -71,7 +72,7 @@ def validate_sigmas(sigmas: ArrayLike) -> Array:
     arr = check_strictly_decreasing("sigmas", sigmas)
     check_positive("sigmas", arr[:-1])
     check_positive("sigmas", arr[-1:], strict=False)
-    return jnp.asarray(sigmas)
+    return sigmas if isinstance(sigmas, jax.Array) else jnp.asarray(sigmas)
 
 
 def karras(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0, *, append_zero: bool = True,

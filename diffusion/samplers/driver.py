@@ -88,6 +88,20 @@ def _cached_output_shape(treedef, avals, x_aval, sigma_dtype) -> jax.ShapeDtypeS
                           jax.ShapeDtypeStruct((), sigma_dtype))
 
 
+@functools.lru_cache(maxsize=256)
+def _build(method: str, options: tuple):
+    """``build`` validated once per (method, options): its signature check would cost every call."""
+    return build(method, **dict(options))
+
+
+@functools.cache
+def _unused_key() -> Array:
+    """One key for every call of a deterministic method (making a fresh one costs a dispatch per call);
+    concrete even when first made while ``sample`` is traced under an outer jit or vmap."""
+    with jax.ensure_compile_time_eval():
+        return jax.random.key(0)
+
+
 def _check_hashable(options: dict) -> tuple:
     items = tuple(sorted(options.items()))
     try:
@@ -178,23 +192,24 @@ def sample(denoiser: Denoiser, x_T: Array, sigmas: Array, *, method: str, key: A
         z = jax.random.normal(key, (512, 2))
         x0, info = sample(model.denoise, 80.0 * z, karras(18, 0.002, 80.0), method="heun")
     """
-    sampler = build(method, **options)
     opts = _check_hashable(options)
+    sampler = _build(method, opts)
     if isinstance(unroll, bool) or not isinstance(unroll, int) or unroll < 1:
         raise ValueError(f"`unroll` must be a positive int, got {unroll!r}")
     if isinstance(sigmas, jax.core.Tracer):
         check_ndim("sigmas", sigmas, 1)
     else:
         sigmas = validate_sigmas(sigmas)
-    x_T = jnp.asarray(x_T)
+    x_T = x_T if isinstance(x_T, jax.Array) else jnp.asarray(x_T)
     if not jnp.issubdtype(x_T.dtype, jnp.floating):
         raise ValueError(f"`x_T` must be a float array, got dtype {x_T.dtype}")
-    sigmas = sigmas.astype(x_T.dtype)
+    if sigmas.dtype != x_T.dtype:
+        sigmas = sigmas.astype(x_T.dtype)
     if record is not None:
         record = Record(*record).validate() if not isinstance(record, Record) else record.validate()
     if sampler.stochastic and key is None:
         raise ValueError(f"method {method!r} is stochastic: pass `key=jax.random.key(...)`")
-    key = jax.random.key(0) if key is None else key
+    key = _unused_key() if key is None else key  # deterministic methods ignore it
     tree = _as_pytree(denoiser)
     try:
         out = _output_shape(tree, x_T, sigmas)

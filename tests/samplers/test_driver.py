@@ -149,3 +149,13 @@ def test_unroll_gives_the_same_samples_and_records(key, method, options):
 def test_bad_unroll(unroll):
     with pytest.raises(ValueError, match="`unroll` must be a positive int"):
         sample(_model().denoise, jnp.zeros((3, 2)), SIGMAS, method="euler", unroll=unroll)
+
+
+def test_deterministic_method_first_called_under_jit_then_eagerly():
+    """The key a deterministic method gets by default is made once; made first inside a trace it must not
+    leak a tracer into later calls."""
+    driver_module._unused_key.cache_clear()
+    x_T, model = jnp.ones((4, 2)) * 10.0, _model()
+    traced = jax.jit(lambda x: sample(model.denoise, x, SIGMAS, method="euler")[0])(x_T)
+    eager, _ = sample(model.denoise, x_T, SIGMAS, method="euler")
+    np.testing.assert_allclose(np.asarray(traced), np.asarray(eager), rtol=1e-6)
