@@ -216,8 +216,9 @@ def _run(quick: bool) -> BenchResult:
                     err, nfe, t, c = ours(method, options, row["sigmas"], unroll, row["x_T"])
                     col = f"ms/run ours unroll {unroll}"
                     row[col] = min(row.get(col, np.inf), 1e3 * t)
-                    if unroll == UNROLL:
-                        row.update({"NFE ours": nfe, "RMS err ours": err, "compile s ours": c})
+                    if unroll == UNROLL:  # the first pass's first call is the one that compiles
+                        row.update({"NFE ours": nfe, "RMS err ours": err,
+                                    "compile s ours": max(c, row.get("compile s ours", 0.0))})
     costs = _model_costs(model, q, lam, z, repeats)
     torch_operator = min(costs["torch operator, 1 thread"], costs["torch operator, 2 thread"])
     table_rows = []
@@ -238,7 +239,7 @@ def _run(quick: bool) -> BenchResult:
         sigmas = np.asarray(log_linear(n, 0.03, float(sigma_table[-1])))
         x_T = z.astype(np.float64) * np.sqrt(1.0 + sigmas[0] ** 2)
         err, our_nfe, t, c = ours("dpm_solver_pp", {"order": 3}, sigmas, UNROLL, x_T)
-        table_rows.append({"method": "ours best: DPM++3M, log-linear σ 157→0.03, 0", "steps": n,
+        table_rows.append({"method": "ours best: DPM++3M, log-linear σ 157→0.03, 0 (shapes compiled above)", "steps": n,
                            "NFE ours": our_nfe, "RMS err ours": err, "RMS err ours f64":
                            ours64("dpm_solver_pp", {"order": 3}, sigmas, x_T), f"ms/run ours unroll {UNROLL}": 1e3 * t,
                            "compile s ours": c})
