@@ -123,7 +123,7 @@ def _hashable(v: Any) -> bool:
 
 @functools.partial(jax.jit, static_argnames=("method", "options", "record", "unroll"))
 def _run(denoiser, x_T, sigmas, key, *, method: str, options: tuple, record: Record | None, unroll: int):
-    sampler = build(method, **dict(options))
+    sampler = _build(method, options)
     n = sigmas.shape[0] - 1
     keys = jax.random.split(key, n)
     state = sampler.init(x_T, sigmas)
