@@ -6,7 +6,10 @@ decreasing grid ``sigmas`` of length n + 1 (usually ending at 0):
 * ``init(x_T, sigmas) -> state`` builds the state; every state is a NamedTuple with the current sample in the
   field ``x`` (multistep methods keep their history in other fields);
 * ``step(key, state, denoiser, sigmas, i) -> (state, StepInfo)`` moves from ``sigmas[i]`` to ``sigmas[i + 1]``;
-  ``key`` is ignored by deterministic methods.
+  ``key`` is ignored by deterministic methods;
+* optionally ``interior``: ``step`` specialised to steps that land on σᵢ₊₁ > 0, without the branch a method
+  needs for the final jump to σ = 0 (Heun's correction is skipped there). On a validated grid every step but
+  the last is interior, and :func:`~diffusion.samplers.sample` runs ``interior`` for those.
 
 Each method module exposes a builder ``method(**options) -> Sampler`` that closes over its static options
 (solver order, η, churn …) and validates them. :func:`diffusion.samplers.sample` runs any of them in one
@@ -46,11 +49,13 @@ class Sampler(NamedTuple):
       init: ``(x_T, sigmas) -> state``.
       step: ``(key, state, denoiser, sigmas, i) -> (state, StepInfo)``.
       stochastic: whether ``step`` uses its key (``sample`` then requires one).
+      interior: optional ``step`` for steps with σᵢ₊₁ > 0 (same signature and result there), or None.
     """
 
     init: Callable[[Array, Array], Any]
     step: Callable[[Array, Any, Denoiser, Array, Array], tuple[Any, StepInfo]]
     stochastic: bool = False
+    interior: Callable[[Array, Any, Denoiser, Array, Array], tuple[Any, StepInfo]] | None = None
 
 
 def score_from(denoiser: Denoiser, x: Array, sigma: Array) -> Array:

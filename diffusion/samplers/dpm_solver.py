@@ -59,43 +59,46 @@ def dpm_solver(order: int = 2, final_step: str = "extrapolate") -> Sampler:
     def init(x_T, sigmas):
         return DPMSolverState(x_T, jnp.zeros((keep, *x_T.shape), x_T.dtype), jnp.ones((keep,), sigmas.dtype))
 
-    def step(key, state, denoiser, sigmas, i):
-        x, sigma, sigma_next = state.x, sigmas[i], sigmas[i + 1]
-        m0 = denoiser(x, sigma)
-        eps_s = (x - m0) / expand(sigma, x)
+    def make_step(interior: bool):
+        def step(key, state, denoiser, sigmas, i):
+            x, sigma, sigma_next = state.x, sigmas[i], sigmas[i + 1]
+            m0 = denoiser(x, sigma)
+            eps_s = (x - m0) / expand(sigma, x)
 
-        def eps(u, sig):
-            return (u - denoiser(u, sig)) / expand(sig, u)
+            def eps(u, sig):
+                return (u - denoiser(u, sig)) / expand(sig, u)
 
-        def regular(_):
-            drop = sigma - sigma_next
-            if order == 1:
-                return x - expand(drop, x) * eps_s, nfe(1)
-            h = jnp.log(sigma / sigma_next)
-            if order == 2:
-                s1 = sigma * jnp.exp(-h / 2)
-                u = x - expand(sigma - s1, x) * eps_s
-                return x - expand(drop, x) * eps(u, s1), nfe(2)
-            r1, r2 = 1.0 / 3.0, 2.0 / 3.0
-            s1, s2 = sigma * jnp.exp(-r1 * h), sigma * jnp.exp(-r2 * h)
-            u1 = x - expand(sigma - s1, x) * eps_s
-            d1 = eps(u1, s1) - eps_s
-            # σ_{s₂}(r₂/r₁)((e^{r₂h} − 1)/(r₂h) − 1) with σ_{s₂}(e^{r₂h} − 1) = σ_s − σ_{s₂}
-            c2 = (r2 / r1) * ((sigma - s2) / (r2 * h) - s2)
-            u2 = x - expand(sigma - s2, x) * eps_s - expand(c2, x) * d1
-            d2 = eps(u2, s2) - eps_s
-            c3 = (drop / h - sigma_next) / r2
-            return x - expand(drop, x) * eps_s - expand(c3, x) * d2, nfe(3)
+            def regular(_):
+                drop = sigma - sigma_next
+                if order == 1:
+                    return x - expand(drop, x) * eps_s, nfe(1)
+                h = jnp.log(sigma / sigma_next)
+                if order == 2:
+                    s1 = sigma * jnp.exp(-h / 2)
+                    u = x - expand(sigma - s1, x) * eps_s
+                    return x - expand(drop, x) * eps(u, s1), nfe(2)
+                r1, r2 = 1.0 / 3.0, 2.0 / 3.0
+                s1, s2 = sigma * jnp.exp(-r1 * h), sigma * jnp.exp(-r2 * h)
+                u1 = x - expand(sigma - s1, x) * eps_s
+                d1 = eps(u1, s1) - eps_s
+                # σ_{s₂}(r₂/r₁)((e^{r₂h} − 1)/(r₂h) − 1) with σ_{s₂}(e^{r₂h} − 1) = σ_s − σ_{s₂}
+                c2 = (r2 / r1) * ((sigma - s2) / (r2 * h) - s2)
+                u2 = x - expand(sigma - s2, x) * eps_s - expand(c2, x) * d1
+                d2 = eps(u2, s2) - eps_s
+                c3 = (drop / h - sigma_next) / r2
+                return x - expand(drop, x) * eps_s - expand(c3, x) * d2, nfe(3)
 
-        def last(_):
-            k = jnp.minimum(i + 1, k_final)
-            branches = [lambda _, k=k: extrapolate_to_zero(
-                [m0] + [state.m_hist[j] for j in range(k - 1)],
-                [sigma] + [state.sigma_hist[j] for j in range(k - 1)]) for k in range(1, k_final + 1)]
-            return jax.lax.switch(k - 1, branches, None), nfe(1)
+            def last(_):
+                k = jnp.minimum(i + 1, k_final)
+                branches = [lambda _, k=k: extrapolate_to_zero(
+                    [m0] + [state.m_hist[j] for j in range(k - 1)],
+                    [sigma] + [state.sigma_hist[j] for j in range(k - 1)]) for k in range(1, k_final + 1)]
+                return jax.lax.switch(k - 1, branches, None), nfe(1)
 
-        x_new, count = jax.lax.cond(sigma_next == 0, last, regular, None)
-        new = DPMSolverState(x_new, push(state.m_hist, m0), push(state.sigma_hist, sigma))
-        return new, StepInfo(x0_hat=m0, nfe=count)
+            x_new, count = regular(None) if interior else jax.lax.cond(sigma_next == 0, last, regular, None)
+            new = DPMSolverState(x_new, push(state.m_hist, m0), push(state.sigma_hist, sigma))
+            return new, StepInfo(x0_hat=m0, nfe=count)
 
-    return Sampler(init, step)
+        return step
+
+    return Sampler(init, make_step(False), interior=make_step(True))

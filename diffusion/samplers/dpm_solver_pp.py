@@ -147,36 +147,40 @@ def dpm_solver_pp(order: int = 2, variant: str = "multistep", final_step: str = 
         # the result is the estimate at σ = 0: thresholded like every other x̂₀
         return threshold(x0, quantile, max_value, event_ndim) if thresholding and k > 1 else x0
 
-    def step(key, state, denoiser, sigmas, i):
-        x, sigma, sigma_next = state.x, sigmas[i], sigmas[i + 1]
-        m0 = x0_of(denoiser, x, sigma)
-        is_final = sigma_next == 0
-        hist = [state.m_hist[j] for j in range(keep)]
-        sig = [sigma] + [state.sigma_hist[j] for j in range(keep)]
-        k_avail = jnp.minimum(i + 1, order)
-        k_fin = jnp.minimum(k_avail, k_final)
-        if variant == "multistep":
-            x_new = combine(state.weights[i], [x, m0, *hist])
-            if thresholding and k_final > 1:  # the extrapolated estimate at σ = 0 is thresholded too
-                x_new = jax.lax.cond(is_final & (k_fin > 1),
-                                     lambda v: threshold(v, quantile, max_value, event_ndim), lambda v: v, x_new)
-            count, m_used = nfe(1), m0
-        elif order == 1:
-            x_new, count, m_used = multistep_update(1, x, [m0], sig, sigma_next), nfe(1), m0
-        else:
-            def two_stage(_):
-                sigma_mid = jnp.sqrt(sigma * sigma_next)
-                u = multistep_update(1, x, [m0], sig, sigma_mid)
-                m_mid = x0_of(denoiser, u, sigma_mid)
-                return multistep_update(1, x, [m_mid], sig, sigma_next), m_mid, nfe(2)
+    def make_step(interior: bool):
+        def step(key, state, denoiser, sigmas, i):
+            x, sigma, sigma_next = state.x, sigmas[i], sigmas[i + 1]
+            m0 = x0_of(denoiser, x, sigma)
+            is_final = sigma_next == 0
+            hist = [state.m_hist[j] for j in range(keep)]
+            sig = [sigma] + [state.sigma_hist[j] for j in range(keep)]
+            k_avail = jnp.minimum(i + 1, order)
+            k_fin = jnp.minimum(k_avail, k_final)
+            if variant == "multistep":
+                x_new = combine(state.weights[i], [x, m0, *hist])
+                if thresholding and k_final > 1 and not interior:  # the extrapolated estimate at σ = 0 too
+                    x_new = jax.lax.cond(is_final & (k_fin > 1),
+                                         lambda v: threshold(v, quantile, max_value, event_ndim), lambda v: v, x_new)
+                count, m_used = nfe(1), m0
+            elif order == 1:
+                x_new, count, m_used = multistep_update(1, x, [m0], sig, sigma_next), nfe(1), m0
+            else:
+                def two_stage(_):
+                    sigma_mid = jnp.sqrt(sigma * sigma_next)
+                    u = multistep_update(1, x, [m0], sig, sigma_mid)
+                    m_mid = x0_of(denoiser, u, sigma_mid)
+                    return multistep_update(1, x, [m_mid], sig, sigma_next), m_mid, nfe(2)
 
-            finals = [lambda _, k=k: final(k, m0, state, sigma) for k in range(1, k_final + 1)]
+                finals = [lambda _, k=k: final(k, m0, state, sigma) for k in range(1, k_final + 1)]
 
-            def last(_):
-                return jax.lax.switch(k_fin - 1, finals, None), m0, nfe(1)
+                def last(_):
+                    return jax.lax.switch(k_fin - 1, finals, None), m0, nfe(1)
 
-            x_new, m_used, count = jax.lax.cond(is_final, last, two_stage, None)
-        new = DPMSolverPPState(x_new, push(state.m_hist, m0), push(state.sigma_hist, sigma), state.weights)
-        return new, StepInfo(x0_hat=m_used, nfe=count)
+                x_new, m_used, count = (two_stage(None) if interior
+                                        else jax.lax.cond(is_final, last, two_stage, None))
+            new = DPMSolverPPState(x_new, push(state.m_hist, m0), push(state.sigma_hist, sigma), state.weights)
+            return new, StepInfo(x0_hat=m_used, nfe=count)
 
-    return Sampler(init, step)
+        return step
+
+    return Sampler(init, make_step(False), interior=make_step(True))

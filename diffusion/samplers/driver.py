@@ -131,9 +131,9 @@ def _run(denoiser, x_T, sigmas, key, *, method: str, options: tuple, record: Rec
     buf = jnp.zeros((k, *x_T.shape), x_T.dtype)
     buf_sigma = jnp.zeros((k,), sigmas.dtype)
 
-    def body(carry, i):
-        state, total, buf, buf_sigma, _ = carry
-        state, info = sampler.step(keys[i], state, denoiser, sigmas, i)
+    def advance(step, carry, i):
+        state, total, buf, buf_sigma = carry
+        state, info = step(keys[i], state, denoiser, sigmas, i)
         total = total + info.nfe
         if record is not None:
             if record.window is not None:
@@ -144,14 +144,17 @@ def _run(denoiser, x_T, sigmas, key, *, method: str, options: tuple, record: Rec
             new_sigma = buf_sigma.at[slot].set(sigmas[i])
             buf = jnp.where(keep, new, buf)
             buf_sigma = jnp.where(keep, new_sigma, buf_sigma)
-        return (state, total, buf, buf_sigma, info), None
+        return (state, total, buf, buf_sigma), info
 
-    # the last StepInfo rides in the carry: stacking infos as scan outputs would grow with steps × batch
-    info_spec = jax.eval_shape(lambda s: sampler.step(keys[0], s, denoiser, sigmas, 0)[1], state)
-    last = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), info_spec)
-    zero = jnp.zeros((), jnp.int32)
-    carry = (state, zero, buf, buf_sigma, last)
-    (state, total, buf, buf_sigma, last), _ = jax.lax.scan(body, carry, jnp.arange(n), unroll=min(unroll, max(n, 1)))
+    # steps 0 … n − 2 land on σᵢ₊₁ > 0 (a validated grid is positive but for its last entry): they run in the
+    # loop, with the sampler's branch-free `interior` step where it has one. The last step runs after the loop
+    # and alone reports its StepInfo, so no per-step diagnostics ride in the loop's carry.
+    interior = sampler.interior or sampler.step
+    carry = (state, jnp.zeros((), jnp.int32), buf, buf_sigma)
+    if n > 1:
+        carry, _ = jax.lax.scan(lambda c, i: (advance(interior, c, i)[0], None), carry,
+                                jnp.arange(n - 1, dtype=jnp.int32), unroll=min(unroll, n - 1))
+    (state, total, buf, buf_sigma), last = advance(sampler.step, carry, jnp.asarray(n - 1, jnp.int32))
     if record is not None and record.window is not None:
         if n >= record.window:  # ring buffer → chronological order
             shift = n % record.window

@@ -65,32 +65,35 @@ def edm_stochastic(s_churn: float = 40.0, s_tmin: float = 0.0, s_tmax: float = m
     def init(x_T, sigmas):
         return EDMStochasticState(x_T)
 
-    def step(key, state, denoiser, sigmas, i):
-        sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        x = state.x
-        if churn:
-            n_steps = sigmas.shape[0] - 1
-            gamma = jnp.where((sigma >= s_tmin) & (sigma <= s_tmax), min(s_churn / n_steps, math.sqrt(2.0) - 1.0),
-                              0.0)
-            sigma_hat = sigma * (1.0 + gamma)
-            eps = jrandom.normal(key, x.shape, x.dtype)
-            x = x + expand(jnp.sqrt(sigma_hat**2 - sigma**2) * s_noise, x) * eps
-        else:
-            sigma_hat = sigma
-        x0 = denoiser(x, sigma_hat)
-        d = (x - x0) / expand(sigma_hat, x)
-        h = expand(sigma_next - sigma_hat, x)
-        x_euler = x + h * d
+    def make_step(interior: bool):
+        def step(key, state, denoiser, sigmas, i):
+            sigma, sigma_next = sigmas[i], sigmas[i + 1]
+            x = state.x
+            if churn:
+                n_steps = sigmas.shape[0] - 1
+                gamma = jnp.where((sigma >= s_tmin) & (sigma <= s_tmax), min(s_churn / n_steps, math.sqrt(2.0) - 1.0),
+                                  0.0)
+                sigma_hat = sigma * (1.0 + gamma)
+                eps = jrandom.normal(key, x.shape, x.dtype)
+                x = x + expand(jnp.sqrt(sigma_hat**2 - sigma**2) * s_noise, x) * eps
+            else:
+                sigma_hat = sigma
+            x0 = denoiser(x, sigma_hat)
+            d = (x - x0) / expand(sigma_hat, x)
+            h = expand(sigma_next - sigma_hat, x)
+            x_euler = x + h * d
 
-        def heun(_):
-            x0_next = denoiser(x_euler, sigma_next)
-            d_next = (x_euler - x0_next) / expand(sigma_next, x)
-            return x + 0.5 * h * (d + d_next), x0_next, jnp.asarray(2, jnp.int32)
+            def heun(_):
+                x0_next = denoiser(x_euler, sigma_next)
+                d_next = (x_euler - x0_next) / expand(sigma_next, x)
+                return x + 0.5 * h * (d + d_next), x0_next, jnp.asarray(2, jnp.int32)
 
-        def last(_):
-            return x_euler, x0, jnp.asarray(1, jnp.int32)
+            def last(_):
+                return x_euler, x0, jnp.asarray(1, jnp.int32)
 
-        x, x0_used, count = jax.lax.cond(sigma_next > 0, heun, last, None)
-        return EDMStochasticState(x), StepInfo(x0_hat=x0_used, nfe=count)
+            x, x0_used, count = heun(None) if interior else jax.lax.cond(sigma_next > 0, heun, last, None)
+            return EDMStochasticState(x), StepInfo(x0_hat=x0_used, nfe=count)
 
-    return Sampler(init, step, stochastic=churn)
+        return step
+
+    return Sampler(init, make_step(False), stochastic=churn, interior=make_step(True))

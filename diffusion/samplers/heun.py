@@ -37,22 +37,26 @@ def heun() -> Sampler:
     def init(x_T, sigmas):
         return HeunState(x_T)
 
-    def step(key, state, denoiser, sigmas, i):
-        x, sigma, sigma_next = state.x, sigmas[i], sigmas[i + 1]
-        x0 = denoiser(x, sigma)
-        d = (x - x0) / expand(sigma, x)
-        dt = expand(sigma_next - sigma, x)
-        x_euler = x + dt * d
+    def make_step(interior: bool):
+        def step(key, state, denoiser, sigmas, i):
+            x, sigma, sigma_next = state.x, sigmas[i], sigmas[i + 1]
+            x0 = denoiser(x, sigma)
+            d = (x - x0) / expand(sigma, x)
+            dt = expand(sigma_next - sigma, x)
+            x_euler = x + dt * d
 
-        def correct(_):
-            x0_next = denoiser(x_euler, sigma_next)
-            d_next = (x_euler - x0_next) / expand(sigma_next, x)
-            return x + dt * (d + d_next) / 2, x0_next, nfe(2)
+            def correct(_):
+                x0_next = denoiser(x_euler, sigma_next)
+                d_next = (x_euler - x0_next) / expand(sigma_next, x)
+                return x + dt * (d + d_next) / 2, x0_next, nfe(2)
 
-        def last(_):
-            return x_euler, x0, nfe(1)
+            def last(_):
+                return x_euler, x0, nfe(1)
 
-        x_new, x0_used, count = jax.lax.cond(sigma_next > 0, correct, last, None)
-        return HeunState(x_new), StepInfo(x0_hat=x0_used, nfe=count)
+            x_new, x0_used, count = (correct(None) if interior
+                                     else jax.lax.cond(sigma_next > 0, correct, last, None))
+            return HeunState(x_new), StepInfo(x0_hat=x0_used, nfe=count)
 
-    return Sampler(init, step)
+        return step
+
+    return Sampler(init, make_step(False), interior=make_step(True))

@@ -157,3 +157,32 @@ def test_deterministic_method_first_called_under_jit_then_eagerly():
     traced = jax.jit(lambda x: sample(model.denoise, x, SIGMAS, method="euler")[0])(x_T)
     eager, _ = sample(model.denoise, x_T, SIGMAS, method="euler")
     np.testing.assert_allclose(np.asarray(traced), np.asarray(eager), rtol=1e-6)
+
+
+@pytest.mark.parametrize("method, options", [
+    ("heun", {}), ("edm_stochastic", {"s_churn": 0.0}), ("dpm_solver", {"order": 3}),
+    ("dpm_solver_pp", {"order": 2, "variant": "singlestep"}),
+    ("dpm_solver_pp", {"order": 3, "thresholding": True, "max_value": 5.0}),
+])
+def test_interior_step_equals_step_where_the_next_sigma_is_positive(method, options, x64):
+    """`sample` runs a sampler's branch-free `interior` step for every step but the last: it must agree with
+    `step` there (and `step` must still take the final jump to σ = 0, which `interior` skips)."""
+    sampler = driver_module._build(method, tuple(sorted(options.items())))
+    assert sampler.interior is not None
+    model = _model()
+    sigmas = karras(5, 0.01, 10.0)
+    x = 10.0 * jax.random.normal(jax.random.key(3), (7, 2))
+    state = sampler.init(x, sigmas)
+    for i in range(sigmas.shape[0] - 2):
+        ours, info_i = sampler.interior(None, state, model.denoise, sigmas, jnp.asarray(i))
+        state, info = sampler.step(None, state, model.denoise, sigmas, jnp.asarray(i))
+        for a, b in zip(jax.tree.leaves((ours, info_i)), jax.tree.leaves((state, info)), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    final, info = sampler.step(None, state, model.denoise, sigmas, jnp.asarray(sigmas.shape[0] - 2))
+    assert int(info.nfe) == 1 and bool(jnp.all(jnp.isfinite(final.x)))
+    # the full run (interior steps in the loop, then `step`) is what `sample` returns
+    x0, run = sample(model.denoise, x, sigmas, method=method, **options)
+    np.testing.assert_allclose(x0, final.x, rtol=1e-12, atol=1e-12)
+    calls_per_interior_step = {"heun": 2, "edm_stochastic": 2, "dpm_solver": 3}.get(
+        method, 2 if options.get("variant") == "singlestep" else 1)
+    assert int(run.nfe) == (sigmas.shape[0] - 2) * calls_per_interior_step + 1
