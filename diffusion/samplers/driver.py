@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import weakref
 from typing import Any, NamedTuple
 
 import jax
@@ -100,6 +101,22 @@ def _unused_key() -> Array:
     concrete even when first made while ``sample`` is traced under an outer jit or vmap."""
     with jax.ensure_compile_time_eval():
         return jax.random.key(0)
+
+
+# grids already validated, by identity: a jax.Array never changes, and the weak reference ends with it
+_VALID_GRIDS: weakref.WeakValueDictionary[int, jax.Array] = weakref.WeakValueDictionary()
+
+
+def _validated_grid(sigmas) -> Array:
+    """``validate_sigmas`` once per concrete jax.Array: the check reads the grid back to the host, which costs
+    about 0.1 ms — several denoiser calls' worth on a short run with a cheap model."""
+    if not isinstance(sigmas, jax.Array):
+        return validate_sigmas(sigmas)
+    if _VALID_GRIDS.get(id(sigmas)) is sigmas:
+        return sigmas
+    sigmas = validate_sigmas(sigmas)
+    _VALID_GRIDS[id(sigmas)] = sigmas
+    return sigmas
 
 
 def _check_hashable(options: dict) -> tuple:
@@ -202,7 +219,7 @@ def sample(denoiser: Denoiser, x_T: Array, sigmas: Array, *, method: str, key: A
     if isinstance(sigmas, jax.core.Tracer):
         check_ndim("sigmas", sigmas, 1)
     else:
-        sigmas = validate_sigmas(sigmas)
+        sigmas = _validated_grid(sigmas)
     x_T = x_T if isinstance(x_T, jax.Array) else jnp.asarray(x_T)
     if not jnp.issubdtype(x_T.dtype, jnp.floating):
         raise ValueError(f"`x_T` must be a float array, got dtype {x_T.dtype}")
