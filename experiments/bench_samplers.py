@@ -11,8 +11,9 @@ without float32 rounding: at the smallest errors, rounding moves either side by 
 Wall time, compile excluded (reported separately), on the same machine in one run, against two torch set-ups:
 the one of ANCHORS.md (the Wiener filter as two matmuls, one torch thread) and the strongest we found (the same
 single d × d operator our denoiser applies, x̂₀ = x M(σ), best of one and two torch threads: XLA uses both
-cores). Each side's time is the best of two passes (diffusers block, ours block, twice) of the median of
-several runs, so a transient slow spell on the shared machine does not decide a ratio.
+cores). Each side's time is the best of three passes (diffusers block, ours block, three times) of the median
+of several runs, each timing after 0.2 s of untimed calls (a VM's cores that were idle a moment before run
+short programs slower), so a transient slow spell on the shared machine does not decide a ratio.
 """
 
 from __future__ import annotations
@@ -134,6 +135,7 @@ def _model_costs(model, q, lam, z, repeats: int) -> dict[str, float]:
 
 # the diffusers set-ups timed: (column label, Wiener filter as one operator?, torch threads tried)
 PEER_SETUPS = (("anchored", False, (1,)), ("strongest", True, (1, 2)))
+WARMUP_S = 0.2  # both sides: untimed calls before each timing (see `median_seconds`)
 UNROLL = 4  # ours: steps per compiled loop iteration (see `sample`); the default 1 is timed too
 
 
@@ -153,7 +155,8 @@ def _run(quick: bool) -> BenchResult:
 
     batch = 512 if quick else 4_096
     steps = (5, 10) if quick else (5, 10, 20, 50, 100)
-    repeats, passes = (2, 1) if quick else (5, 2)
+    repeats, passes = (2, 1) if quick else (5, 3)
+    warmup_s = 0.0 if quick else WARMUP_S
     model, q, lam, z = _problem(batch)
     table = ddpm_linear_alpha_bar()
     sigma_table = np.sqrt((1.0 - table) / table)
@@ -174,7 +177,7 @@ def _run(quick: bool) -> BenchResult:
         compile_s = time.perf_counter() - start
         # ours is cheap to repeat: 3× the runs of the peer, for a steadier median on a noisy machine
         t = median_seconds(lambda: sample(model.denoise, x_T, sigmas, method=method, unroll=unroll,
-                                          **options)[0], 3 * repeats)
+                                          **options)[0], 3 * repeats, warmup_s=warmup_s)
         return rms(x, x_T64, float(sigmas[0])), int(info.nfe), t, compile_s
 
     def ours64(method, options, sigmas, x_T):
@@ -206,7 +209,7 @@ def _run(quick: bool) -> BenchResult:
                         x_peer = fn()
                         if setup == "anchored":
                             row["RMS err diffusers"] = rms(x_peer, x_T, sigmas[0])
-                        ms = 1e3 * median_seconds(fn, repeats)
+                        ms = 1e3 * median_seconds(fn, repeats, warmup_s=warmup_s)
                         col = f"ms/run diffusers {setup}"
                         row[col] = min(row.get(col, np.inf), ms)
         for label, _, _, method, options in CONFIGS:
@@ -245,8 +248,8 @@ def _run(quick: bool) -> BenchResult:
                            "compile s ours": c})
     cost_text = ", ".join(f"{k} {v:.3f} ms" for k, v in costs.items())
     notes = (f"Batch {batch} × d = {D}, float32. Times: best of {passes} pass(es) of the median of {repeats} runs "
-             f"(ours: {3 * repeats}) after a warm-up (compile excluded; ours' first-call compile in "
-             "`compile s ours`). `anchored`: "
+             f"(ours: {3 * repeats}), each after {warmup_s} s of untimed calls (compile excluded; ours' first-call "
+             "compile in `compile s ours`). `anchored`: "
              "diffusers as in ANCHORS.md (Wiener filter as two matmuls, one torch thread); `strongest`: the same "
              "single-operator filter as ours, best of one and two torch threads. Ours: "
              f"`sample(..., unroll={UNROLL})`; the default unroll 1 is timed too. Errors: RMS over all "
