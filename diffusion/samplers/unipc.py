@@ -41,8 +41,9 @@ __all__ = ["UniPCState", "unipc"]
 
 class UniPCState(NamedTuple):
     """x (predicted, uncorrected); the corrected x at the previous grid point; x̂₀ history (newest first); the
-    weights of every step (row i: the coefficients of (x, x_prev, x̂₀, history) in the corrected point and in
-    the next prediction, computed once from the grid by ``init``)."""
+    weights of every step, computed once from the grid by ``init``: ``weights[i, 0]`` are the coefficients of
+    (x, x_prev, x̂₀, history) in the corrected point x_c, ``weights[i, 1]`` those of (x_c, x_prev, x̂₀, history)
+    in the next prediction (x_prev's is 0 there: the step forms x_c first, then the prediction from it)."""
 
     x: Array
     x_prev: Array
@@ -110,8 +111,9 @@ def unipc(order: int = 2, final_step: str = "extrapolate") -> Sampler:
     k_final = order if final_step == "extrapolate" else 1
 
     def weights(sigmas):
-        """(n, 2, order + 3): corrector and predictor are linear in (x, x_prev, m_t, history) with weights that
-        depend on the grid only, so they are computed once, vectorised over the steps."""
+        """(n, 2, order + 3): the corrector is linear in (x, x_prev, m_t, history), the predictor in (x_c, m_t,
+        history), with weights that depend on the grid only, so they are computed once, vectorised over the
+        steps."""
 
         def row(i):
             sigma, sigma_next = sigmas[i], sigmas[i + 1]
@@ -123,17 +125,20 @@ def unipc(order: int = 2, final_step: str = "extrapolate") -> Sampler:
             index = jnp.where(is_final, order + jnp.minimum(this_order, k_final) - 1, this_order - 1)
             safe_next = jnp.where(is_final, sigma / 2, sigma_next)  # keeps the unused predictor rows finite
 
-            def update(x, x_prev, m_t, *old_m):
+            def correct(x, x_prev, m_t, *old_m):
                 old_m = list(old_m)
                 correctors = [x] + [_update(x_prev, old_m[0], old_m, old_sig, sigma, p, corrector_model=m_t)
                                     for p in range(1, order + 1)]
-                x_c = jnp.stack(correctors)[prev_order]
+                return jnp.stack(correctors)[prev_order]
+
+            def predict(x_c, x_prev, m_t, *old_m):
                 ms = [m_t, *old_m]
                 rows = [_update(x_c, m_t, ms, sig, safe_next, p) for p in range(1, order + 1)]
                 rows += [extrapolate_to_zero(ms[:k], sig[:k]) for k in range(1, k_final + 1)]
-                return jnp.stack([x_c, jnp.stack(rows)[index]])
+                return jnp.stack(rows)[index]
 
-            return linear_coefficients(update, order + 3, sigmas.dtype)
+            return jnp.stack([linear_coefficients(correct, order + 3, sigmas.dtype),
+                              linear_coefficients(predict, order + 3, sigmas.dtype)])
 
         return jax.vmap(row)(jnp.arange(sigmas.shape[0] - 1))
 
@@ -142,9 +147,10 @@ def unipc(order: int = 2, final_step: str = "extrapolate") -> Sampler:
 
     def step(key, state, denoiser, sigmas, i):
         m_t = denoiser(state.x, sigmas[i])
-        arrays = [state.x, state.x_prev, m_t, *(state.m_hist[j] for j in range(order))]
+        hist = [state.m_hist[j] for j in range(order)]
         w = state.weights[i]
-        x_c, x_new = combine(w[0], arrays), combine(w[1], arrays)
+        x_c = combine(w[0], [state.x, state.x_prev, m_t, *hist])
+        x_new = combine(jnp.concatenate([w[1, :1], w[1, 2:]]), [x_c, m_t, *hist])  # x_prev's weight is 0
         new = UniPCState(x_new, x_c, push(state.m_hist, m_t), state.weights)
         return new, StepInfo(x0_hat=m_t, nfe=nfe(1))
 
