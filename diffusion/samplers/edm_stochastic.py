@@ -16,11 +16,11 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-import jax
 import jax.numpy as jnp
 from jax import Array
 
 from diffusion.samplers.base import Sampler, StepInfo, expand
+from diffusion.samplers.heun import heun_update
 from jaxlib_ext import random as jrandom
 from jaxlib_ext.checks import check_in_range
 
@@ -78,20 +78,7 @@ def edm_stochastic(s_churn: float = 40.0, s_tmin: float = 0.0, s_tmax: float = m
                 x = x + expand(jnp.sqrt(sigma_hat**2 - sigma**2) * s_noise, x) * eps
             else:
                 sigma_hat = sigma
-            x0 = denoiser(x, sigma_hat)
-            d = (x - x0) / expand(sigma_hat, x)
-            h = expand(sigma_next - sigma_hat, x)
-            x_euler = x + h * d
-
-            def heun(_):
-                x0_next = denoiser(x_euler, sigma_next)
-                d_next = (x_euler - x0_next) / expand(sigma_next, x)
-                return x + 0.5 * h * (d + d_next), x0_next, jnp.asarray(2, jnp.int32)
-
-            def last(_):
-                return x_euler, x0, jnp.asarray(1, jnp.int32)
-
-            x, x0_used, count = heun(None) if interior else jax.lax.cond(sigma_next > 0, heun, last, None)
+            x, x0_used, count = heun_update(denoiser, x, sigma_hat, sigma_next, interior=interior)
             return EDMStochasticState(x), StepInfo(x0_hat=x0_used, nfe=count)
 
         return step

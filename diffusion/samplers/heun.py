@@ -16,11 +16,33 @@ from jax import Array
 
 from diffusion.samplers.base import Sampler, StepInfo, expand, nfe
 
-__all__ = ["HeunState", "heun"]
+__all__ = ["HeunState", "heun", "heun_update"]
 
 
 class HeunState(NamedTuple):
     x: Array
+
+
+def heun_update(denoiser, x: Array, sigma: Array, sigma_next: Array, *, interior: bool):
+    """One Heun step of the PF ODE from ``sigma`` to ``sigma_next``: ``(x_new, x̂₀ used last, NFE)``.
+
+    ``interior=True`` assumes ``sigma_next > 0`` and always corrects; otherwise a ``lax.cond`` keeps the step
+    to σ = 0 an Euler step (one call). Shared with :mod:`diffusion.samplers.edm_stochastic`.
+    """
+    x0 = denoiser(x, sigma)
+    d = (x - x0) / expand(sigma, x)
+    dt = expand(sigma_next - sigma, x)
+    x_euler = x + dt * d
+
+    def correct(_):
+        x0_next = denoiser(x_euler, sigma_next)
+        d_next = (x_euler - x0_next) / expand(sigma_next, x)
+        return x + dt * (d + d_next) / 2, x0_next, nfe(2)
+
+    def last(_):
+        return x_euler, x0, nfe(1)
+
+    return correct(None) if interior else jax.lax.cond(sigma_next > 0, correct, last, None)
 
 
 def heun() -> Sampler:
@@ -39,22 +61,7 @@ def heun() -> Sampler:
 
     def make_step(interior: bool):
         def step(key, state, denoiser, sigmas, i):
-            x, sigma, sigma_next = state.x, sigmas[i], sigmas[i + 1]
-            x0 = denoiser(x, sigma)
-            d = (x - x0) / expand(sigma, x)
-            dt = expand(sigma_next - sigma, x)
-            x_euler = x + dt * d
-
-            def correct(_):
-                x0_next = denoiser(x_euler, sigma_next)
-                d_next = (x_euler - x0_next) / expand(sigma_next, x)
-                return x + dt * (d + d_next) / 2, x0_next, nfe(2)
-
-            def last(_):
-                return x_euler, x0, nfe(1)
-
-            x_new, x0_used, count = (correct(None) if interior
-                                     else jax.lax.cond(sigma_next > 0, correct, last, None))
+            x_new, x0_used, count = heun_update(denoiser, state.x, sigmas[i], sigmas[i + 1], interior=interior)
             return HeunState(x_new), StepInfo(x0_hat=x0_used, nfe=count)
 
         return step
