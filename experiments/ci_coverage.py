@@ -76,7 +76,7 @@ def coverage_kernel(key: jax.Array, n: jax.Array, z_q: jax.Array, t_q: jax.Array
     return out
 
 
-def run(config: Config, key: jax.Array) -> Result:
+def run(key: jax.Array, config: Config) -> Result:
     """Simulate every (n, distribution) setting × seed in one sweep and tabulate coverage."""
     settings = [(n, d) for d in config.distributions for n in config.sample_sizes]
     rows = len(config.sample_sizes) * config.seeds

@@ -91,7 +91,7 @@ def _run(args: argparse.Namespace) -> int:
     for exp in progress.bar(experiments, desc="experiments", enable=None if len(experiments) > 1 else False):
         config = apply_overrides(exp.full if args.full else exp.quick, args.set)
         start = time.perf_counter()
-        result = exp.run(config, jax.random.key(args.seed))
+        result = exp.run(jax.random.key(args.seed), config)
         wall = time.perf_counter() - start
         out_dir = args.out or Path("results") / exp.name
         if is_main_process():

@@ -127,7 +127,7 @@ def _arviz(samples):
     return summary
 
 
-def run(config: Config, key: jax.Array) -> Result:
+def run(key: jax.Array, config: Config) -> Result:
     """Simulate, estimate and tabulate; the NUTS/SVI fits carry ArviZ diagnostics into the metrics."""
     rows, metrics, arrays = [], {}, {}
     keys = jax.random.split(key, len(PRIORS))

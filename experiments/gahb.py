@@ -137,7 +137,7 @@ def _measure(key: jax.Array, den, x: jax.Array, sigmas: jax.Array, *, k_eig: int
     }
 
 
-def run(config: Config, key: jax.Array) -> Result:
+def run(key: jax.Array, config: Config) -> Result:
     """Train the stack of BF-CNNs, then measure Jacobian geometry, effective dimension, SURE and PSNR slopes."""
     k_data, k_fit, k_eval = jax.random.split(key, 3)
     names, train, test = _datasets(config, k_data)

@@ -90,7 +90,7 @@ def load(name: str) -> np.ndarray:
     return patches[patches.reshape(len(patches), -1).std(axis=1) > 0.02]
 
 
-def run(config: Config, key: jax.Array) -> Result:
+def run(key: jax.Array, config: Config) -> Result:
     """For each data set and N: train a pair, sample both from the same noise, measure similarity and PSNR."""
     records, arrays, metrics = [], {}, {}
     sigmas = karras(config.n_sampler_steps, 0.01, 80.0)

@@ -127,7 +127,7 @@ def _standardized(denoiser, mean, scale, x, sigma):
     return mean + scale * denoiser((x - mean) / scale, sigma / scale)
 
 
-def run(config: Config, key: jax.Array) -> Result:
+def run(key: jax.Array, config: Config) -> Result:
     """Train, sample with the x̂₀ record, label hallucinations, evaluate the variance filter."""
     records, arrays, metrics = [], {}, {}
     sigmas = ddpm_linear(config.n_steps)

@@ -115,7 +115,7 @@ def _one_seed(key, cfg: Config, network: str):
     return model, rows, (sal_maps, sal_images)
 
 
-def run(config: Config, key: jax.Array) -> Result:
+def run(key: jax.Array, config: Config) -> Result:
     """Fit every seed (and network), evaluate, and tabulate."""
     from jaxlib_ext import progress
 

@@ -80,7 +80,7 @@ def _net_flat(den, shape):
     return lambda x, s: den(x.reshape(x.shape[0], *shape), s).reshape(x.shape[0], -1)
 
 
-def run(config: Config, key: jax.Array) -> Result:
+def run(key: jax.Array, config: Config) -> Result:
     """Train the BF-CNN, follow its trajectories, compare Wiener / empirical / masked empirical with it."""
     imgs = digits().images
     perm = np.random.default_rng(0).permutation(imgs.shape[0])

@@ -163,7 +163,7 @@ def _metrics(name: str, est, taus: np.ndarray) -> dict:
             "mean SE": float(np.mean(np.asarray(est.se)))}
 
 
-def run(config: Config, key: jax.Array) -> Result:
+def run(key: jax.Array, config: Config) -> Result:
     """Simulate every τ world, train the maps (vmapped), correct and estimate every trial, and tabulate."""
     k_g, k_worlds, k_learn, k_bayes = jax.random.split(key, 4)
     g = _image_map(k_g)

@@ -94,7 +94,7 @@ def commit_sigmas(ratio: np.ndarray, sigmas: np.ndarray, fraction: float) -> np.
     return np.where(never, np.nan, np.where(first == 0, sigmas[0], out))
 
 
-def run(config: Config, key: jax.Array) -> Result:
+def run(key: jax.Array, config: Config) -> Result:
     """Fit N(μ, Σ) to the digits, run exact PF-ODE trajectories, measure when each eigen-direction commits."""
     data = load_digits_flat()
     model = gaussian(data.mean(0), np.cov(data, rowvar=False))

@@ -4,7 +4,7 @@ An **experiment** is a module exposing ``EXPERIMENT = Experiment(...)``:
 
 * ``quick`` / ``full``: instances of the module's frozen-dataclass ``Config`` (quick: a 2-core CPU in minutes;
   full: paper scale);
-* ``run(config, key) -> Result``: the computation, pure apart from a progress bar — no files written;
+* ``run(key, config) -> Result``: the computation, pure apart from a progress bar — no files written;
 * ``plot(result, out_dir) -> list[Path]``: writes PNG figures (optional).
 
 The CLI (``python -m experiments``) owns every side effect: it writes ``results.json`` (config, seed, versions,

@@ -66,7 +66,7 @@ def _slope(x, y) -> float:
     return float(-np.polyfit(np.log(x), np.log(y), 1)[0])
 
 
-def run(config: Config, key: jax.Array) -> Result:
+def run(key: jax.Array, config: Config) -> Result:
     """Errors and NFE of every method at every step count; fitted orders as metrics."""
     with jax.enable_x64(True):
         rng = np.random.default_rng(0)

@@ -41,7 +41,7 @@ def test_hallucination_quick_removes_most_hallucinations(data):
     Each data set's key is ``fold_in(key, index)``, so this is exactly the quick run's result for ``data``.
     """
     exp = get_experiment("hallucination")
-    result = exp.run(dataclasses.replace(exp.quick, datasets=(data,)), jax.random.key(0))
+    result = exp.run(jax.random.key(0), dataclasses.replace(exp.quick, datasets=(data,)))
     assert 0.0 < result.metrics[f"{data}: hallucinated share"] < 0.02, result.metrics  # present; modes sharp
     assert result.metrics[f"{data}: removed at 96% retention"] >= 0.8, result.metrics
     assert result.metrics[f"{data}: ROC AUC"] > 0.9, result.metrics

@@ -19,7 +19,7 @@ def test_filter_removes_most_hallucinations_small_1d():
     exp = get_experiment("hallucination")
     config = dataclasses.replace(exp.quick, datasets=("1d",), n_train=10_000, n_samples=8_000,
                                  training_1d=Training(num_steps=2000, schedule="cosine", ema=False))
-    result = exp.run(config, jax.random.key(0))
+    result = exp.run(jax.random.key(0), config)
     row = result.table.iloc[0]
     bad = result.arrays["1d/bad"]
     assert 10 <= bad.sum() <= 0.02 * bad.size, bad.sum()  # hallucinations present; the modes themselves sharp

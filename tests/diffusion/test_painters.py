@@ -10,7 +10,7 @@ from experiments.registry import get_experiment
 
 def test_run_and_plot_tiny(tmp_path):
     config = Config(n_trajectories=3, n_sigmas=120, n_frames=3, n_show=2)
-    result = EXPERIMENT.run(config, jax.random.key(0))
+    result = EXPERIMENT.run(jax.random.key(0), config)
     m = result.metrics
     assert m["n_directions"] + m["n_constant_directions"] == 64
     assert m["loglog_slope"] == pytest.approx(0.5, abs=0.01)

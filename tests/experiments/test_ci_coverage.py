@@ -6,7 +6,7 @@ from experiments.ci_coverage import Config, run
 
 
 def test_t_interval_is_exact_for_normal_data_and_z_undercovers_at_small_n(key):
-    result = run(Config(sample_sizes=(3, 50), distributions=("normal", "lognormal"), seeds=4, reps=2_500), key)
+    result = run(key, Config(sample_sizes=(3, 50), distributions=("normal", "lognormal"), seeds=4, reps=2_500))
     t = result.table.set_index(["distribution", "n"])
     total = 4 * 2_500
     mc = np.sqrt(0.95 * 0.05 / total)
@@ -21,8 +21,8 @@ def test_t_interval_is_exact_for_normal_data_and_z_undercovers_at_small_n(key):
 
 def test_same_numbers_with_chunking_and_no_mesh(key):
     cfg = Config(sample_sizes=(5,), distributions=("uniform",), seeds=3, reps=100)
-    a = run(cfg, key).table
-    b = run(Config(sample_sizes=(5,), distributions=("uniform",), seeds=3, reps=100, batch_size=1), key).table
+    a = run(key, cfg).table
+    b = run(key, Config(sample_sizes=(5,), distributions=("uniform",), seeds=3, reps=100, batch_size=1)).table
     np.testing.assert_allclose(a["coverage t"], b["coverage t"])
 
 
@@ -38,5 +38,5 @@ def test_config_validation(kwargs, match):
 
 
 def test_devices_seen(key):
-    assert run(Config(sample_sizes=(2,), distributions=("normal",), seeds=1, reps=10), key).metrics["devices"] == \
+    assert run(key, Config(sample_sizes=(2,), distributions=("normal",), seeds=1, reps=10)).metrics["devices"] == \
         jax.device_count()

@@ -13,7 +13,7 @@ from experiments import image_cate
 def test_image_cate_experiment_runs_both_networks_and_plots(tmp_path):
     cfg = dataclasses.replace(image_cate.EXPERIMENT.quick, n_train=120, n_test=60, size=8, n_seeds=2, steps=200,
                               conv_steps=60, num_draws=50, conv_seeds=1)
-    result = image_cate.run(cfg, jax.random.key(0))
+    result = image_cate.run(jax.random.key(0), cfg)
     methods = set(result.table["method"])
     assert methods == {"image-CATE model (linear)", "image-CATE model (conv)", "DR-learner", "difference in means"}
     for net in ("linear", "conv"):

@@ -8,7 +8,7 @@ from experiments.registry import get_experiment
 def test_small_run_corrections_undo_the_attenuation(key, tmp_path):
     cfg = Config(n_taus=3, n_units=1_500, n_trial=1_000, n_labels=60, train_steps=250, learned_score=False,
                  bayes_warmup=100, bayes_samples=100, bayes_tree_depth=5)
-    result = run(cfg, key)
+    result = run(key, cfg)
     t = result.table.set_index("method")
     assert {"naive", "lcc", "tweedie (kde)", "tweedie (bayes)", "ppi (60 labels)", "ppi++ (60 labels)",
             "hybrid: ppi++ on tweedie (60 labels)"} <= set(t.index)

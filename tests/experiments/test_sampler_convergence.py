@@ -5,7 +5,7 @@ from experiments.sampler_convergence import Config, plot, run
 
 def test_orders_and_plot(key, tmp_path):
     cfg = Config(batch=4, steps=(20, 40), methods=("euler", "heun", "dpm++ 3M"))
-    result = run(cfg, key)
+    result = run(key, cfg)
     assert len(result.table) == 6
     assert abs(result.metrics["order euler"] - 1) < 0.2
     assert abs(result.metrics["order heun"] - 2) < 0.3
