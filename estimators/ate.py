@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
-from estimators import _validate as v
+from estimators import _args as a
 from estimators._folds import cluster_meat
 from estimators.estimate import Estimate, normal_estimate
-from estimators.trials import run_kernel
+from jaxlib_ext.sweep import sweep
 
 __all__ = ["difference_in_means", "regression_adjustment"]
 
@@ -31,18 +29,6 @@ def _dim_kernel(y: Array, t: Array, w: Array, clusters: Array | None, alpha: Arr
         var = g / (g - 1) * meat
     diag = {"n_treated": n1, "n_control": n0, "mean_treated": m1, "mean_control": m0}
     return normal_estimate(m1 - m0, jnp.sqrt(var), alpha, jnp.sum(w > 0), diag)
-
-
-def _common(y: Any, treatment: Any, weights: Any, clusters: Any, alpha: Any, extra: tuple = ()):
-    alpha = v.alpha_(alpha)
-    batch = v.batch_shape("y", y, 1)
-    dtype = v.float_dtype(y, *extra)
-    y = v.array("y", y, 1, batch, dtype=dtype)
-    t = v.binary("treatment", treatment, y.shape, dtype)
-    w = v.weights("weights", weights, y.shape, dtype)
-    v.arms("treatment", t, w)
-    c = None if clusters is None else v.codes("clusters", clusters, y.shape)
-    return alpha, batch, dtype, y, t, w, c
 
 
 def difference_in_means(y: ArrayLike, treatment: ArrayLike, *, weights: ArrayLike | None = None,
@@ -68,9 +54,8 @@ def difference_in_means(y: ArrayLike, treatment: ArrayLike, *, weights: ArrayLik
 
     Reference: J. Neyman (1923); Imbens & Rubin, *Causal Inference* (2015), ch. 6.
     """
-    alpha, batch, dtype, y, t, w, c = _common(y, treatment, weights, clusters, alpha)
-    a = np.full(batch, alpha, dtype)
-    return run_kernel(_dim_kernel, (y, t, w, c, a), batch)
+    d = a.trial(y, treatment, weights, clusters, alpha)
+    return sweep(_dim_kernel, d.y, d.treatment, d.weights, d.clusters, d.alpha, axes=len(d.batch))
 
 
 def _lin_kernel(y: Array, t: Array, X: Array, w: Array, clusters: Array | None, alpha: Array) -> Estimate:
@@ -121,9 +106,9 @@ def regression_adjustment(y: ArrayLike, treatment: ArrayLike, covariates: ArrayL
 
     Reference: W. Lin, "Agnostic notes on regression adjustments to experimental data", AoAS 7 (2013).
     """
-    alpha, batch, dtype, y, t, w, c = _common(y, treatment, weights, clusters, alpha, (covariates,))
-    X = v.array("covariates", covariates, 2, batch, y.shape[-1], dtype)
-    design = np.concatenate([np.ones_like(t)[..., None], t[..., None], X, t[..., None] * X], axis=-1)
-    v.full_rank("covariates", design, w)
-    a = np.full(batch, alpha, dtype)
-    return run_kernel(_lin_kernel, (y, t, X, w, c, a), batch)
+    d = a.trial(y, treatment, weights, clusters, alpha, (covariates,))
+    X = a.array("covariates", covariates, d.dtype, 2, d.batch, np.shape(d.y)[-1])
+    t = d.treatment[..., None]
+    design = a.xp(X, t).concatenate([a.xp(t).ones_like(t), t, X, t * X], axis=-1)
+    a.full_rank("covariates", design, d.weights, d.dtype)
+    return sweep(_lin_kernel, d.y, d.treatment, X, d.weights, d.clusters, d.alpha, axes=len(d.batch))

@@ -10,12 +10,13 @@ import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
-from estimators import _validate as v
+from estimators import _args as a
 from estimators._crossfit import cross_fit, fold_ids, linear_score, median_aggregate
 from estimators.doubly_robust import aipw, validate_crossfit
 from estimators.estimate import Estimate
 from estimators.learners import Learner, ols
-from estimators.trials import run_kernel
+from jaxlib_ext import checks
+from jaxlib_ext.sweep import sweep
 
 __all__ = ["irm", "plr", "plr_panel"]
 
@@ -67,12 +68,12 @@ def plr(key: ArrayLike, y: ArrayLike, treatment: ArrayLike, covariates: ArrayLik
     Reference: V. Chernozhukov et al., "Double/debiased machine learning for treatment and structural
     parameters", Econometrics Journal 21 (2018).
     """
-    alpha, n_folds, n_rep, batch, dtype, keys, y, d, X, w, c, f = validate_crossfit(
-        key, y, "treatment", treatment, covariates, binary=False, weights=weights, clusters=clusters, folds=folds,
-        n_folds=n_folds, n_rep=n_rep, alpha=alpha)
-    a = np.full(batch, alpha, dtype)
-    return run_kernel(_plr_kernel, (keys, y, d, X, w, f, c, a), batch, n_folds=n_folds, n_rep=n_rep,
-                      outcome_learner=outcome_learner or ols(), treatment_learner=treatment_learner or ols())
+    d = validate_crossfit(key, y, "treatment", treatment, covariates, binary=False, weights=weights,
+                          clusters=clusters, folds=folds, n_folds=n_folds, n_rep=n_rep, alpha=alpha)
+    static = {"n_folds": d.n_folds, "n_rep": d.n_rep, "outcome_learner": outcome_learner or ols(),
+              "treatment_learner": treatment_learner or ols()}
+    return sweep(_plr_kernel, d.keys, d.y, d.treatment, d.covariates, d.weights, d.folds, d.clusters, d.alpha,
+                 axes=len(d.batch), static=static)
 
 
 def irm(key: ArrayLike, y: ArrayLike, treatment: ArrayLike, covariates: ArrayLike, **options: Any) -> Estimate:
@@ -98,14 +99,6 @@ def _unit_means(X: Array, units: Array, w: Array) -> Array:
     sums = jax.ops.segment_sum(kept[:, None] * X, units, num_segments=n)
     counts = jax.ops.segment_sum(kept, units, num_segments=n)
     return (sums / jnp.maximum(counts, 1)[:, None])[units]
-
-
-def _np_unit_means(X: np.ndarray, units: np.ndarray, w: np.ndarray) -> np.ndarray:
-    kept = (w > 0).astype(X.dtype)
-    sums = np.zeros_like(X)
-    np.add.at(sums, units, kept[:, None] * X)
-    counts = np.bincount(units, weights=kept, minlength=X.shape[0])
-    return (sums / np.maximum(counts, 1)[:, None])[units]
 
 
 def _plr_panel_kernel(key: Array, y: Array, d: Array, X: Array, w: Array, units: Array, alpha: Array,
@@ -140,17 +133,16 @@ def plr_panel(key: ArrayLike, y: ArrayLike, treatment: ArrayLike, covariates: Ar
     Reference: D. Clarke & A. Polselli, "Double machine learning for static panel models with fixed effects",
     Econometrics Journal (2025); Y. Mundlak, Econometrica 46 (1978).
     """
-    alpha, n_folds, n_rep, batch, dtype, keys, y, d, X, w, c, _ = validate_crossfit(
-        key, y, "treatment", treatment, covariates, binary=False, weights=weights, clusters=units, folds=None,
-        n_folds=n_folds, n_rep=n_rep, alpha=alpha)
-    n_units = np.array([np.unique(row[wr > 0]).size for row, wr in zip(c.reshape(-1, c.shape[-1]),
-                                                                      w.reshape(-1, w.shape[-1]), strict=True)])
-    if np.any(n_units < n_folds):
-        raise ValueError(f"`units` must have at least n_folds={n_folds} distinct units, got {int(n_units.min())}")
-    x_bar = np.stack([_np_unit_means(X_i, u_i, w_i) for X_i, u_i, w_i in
-                      zip(X.reshape(-1, *X.shape[-2:]), c.reshape(-1, c.shape[-1]), w.reshape(-1, w.shape[-1]),
-                          strict=True)]).reshape(X.shape)
-    v.full_rank("covariates", np.concatenate([np.ones_like(X[..., :1]), X, x_bar], axis=-1), w)
-    a = np.full(batch, alpha, dtype)
-    return run_kernel(_plr_panel_kernel, (keys, y, d, X, w, c, a), batch, n_folds=n_folds, n_rep=n_rep,
-                      outcome_learner=outcome_learner or ols(), treatment_learner=treatment_learner or ols())
+    d = validate_crossfit(key, y, "treatment", treatment, covariates, binary=False, weights=weights,
+                          clusters=None, folds=None, n_folds=n_folds, n_rep=n_rep, alpha=alpha)
+    units_codes = a.codes("units", units, np.shape(d.y))
+    checks.check_min_count("units", a.groups_present(units_codes, d.weights), d.n_folds,
+                           "distinct units with weight > 0 (one per fold at least)")
+    x_bar = sweep(_unit_means, d.covariates, units_codes, d.weights, axes=len(d.batch))
+    m = a.xp(units_codes, d.weights, d.covariates, x_bar)
+    a.full_rank("covariates", m.concatenate([a.with_intercept(d.covariates), x_bar], axis=-1), d.weights,
+                d.y.dtype)
+    static = {"n_folds": d.n_folds, "n_rep": d.n_rep, "outcome_learner": outcome_learner or ols(),
+              "treatment_learner": treatment_learner or ols()}
+    return sweep(_plr_panel_kernel, d.keys, d.y, d.treatment, d.covariates, d.weights, units_codes, d.alpha,
+                 axes=len(d.batch), static=static)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -10,12 +10,13 @@ import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
-from estimators import _validate as v
+from estimators import _args as a
 from estimators._crossfit import cross_fit, fold_ids, linear_score, median_aggregate
 from estimators.estimate import Estimate
 from estimators.learners import Learner, logistic, ols
-from estimators.trials import run_kernel, trial_keys
 from estimators.weighting import overlap_diagnostics
+from jaxlib_ext import checks
+from jaxlib_ext.sweep import sweep
 
 __all__ = ["aipw"]
 
@@ -48,42 +49,56 @@ def _aipw_kernel(key: Array, y: Array, t: Array, X: Array, w: Array, folds: Arra
     return median_aggregate(thetas, ses, alpha, jnp.sum(w > 0), diag)
 
 
-def _prepare_folds(folds: Any, shape: tuple[int, ...], n_folds: int, n_rep: int) -> np.ndarray | None:
+def _prepare_folds(folds: Any, shape: tuple[int, ...], n_folds: int, n_rep: int) -> Any:
     if folds is None:
         return None
-    f = np.asarray(folds)
-    if f.shape == tuple(shape):
+    f = folds if checks.is_traced(folds) else np.asarray(folds)
+    if tuple(np.shape(f)) == tuple(shape):
         f = f[..., None, :]
     want = (*shape[:-1], n_rep, shape[-1])
-    if f.shape != want:
-        raise ValueError(f"`folds` must have shape {tuple(shape)} or {want} (trials, n_rep, n), got {f.shape}")
-    return v.folds("folds", f, want, n_folds)
+    if tuple(np.shape(f)) != want:
+        raise ValueError(f"`folds` must have shape {tuple(shape)} or {want} (trials, n_rep, n), got {np.shape(f)}")
+    return a.folds("folds", f, want, n_folds)
+
+
+class CrossFitData(NamedTuple):
+    """The inputs of a cross-fitted estimator read by the argument contract (see :func:`validate_crossfit`)."""
+
+    keys: Any
+    y: Any
+    treatment: Any
+    covariates: Any
+    weights: Any
+    clusters: Any
+    folds: Any
+    alpha: Any
+    n_folds: int
+    n_rep: int
+    batch: tuple[int, ...]
 
 
 def validate_crossfit(key: Any, y: Any, treatment_name: str, treatment: Any, covariates: Any, *, binary: bool,
-                      weights: Any, clusters: Any, folds: Any, n_folds: Any, n_rep: Any, alpha: Any):
-    """Shared host validation of the cross-fitted estimators (AIPW / IRM, PLR)."""
-    alpha = v.alpha_(alpha)
-    n_folds = v.positive_int("n_folds", n_folds, 2)
-    n_rep = v.positive_int("n_rep", n_rep, 1)
-    batch = v.batch_shape("y", y, 1)
-    dtype = v.float_dtype(y, covariates, treatment)
-    y = v.array("y", y, 1, batch, dtype=dtype)
+                      weights: Any, clusters: Any, folds: Any, n_folds: Any, n_rep: Any, alpha: Any) -> CrossFitData:
+    """Shared validation of the cross-fitted estimators (AIPW / IRM, PLR, panel PLR)."""
+    n_folds = checks.check_int("n_folds", n_folds, 2)
+    n_rep = checks.check_int("n_rep", n_rep, 1)
     if binary:
-        t = v.binary(treatment_name, treatment, y.shape, dtype)
+        d = a.trial(y, treatment, weights, clusters, alpha, (covariates,), min_arm=max(2, n_folds))
+        t, w, c, dtype, batch, y_arr = d.treatment, d.weights, d.clusters, d.dtype, d.batch, d.y
+        alpha_arr = d.alpha
     else:
-        t = v.array(treatment_name, treatment, 1, batch, y.shape[-1], dtype)
-    w = v.weights("weights", weights, y.shape, dtype)
-    if binary:
-        v.arms(treatment_name, t, w, minimum=max(2, n_folds))
-    else:
-        v.min_units(treatment_name, w, 2 * n_folds)
-    X = v.array("covariates", covariates, 2, batch, y.shape[-1], dtype)
-    v.full_rank("covariates", np.concatenate([np.ones_like(X[..., :1]), X], axis=-1), w)
-    c = None if clusters is None else v.codes("clusters", clusters, y.shape)
-    f = _prepare_folds(folds, y.shape, n_folds, n_rep)
-    keys = trial_keys(key, batch)
-    return alpha, n_folds, n_rep, batch, dtype, keys, y, t, X, w, c, f
+        batch = a.batch_shape("y", y, 1)
+        dtype = checks.float_dtype(y, covariates, treatment)
+        y_arr = a.array("y", y, dtype, 1, batch)
+        t = a.array(treatment_name, treatment, dtype, 1, batch, np.shape(y_arr)[-1])
+        w = a.unit_weights("weights", weights, np.shape(y_arr), dtype)
+        checks.check_min_count(treatment_name, w > 0, 2 * n_folds, "units with weight > 0")
+        c = None if clusters is None else a.codes("clusters", clusters, np.shape(y_arr))
+        alpha_arr = a.alpha_array(alpha, batch, dtype)
+    X = a.array("covariates", covariates, dtype, 2, batch, np.shape(y_arr)[-1])
+    a.full_rank("covariates", a.with_intercept(X), w, dtype)
+    f = _prepare_folds(folds, np.shape(y_arr), n_folds, n_rep)
+    return CrossFitData(a.keys(key, batch), y_arr, t, X, w, c, f, alpha_arr, n_folds, n_rep, batch)
 
 
 def aipw(key: ArrayLike, y: ArrayLike, treatment: ArrayLike, covariates: ArrayLike, *,
@@ -126,12 +141,11 @@ def aipw(key: ArrayLike, y: ArrayLike, treatment: ArrayLike, covariates: ArrayLi
     Reference: J. M. Robins, A. Rotnitzky & L. P. Zhao, JASA 89 (1994); V. Chernozhukov et al., "Double/debiased
     machine learning", Econometrics Journal 21 (2018).
     """
-    clip = v.threshold("clip", clip)
-    trim = v.threshold("trim", trim)
-    alpha, n_folds, n_rep, batch, dtype, keys, y, t, X, w, c, f = validate_crossfit(
-        key, y, "treatment", treatment, covariates, binary=True, weights=weights, clusters=clusters, folds=folds,
-        n_folds=n_folds, n_rep=n_rep, alpha=alpha)
-    a = np.full(batch, alpha, dtype)
-    return run_kernel(_aipw_kernel, (keys, y, t, X, w, f, c, a), batch, n_folds=n_folds, n_rep=n_rep,
-                      outcome_learner=outcome_learner or ols(), propensity_learner=propensity_learner or logistic(),
-                      clip=clip, trim=trim)
+    clip = a.threshold("clip", clip)
+    trim = a.threshold("trim", trim)
+    d = validate_crossfit(key, y, "treatment", treatment, covariates, binary=True, weights=weights,
+                          clusters=clusters, folds=folds, n_folds=n_folds, n_rep=n_rep, alpha=alpha)
+    static = {"n_folds": d.n_folds, "n_rep": d.n_rep, "outcome_learner": outcome_learner or ols(),
+              "propensity_learner": propensity_learner or logistic(), "clip": clip, "trim": trim}
+    return sweep(_aipw_kernel, d.keys, d.y, d.treatment, d.covariates, d.weights, d.folds, d.clusters, d.alpha,
+                 axes=len(d.batch), static=static)

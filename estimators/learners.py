@@ -19,6 +19,8 @@ import optax
 from flax import nnx
 from jax import Array
 
+from jaxlib_ext.newton import newton
+
 __all__ = ["Learner", "logistic", "logistic_fit", "mlp", "ols", "ridge", "spd_solve"]
 
 
@@ -77,11 +79,24 @@ def ols() -> Learner:
     return ridge(0.0)
 
 
+def _logistic_gradient(beta: Array, Z: Array, y: Array, w: Array, pen: Array) -> Array:
+    """∇ of the penalized weighted log-likelihood Σ wᵢ [yᵢ zᵢᵀβ − log(1 + e^{zᵢᵀβ})] − ½ βᵀ P β."""
+    return Z.T @ (w * (y - jax.nn.sigmoid(Z @ beta))) - pen @ beta
+
+
+def _logistic_step(beta: Array, Z: Array, y: Array, w: Array, pen: Array) -> Array:
+    """The Newton (IRLS) step H⁻¹∇ with H = Zᵀ diag(w p (1 − p)) Z + P."""
+    p = jax.nn.sigmoid(Z @ beta)
+    hess = Z.T @ ((w * p * (1 - p))[:, None] * Z) + pen
+    return spd_solve(hess, Z.T @ (w * (y - p)) - pen @ beta)
+
+
 def logistic_fit(X: Array, y: Array, weights: Array, penalty: float = 0.0, max_iter: int = 100) -> Array:
-    """Weighted logistic regression with an intercept by Newton's method (IRLS), jittable.
+    """Weighted logistic regression with an intercept by Newton's method (IRLS): jit / vmap / grad / checkify.
 
     Maximizes Σ wᵢ [yᵢ zᵢᵀβ − log(1 + e^{zᵢᵀβ})] − penalty/2 ‖β_slopes‖², zᵢ = (1, xᵢ); stops when the
-    Newton step is below 100 ε (1 + ‖β‖∞) or after ``max_iter`` steps.
+    Newton step is below 100 ε (1 + ‖β‖∞) or after ``max_iter`` steps (:func:`jaxlib_ext.newton.newton`: one loop
+    over a vmapped batch, derivatives by implicit differentiation).
 
     Returns:
       β = (intercept, slopes), shape (p + 1,).
@@ -89,28 +104,8 @@ def logistic_fit(X: Array, y: Array, weights: Array, penalty: float = 0.0, max_i
     Z = jnp.concatenate([jnp.ones((X.shape[0], 1), X.dtype), X], axis=1)
     w = weights.astype(X.dtype)
     pen = penalty * jnp.eye(Z.shape[1], dtype=X.dtype).at[0, 0].set(0.0)
-    tol = 100 * jnp.finfo(X.dtype).eps
-
-    def step(beta):
-        eta = Z @ beta
-        p = jax.nn.sigmoid(eta)
-        grad = Z.T @ (w * (y - p)) - pen @ beta
-        hess = Z.T @ ((w * p * (1 - p))[:, None] * Z) + pen
-        return spd_solve(hess, grad)
-
-    def cond(state):
-        i, _, delta = state
-        return (i < max_iter) & (delta > 0)
-
-    def body(state):
-        i, beta, _ = state
-        d = step(beta)
-        small = jnp.max(jnp.abs(d)) <= tol * (1 + jnp.max(jnp.abs(beta)))
-        return i + 1, beta + d, jnp.where(small, 0.0, 1.0).astype(X.dtype)
-
-    beta0 = jnp.zeros(Z.shape[1], X.dtype)
-    _, beta, _ = jax.lax.while_loop(cond, body, (0, beta0, jnp.ones((), X.dtype)))
-    return beta
+    return newton(_logistic_gradient, _logistic_step, jnp.zeros(Z.shape[1], X.dtype), Z, y.astype(X.dtype), w, pen,
+                  max_iter=max_iter)
 
 
 @functools.cache
@@ -147,23 +142,23 @@ class _MLP(nnx.Module):
 
 
 @functools.cache
-def mlp(hidden: tuple[int, ...] = (32, 32), steps: int = 500, learning_rate: float = 1e-2,
+def mlp(hidden: tuple[int, ...] = (32, 32), num_steps: int = 500, learning_rate: float = 1e-2,
         classification: bool = False, weight_decay: float = 1e-4) -> Learner:
     """A small flax NNX MLP trained full-batch with optax AdamW on standardized inputs.
 
     Loss: weighted mean squared error, or weighted binary cross-entropy with ``classification=True`` (then
-    ``predict`` returns probabilities σ(f(x))). Training is a ``lax.scan`` of ``steps`` Adam steps.
+    ``predict`` returns probabilities σ(f(x))). Training is a ``lax.scan`` of ``num_steps`` Adam steps.
 
     Args:
       hidden: hidden layer widths.
-      steps: number of full-batch steps.
+      num_steps: number of full-batch steps.
       learning_rate: AdamW step size.
       classification: logistic output and loss.
       weight_decay: AdamW weight decay.
 
     Example::
 
-        net = mlp((16,), steps=200); p = net.fit(key, X, y, w); yhat = net.predict(p, X)
+        net = mlp((16,), num_steps=200); p = net.fit(key, X, y, w); yhat = net.predict(p, X)
     """
     hidden = tuple(int(h) for h in hidden)
     tx = optax.adamw(learning_rate, weight_decay=weight_decay)
@@ -191,7 +186,7 @@ def mlp(hidden: tuple[int, ...] = (32, 32), steps: int = 500, learning_rate: flo
             updates, opt = tx.update(g, opt, s)
             return (optax.apply_updates(s, updates), opt), None
 
-        (state, _), _ = jax.lax.scan(train_step, (state, tx.init(state)), None, length=steps)
+        (state, _), _ = jax.lax.scan(train_step, (state, tx.init(state)), None, length=num_steps)
         return mean, std, state
 
     def predict(params, X):

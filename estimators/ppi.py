@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
+from estimators import _args as a
 from estimators import _ppi_stats as s
-from estimators import _validate as v
 from estimators.estimate import Estimate, normal_estimate
-from estimators.trials import run_kernel
+from jaxlib_ext import checks
+from jaxlib_ext.sweep import sweep
 
 __all__ = ["cross_ppi_mean", "ppi_ate", "ppi_mean"]
 
@@ -37,21 +38,47 @@ def _ppi_mean_kernel(y, yhat, yhat_u, w, w_u, lam, alpha, *, tune: bool) -> Esti
     return normal_estimate(est, jnp.sqrt(var), alpha, n, {"lam": lam, "n_unlabeled": N})
 
 
+class _PPIData(NamedTuple):
+    y: Any
+    yhat: Any
+    yhat_unlabeled: Any
+    weights: Any
+    weights_unlabeled: Any
+    lam: Any
+    alpha: Any
+    batch: tuple[int, ...]
+    dtype: np.dtype
+
+
+def _lam(lam: Any, batch: tuple[int, ...], dtype: Any) -> Any:
+    """λ as an array over the trials (NaN: tune it); a given λ must be a finite scalar."""
+    if lam is None:
+        return np.full(batch, np.nan, dtype)
+    checks.check_ndim("lam", lam, 0)
+    lam = checks.check_finite("lam", checks.to_float("lam", lam, dtype))
+    return a.xp(lam).broadcast_to(lam, batch)
+
+
 def _validate_ppi(y: Any, yhat: Any, yhat_unlabeled: Any, weights: Any, weights_unlabeled: Any, alpha: Any,
-                  lam: Any, u_core: int = 1):
-    alpha = v.alpha_(alpha)
-    batch = v.batch_shape("y", y, 1)
-    dtype = v.float_dtype(y, yhat, yhat_unlabeled)
-    y = v.array("y", y, 1, batch, dtype=dtype)
-    yhat = v.array("yhat", yhat, 1, batch, y.shape[-1], dtype)
-    yhat_u = v.array("yhat_unlabeled", yhat_unlabeled, u_core, batch, dtype=dtype)
-    w = v.weights("weights", weights, y.shape, dtype, keep_none=True)
-    w_u = v.weights("weights_unlabeled", weights_unlabeled, yhat_u.shape[: len(batch) + 1], dtype, keep_none=True)
-    if lam is not None:
-        if np.ndim(lam) != 0 or not np.isfinite(lam):
-            raise ValueError(f"`lam` must be None (tuned) or a finite scalar, got {lam!r}")
-    lam_arr = np.full(batch, np.nan if lam is None else float(lam), dtype)
-    return alpha, batch, dtype, y, yhat, yhat_u, w, w_u, lam_arr
+                  lam: Any, u_core: int = 1) -> _PPIData:
+    batch = a.batch_shape("y", y, 1)
+    dtype = checks.float_dtype(y, yhat, yhat_unlabeled)
+    y = a.array("y", y, dtype, 1, batch)
+    yhat = a.array("yhat", yhat, dtype, 1, batch, np.shape(y)[-1])
+    yhat_u = a.array("yhat_unlabeled", yhat_unlabeled, dtype, u_core, batch)
+    w = None if weights is None else a.unit_weights("weights", weights, np.shape(y), dtype)
+    w_u = None if weights_unlabeled is None else a.unit_weights(
+        "weights_unlabeled", weights_unlabeled, np.shape(yhat_u)[: len(batch) + 1], dtype)
+    return _PPIData(y, yhat, yhat_u, w, w_u, _lam(lam, batch, dtype), a.alpha_array(alpha, batch, dtype), batch,
+                    dtype)
+
+
+def _min_units(name: str, w: Any, n: int) -> None:
+    if w is None:
+        if n < 2:
+            raise ValueError(f"`{name}` must have at least 2 units with positive weight, got {n}")
+    else:
+        checks.check_min_count(name, w > 0, 2, "units with positive weight")
 
 
 def ppi_mean(y: ArrayLike, yhat: ArrayLike, yhat_unlabeled: ArrayLike, *, lam: float | None = None,
@@ -82,12 +109,11 @@ def ppi_mean(y: ArrayLike, yhat: ArrayLike, yhat_unlabeled: ArrayLike, *, lam: f
     Reference: A. N. Angelopoulos et al., "Prediction-powered inference", Science 382 (2023); A. N. Angelopoulos,
     J. C. Duchi & T. Zrnic, "PPI++: Efficient prediction-powered inference", arXiv:2311.01453 (2023).
     """
-    alpha, batch, dtype, y, yhat, yhat_u, w, w_u, lam_arr = _validate_ppi(
-        y, yhat, yhat_unlabeled, weights, weights_unlabeled, alpha, lam)
-    v.min_units("y", w, length=y.shape[-1])
-    v.min_units("yhat_unlabeled", w_u, length=yhat_u.shape[len(batch)])
-    a = np.full(batch, alpha, dtype)
-    return run_kernel(_ppi_mean_kernel, (y, yhat, yhat_u, w, w_u, lam_arr, a), batch, tune=lam is None)
+    d = _validate_ppi(y, yhat, yhat_unlabeled, weights, weights_unlabeled, alpha, lam)
+    _min_units("y", d.weights, np.shape(d.y)[-1])
+    _min_units("yhat_unlabeled", d.weights_unlabeled, np.shape(d.yhat_unlabeled)[len(d.batch)])
+    return sweep(_ppi_mean_kernel, d.y, d.yhat, d.yhat_unlabeled, d.weights, d.weights_unlabeled, d.lam, d.alpha,
+                 axes=len(d.batch), static={"tune": lam is None})
 
 
 def _cross_ppi_kernel(y, yhat, yhat_u, w, w_u, alpha) -> Estimate:
@@ -101,8 +127,8 @@ def _cross_ppi_kernel(y, yhat, yhat_u, w, w_u, alpha) -> Estimate:
     return normal_estimate(est, jnp.sqrt(var), alpha, n, {"n_unlabeled": N})
 
 
-def cross_ppi_mean(y: ArrayLike, yhat: ArrayLike, yhat_unlabeled: ArrayLike, *, mask: ArrayLike | None = None,
-                   mask_unlabeled: ArrayLike | None = None, alpha: float = 0.05) -> Estimate:
+def cross_ppi_mean(y: ArrayLike, yhat: ArrayLike, yhat_unlabeled: ArrayLike, *, weights: ArrayLike | None = None,
+                   weights_unlabeled: ArrayLike | None = None, alpha: float = 0.05) -> Estimate:
     """Cross-prediction-powered estimate and interval for a mean (labels also train the K models).
 
     θ̂ = (1/N) Σᵢ f̄(x̃ᵢ) + (1/n) Σᵢ (yᵢ − f^{(k(i))}(xᵢ)), f̄ = (1/K) Σ_k f^{(k)}, with ``yhat`` the out-of-fold
@@ -112,7 +138,7 @@ def cross_ppi_mean(y: ArrayLike, yhat: ArrayLike, yhat_unlabeled: ArrayLike, *, 
       y: labels, (n,) or (trials, n).
       yhat: out-of-fold predictions on the labeled units, same shape.
       yhat_unlabeled: predictions of the K fold models on the unlabeled units, (N, K) or (trials, N, K).
-      mask, mask_unlabeled: 0/1 (0 drops a unit).
+      weights, weights_unlabeled: 0/1 masks (0 drops a unit; the cross-PPI mean is unweighted otherwise).
       alpha: error level.
 
     Returns:
@@ -124,12 +150,14 @@ def cross_ppi_mean(y: ArrayLike, yhat: ArrayLike, yhat_unlabeled: ArrayLike, *, 
 
     Reference: T. Zrnic & E. J. Candès, "Cross-prediction-powered inference", PNAS 121 (2024).
     """
-    alpha, batch, dtype, y, yhat, yhat_u, w, w_u, _ = _validate_ppi(
-        y, yhat, yhat_unlabeled, mask, mask_unlabeled, alpha, None, u_core=2)
-    v.min_units("y", w, length=y.shape[-1])
-    v.min_units("yhat_unlabeled", w_u, length=yhat_u.shape[len(batch)])
-    a = np.full(batch, alpha, dtype)
-    return run_kernel(_cross_ppi_kernel, (y, yhat, yhat_u, w, w_u, a), batch)
+    d = _validate_ppi(y, yhat, yhat_unlabeled, weights, weights_unlabeled, alpha, None, u_core=2)
+    for name, w in (("weights", d.weights), ("weights_unlabeled", d.weights_unlabeled)):
+        if w is not None:
+            checks.check_binary(name, w)
+    _min_units("y", d.weights, np.shape(d.y)[-1])
+    _min_units("yhat_unlabeled", d.weights_unlabeled, np.shape(d.yhat_unlabeled)[len(d.batch)])
+    return sweep(_cross_ppi_kernel, d.y, d.yhat, d.yhat_unlabeled, d.weights, d.weights_unlabeled, d.alpha,
+                 axes=len(d.batch))
 
 
 def _ppi_ate_kernel(y, yhat, t, yhat_u, t_u, w, w_u, lam, alpha, *, tune: bool) -> Estimate:
@@ -167,11 +195,11 @@ def ppi_ate(y: ArrayLike, yhat: ArrayLike, treatment: ArrayLike, yhat_unlabeled:
 
     Reference: Angelopoulos et al., Science (2023); Angelopoulos, Duchi & Zrnic (2023).
     """
-    alpha, batch, dtype, y, yhat, yhat_u, w, w_u, lam_arr = _validate_ppi(
-        y, yhat, yhat_unlabeled, weights, weights_unlabeled, alpha, lam)
-    t = v.binary("treatment", treatment, y.shape, dtype)
-    t_u = v.binary("treatment_unlabeled", treatment_unlabeled, yhat_u.shape, dtype)
-    v.arms("treatment", t, np.ones_like(t) if w is None else w)
-    v.arms("treatment_unlabeled", t_u, np.ones_like(t_u) if w_u is None else w_u)
-    a = np.full(batch, alpha, dtype)
-    return run_kernel(_ppi_ate_kernel, (y, yhat, t, yhat_u, t_u, w, w_u, lam_arr, a), batch, tune=lam is None)
+    d = _validate_ppi(y, yhat, yhat_unlabeled, weights, weights_unlabeled, alpha, lam)
+    t = a.binary("treatment", treatment, np.shape(d.y), d.dtype)
+    t_u = a.binary("treatment_unlabeled", treatment_unlabeled, np.shape(d.yhat_unlabeled), d.dtype)
+    a.arms("treatment", t, a.xp(t).ones_like(t) if d.weights is None else d.weights)
+    a.arms("treatment_unlabeled", t_u, a.xp(t_u).ones_like(t_u) if d.weights_unlabeled is None
+           else d.weights_unlabeled)
+    return sweep(_ppi_ate_kernel, d.y, d.yhat, t, d.yhat_unlabeled, t_u, d.weights, d.weights_unlabeled, d.lam,
+                 d.alpha, axes=len(d.batch), static={"tune": lam is None})

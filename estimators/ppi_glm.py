@@ -10,12 +10,14 @@ import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
+from estimators import _args as a
 from estimators import _ppi_stats as s
-from estimators import _validate as v
 from estimators.estimate import Estimate, normal_estimate
 from estimators.learners import spd_solve
-from estimators.trials import run_kernel
+from estimators.ppi import _lam
 from jaxlib_ext import checks
+from jaxlib_ext.newton import newton
+from jaxlib_ext.sweep import sweep
 
 __all__ = ["ppi_logistic", "ppi_ols"]
 
@@ -29,27 +31,25 @@ def _fit_ols(X, y, yhat, Xu, yhat_u, wn, wun, lam):
     return _wls(Xu, lam * yhat_u, wun) + _wls(X, y - lam * yhat, wn)
 
 
+def _rectified_gradient(theta, X, y, yhat, Xu, yhat_u, wn, wun, lam, n, N):
+    """∇ of λ/N Σ ℓ(x̃ᵢᵀθ, f̃ᵢ) − λ/n Σ ℓ(xᵢᵀθ, fᵢ) + 1/n Σ ℓ(xᵢᵀθ, yᵢ), ℓ(η, y) = log(1 + eᵑ) − yη."""
+    mu, mu_u = jax.nn.sigmoid(X @ theta), jax.nn.sigmoid(Xu @ theta)
+    return (lam / N * Xu.T @ (wun * (mu_u - yhat_u)) - lam / n * X.T @ (wn * (mu - yhat))
+            + X.T @ (wn * (mu - y)) / n)
+
+
+def _rectified_step(theta, X, y, yhat, Xu, yhat_u, wn, wun, lam, n, N):
+    """The Newton step −H⁻¹∇ of the rectified loss (H ≻ 0 for λ ∈ [0, 1])."""
+    mu, mu_u = jax.nn.sigmoid(X @ theta), jax.nn.sigmoid(Xu @ theta)
+    hess = (lam / N * Xu.T @ ((wun * mu_u * (1 - mu_u))[:, None] * Xu)
+            + (1 - lam) / n * X.T @ ((wn * mu * (1 - mu))[:, None] * X))
+    return -spd_solve(hess, _rectified_gradient(theta, X, y, yhat, Xu, yhat_u, wn, wun, lam, n, N))
+
+
 def _fit_logistic(X, y, yhat, Xu, yhat_u, wn, wun, lam, n, N, max_iter: int = 100):
-    """Minimizer of the rectified logistic loss λ L̃(f̃) − λ L(f) + L(y) by Newton's method (convex for λ ∈ [0, 1])."""
-    tol = 100 * jnp.finfo(X.dtype).eps
-
-    def newton(theta):
-        mu, mu_u = jax.nn.sigmoid(X @ theta), jax.nn.sigmoid(Xu @ theta)
-        grad = (lam / N * Xu.T @ (wun * (mu_u - yhat_u)) - lam / n * X.T @ (wn * (mu - yhat))
-                + X.T @ (wn * (mu - y)) / n)
-        hess = (lam / N * Xu.T @ ((wun * mu_u * (1 - mu_u))[:, None] * Xu)
-                + (1 - lam) / n * X.T @ ((wn * mu * (1 - mu))[:, None] * X))
-        return spd_solve(hess, grad)
-
-    def body(state):
-        i, theta, _ = state
-        d = newton(theta)
-        small = jnp.max(jnp.abs(d)) <= tol * (1 + jnp.max(jnp.abs(theta)))
-        return i + 1, theta - d, jnp.where(small, 0.0, 1.0).astype(X.dtype)
-
-    init = (0, jnp.zeros(X.shape[1], X.dtype), jnp.ones((), X.dtype))
-    _, theta, _ = jax.lax.while_loop(lambda st: (st[0] < max_iter) & (st[2] > 0), body, init)
-    return theta
+    """Minimizer of the rectified logistic loss by Newton's method (convex for λ ∈ [0, 1]; implicit derivatives)."""
+    data = tuple(jnp.asarray(a, X.dtype) for a in (X, y, yhat, Xu, yhat_u, wn, wun, lam, n, N))
+    return newton(_rectified_gradient, _rectified_step, jnp.zeros(X.shape[1], X.dtype), *data, max_iter=max_iter)
 
 
 def _stats(kind, theta, X, y, yhat, Xu, yhat_u, wn, wun, n, N, use_unlabeled):
@@ -95,39 +95,38 @@ def _ppi_glm_kernel(X, y, yhat, Xu, yhat_u, w, w_u, lam, alpha, *, kind: str, tu
     return normal_estimate(theta, jnp.sqrt(jnp.diag(sigma) / n), alpha, n, {"lam": lam, "n_unlabeled": N})
 
 
-def _run(kind: str, X: Any, y: Any, yhat: Any, X_unlabeled: Any, yhat_unlabeled: Any, lam: Any, coord: Any,
-         weights: Any, weights_unlabeled: Any, alpha: Any) -> Estimate:
-    alpha = v.alpha_(alpha)
-    batch = v.batch_shape("y", y, 1)
-    dtype = v.float_dtype(X, y, yhat, X_unlabeled, yhat_unlabeled)
-    y = v.array("y", y, 1, batch, dtype=dtype)
-    yhat = v.array("yhat", yhat, 1, batch, y.shape[-1], dtype)
-    X = v.array("X", X, 2, batch, y.shape[-1], dtype)
-    yhat_u = v.array("yhat_unlabeled", yhat_unlabeled, 1, batch, dtype=dtype)
-    Xu = v.array("X_unlabeled", X_unlabeled, 2, batch, yhat_u.shape[-1], dtype)
-    if Xu.shape[-1] != X.shape[-1]:
-        raise ValueError(f"`X_unlabeled` must have {X.shape[-1]} columns like `X`, got shape {Xu.shape}")
+def _run(kind: str, y: Any, yhat: Any, covariates: Any, yhat_unlabeled: Any, covariates_unlabeled: Any, lam: Any,
+         coord: Any, weights: Any, weights_unlabeled: Any, alpha: Any) -> Estimate:
+    batch = a.batch_shape("y", y, 1)
+    dtype = checks.float_dtype(covariates, y, yhat, covariates_unlabeled, yhat_unlabeled)
+    y = a.array("y", y, dtype, 1, batch)
+    n = np.shape(y)[-1]
+    yhat = a.array("yhat", yhat, dtype, 1, batch, n)
+    X = a.array("covariates", covariates, dtype, 2, batch, n)
+    yhat_u = a.array("yhat_unlabeled", yhat_unlabeled, dtype, 1, batch)
+    Xu = a.array("covariates_unlabeled", covariates_unlabeled, dtype, 2, batch, np.shape(yhat_u)[-1])
+    p = np.shape(X)[-1]
+    if np.shape(Xu)[-1] != p:
+        raise ValueError(f"`covariates_unlabeled` must have {p} columns like `covariates`, got shape {np.shape(Xu)}")
     if kind == "logistic":
         checks.check_binary("y", y)
         checks.check_in_range("yhat", yhat, 0.0, 1.0)
         checks.check_in_range("yhat_unlabeled", yhat_u, 0.0, 1.0)
-    w = v.weights("weights", weights, y.shape, dtype)
-    w_u = v.weights("weights_unlabeled", weights_unlabeled, yhat_u.shape, dtype)
-    v.full_rank("X", X, w)
-    v.full_rank("X_unlabeled", Xu, w_u)
-    if lam is not None and (np.ndim(lam) != 0 or not np.isfinite(lam)):
-        raise ValueError(f"`lam` must be None (tuned) or a finite scalar, got {lam!r}")
-    if coord is not None and not (isinstance(coord, int | np.integer) and 0 <= coord < X.shape[-1]):
-        raise ValueError(f"`coord` must be None or an int in [0, {X.shape[-1]}), got {coord!r}")
-    lam_arr = np.full(batch, np.nan if lam is None else float(lam), dtype)
-    a = np.full(batch, alpha, dtype)
-    return run_kernel(_ppi_glm_kernel, (X, y, yhat, Xu, yhat_u, w, w_u, lam_arr, a), batch, kind=kind,
-                      tune=lam is None, coord=None if coord is None else int(coord))
+    w = a.unit_weights("weights", weights, np.shape(y), dtype)
+    w_u = a.unit_weights("weights_unlabeled", weights_unlabeled, np.shape(yhat_u), dtype)
+    a.full_rank("covariates", X, w, dtype)
+    a.full_rank("covariates_unlabeled", Xu, w_u, dtype)
+    if coord is not None:
+        coord = checks.check_int("coord", coord, 0, p - 1)
+    return sweep(_ppi_glm_kernel, X, y, yhat, Xu, yhat_u, w, w_u, _lam(lam, batch, dtype),
+                 a.alpha_array(alpha, batch, dtype), axes=len(batch),
+                 static={"kind": kind, "tune": lam is None, "coord": coord})
 
 
-def ppi_ols(X: ArrayLike, y: ArrayLike, yhat: ArrayLike, X_unlabeled: ArrayLike, yhat_unlabeled: ArrayLike, *,
-            lam: float | None = None, coord: int | None = None, weights: ArrayLike | None = None,
-            weights_unlabeled: ArrayLike | None = None, alpha: float = 0.05) -> Estimate:
+def ppi_ols(y: ArrayLike, yhat: ArrayLike, covariates: ArrayLike, yhat_unlabeled: ArrayLike,
+            covariates_unlabeled: ArrayLike, *, lam: float | None = None, coord: int | None = None,
+            weights: ArrayLike | None = None, weights_unlabeled: ArrayLike | None = None,
+            alpha: float = 0.05) -> Estimate:
     """PPI++ estimate and intervals for OLS coefficients (no intercept is added: include a column of ones).
 
     θ̂_λ = WLS(X̃, λ f̃) + WLS(X, y − λ f);  Σ̂ = H⁻¹ (n/N Ĉov(λ ∇ℓ̂ᵘ) + Ĉov(∇ℓ − λ∇ℓ̂)) H⁻¹, se = √(diag Σ̂ / n),
@@ -135,9 +134,9 @@ def ppi_ols(X: ArrayLike, y: ArrayLike, yhat: ArrayLike, X_unlabeled: ArrayLike,
     ``coord``, that of coefficient ``coord`` (0-based, as ppi_py indexes it). Matches ppi_py ``ppi_ols_ci``.
 
     Args:
-      X: labeled covariates (n, p) or (trials, n, p).
-      y: labels (n,); yhat: predictions on the labeled units (n,).
-      X_unlabeled: (N, p); yhat_unlabeled: (N,).
+      y: labels (n,) or (trials, n); yhat: predictions on the labeled units, same shape.
+      covariates: labeled covariates (n, p) or (trials, n, p).
+      yhat_unlabeled: (N,); covariates_unlabeled: (N, p).
       lam: λ, or None to tune.
       coord: optional coefficient to tune λ for.
       weights, weights_unlabeled: ppi_py's ``w`` (normalized over kept units); 0 drops a unit.
@@ -148,16 +147,18 @@ def ppi_ols(X: ArrayLike, y: ArrayLike, yhat: ArrayLike, X_unlabeled: ArrayLike,
 
     Example::
 
-        est = ppi_ols(X, y, yhat, X_u, yhat_u); est.summary(names=["const", "x"])
+        est = ppi_ols(y, yhat, X, yhat_u, X_u); est.summary(names=["const", "x"])
 
     Reference: Angelopoulos, Duchi & Zrnic, "PPI++: Efficient prediction-powered inference" (2023).
     """
-    return _run("ols", X, y, yhat, X_unlabeled, yhat_unlabeled, lam, coord, weights, weights_unlabeled, alpha)
+    return _run("ols", y, yhat, covariates, yhat_unlabeled, covariates_unlabeled, lam, coord, weights,
+                weights_unlabeled, alpha)
 
 
-def ppi_logistic(X: ArrayLike, y: ArrayLike, yhat: ArrayLike, X_unlabeled: ArrayLike, yhat_unlabeled: ArrayLike, *,
-                 lam: float | None = None, coord: int | None = None, weights: ArrayLike | None = None,
-                 weights_unlabeled: ArrayLike | None = None, alpha: float = 0.05) -> Estimate:
+def ppi_logistic(y: ArrayLike, yhat: ArrayLike, covariates: ArrayLike, yhat_unlabeled: ArrayLike,
+                 covariates_unlabeled: ArrayLike, *, lam: float | None = None, coord: int | None = None,
+                 weights: ArrayLike | None = None, weights_unlabeled: ArrayLike | None = None,
+            alpha: float = 0.05) -> Estimate:
     """PPI++ estimate and intervals for logistic-regression coefficients (no intercept added).
 
     θ̂_λ = argmin λ/N Σ ℓ(x̃ᵢᵀθ, f̃ᵢ) − λ/n Σ ℓ(xᵢᵀθ, fᵢ) + 1/n Σ ℓ(xᵢᵀθ, yᵢ), ℓ(η, y) = log(1 + eᵑ) − yη, by
@@ -165,16 +166,17 @@ def ppi_logistic(X: ArrayLike, y: ArrayLike, yhat: ArrayLike, X_unlabeled: Array
     ``ppi_logistic_ci``.
 
     Args:
-      X, y (0/1), yhat (in [0, 1]), X_unlabeled, yhat_unlabeled, lam, coord, weights, weights_unlabeled, alpha:
-        as in :func:`ppi_ols`.
+      y (0/1), yhat (in [0, 1]), covariates, yhat_unlabeled, covariates_unlabeled, lam, coord, weights,
+        weights_unlabeled, alpha: as in :func:`ppi_ols`.
 
     Returns:
       An :class:`Estimate` with p coefficients.
 
     Example::
 
-        est = ppi_logistic(X, y, yhat, X_u, yhat_u, lam=None)
+        est = ppi_logistic(y, yhat, X, yhat_u, X_u, lam=None)
 
     Reference: Angelopoulos, Duchi & Zrnic (2023).
     """
-    return _run("logistic", X, y, yhat, X_unlabeled, yhat_unlabeled, lam, coord, weights, weights_unlabeled, alpha)
+    return _run("logistic", y, yhat, covariates, yhat_unlabeled, covariates_unlabeled, lam, coord, weights,
+                weights_unlabeled, alpha)

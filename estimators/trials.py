@@ -1,18 +1,17 @@
-"""Many trials in one compiled call: every estimator's kernel is vmapped over leading (trial) axes.
+"""Many trials in one compiled call, and interval coverage.
 
-Each public estimator validates its whole batch once on the host, then calls :func:`run_kernel`, which
-flattens the trial axes, runs ``jit(vmap(kernel))`` (cached per kernel and static options, so a second call
-with the same shapes does not retrace) and restores the trial axes on the :class:`~estimators.Estimate`.
+Every estimator reads its arguments through the shared contract and runs its pure kernel through
+:func:`jaxlib_ext.sweep` — the project's one trial runner — vmapped over any leading (trial) axes, cached per
+kernel and static options (a second call with the same shapes does not retrace). The same estimator also runs
+inside a user's ``jax.jit`` / ``jax.vmap`` / ``sweep``: a Monte-Carlo study can simulate a data set per key and
+call the estimator on it (see the README's "Composing with JAX").
 """
 
 from __future__ import annotations
 
-import functools
-import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
@@ -20,53 +19,22 @@ from jax.typing import ArrayLike
 
 from estimators.estimate import Estimate
 
-__all__ = ["compiled", "coverage", "many_trials", "run_kernel"]
+__all__ = ["coverage", "many_trials"]
 
 
-@functools.cache
-def _compiled(kernel: Callable, static: tuple[tuple[str, Any], ...], batched: bool) -> Callable:
-    fn = functools.partial(kernel, **dict(static))
-    return jax.jit(jax.vmap(fn) if batched else fn)
-
-
-def compiled(kernel: Callable, *, batched: bool = True, **static: Any) -> Callable:
-    """The cached ``jit(vmap(kernel))`` (or ``jit(kernel)``) with ``static`` options closed over."""
-    return _compiled(kernel, tuple(sorted(static.items())), batched)
-
-
-def run_kernel(kernel: Callable, args: tuple, batch_shape: tuple[int, ...], **static: Any) -> Any:
-    """Run ``kernel(*args, **static)`` on every trial: ``args`` carry ``batch_shape`` leading axes."""
-    if not batch_shape:
-        return compiled(kernel, batched=False, **static)(*args)
-    size = math.prod(batch_shape)
-    k = len(batch_shape)
-    flat = jax.tree.map(lambda a: jnp.reshape(a, (size, *jnp.shape(a)[k:])), args)
-    out = compiled(kernel, batched=True, **static)(*flat)
-    return jax.tree.map(lambda a: jnp.reshape(a, (*batch_shape, *a.shape[1:])), out)
-
-
-def trial_keys(key: ArrayLike, batch_shape: tuple[int, ...]) -> Array:
-    """One key per trial (split from ``key``), or ``key`` itself for a single trial."""
-    if not (hasattr(key, "dtype") and jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)) or jnp.ndim(key):
-        raise ValueError(f"`key` must be a single jax.random.key(...), got {type(key).__name__} "
-                         f"{getattr(key, 'dtype', '')} of shape {jnp.shape(key)}")
-    if not batch_shape:
-        return key
-    return jax.random.split(key, math.prod(batch_shape)).reshape(batch_shape)
-
-
-def many_trials(estimator: Callable[..., Estimate], key: ArrayLike | None, data: Mapping[str, Any],
+def many_trials(estimator: Callable[..., Estimate], data: Mapping[str, Any], *, key: ArrayLike | None = None,
                 **options: Any) -> Estimate:
     """Run ``estimator`` on a batch of data sets (leading axis = trials) in one compiled call.
 
-    Every array in ``data`` has the trials on its leading axis; the batch is validated once on the host and
-    the estimator's kernel is vmapped over it. ``key`` (split into one key per trial) is passed first to
-    stochastic estimators (cross-fitting); pass ``None`` for deterministic ones.
+    Every array in ``data`` has the trials on its leading axis; the estimator validates the batch once and
+    sweeps its kernel over it. ``key`` (split into one key per trial by the estimator) is passed first to
+    stochastic estimators (cross-fitting); deterministic ones take none, so it is an optional keyword here (as in
+    ``diffusion.samplers.sample``).
 
     Args:
       estimator: a public estimator, e.g. ``estimators.aipw`` or ``estimators.ppi_mean``.
-      key: a ``jax.random.key`` for stochastic estimators, else ``None``.
       data: keyword arrays, each ``(n_trials, ...)``.
+      key: a ``jax.random.key`` for stochastic estimators, else ``None``.
       **options: static options (``alpha``, learners, ``n_folds``, ...).
 
     Returns:
@@ -74,7 +42,7 @@ def many_trials(estimator: Callable[..., Estimate], key: ArrayLike | None, data:
 
     Example::
 
-        est = many_trials(estimators.difference_in_means, None, {"y": ys, "treatment": ts})
+        est = many_trials(estimators.difference_in_means, {"y": ys, "treatment": ts})
         coverage(est, 0.5)
     """
     sizes = {name: np.shape(a)[0] if np.ndim(a) else None for name, a in data.items() if a is not None}

@@ -10,12 +10,12 @@ import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
-from estimators import _validate as v
+from estimators import _args as a
 from estimators._folds import cluster_meat
 from estimators.estimate import Estimate, normal_estimate
 from estimators.learners import logistic_fit
-from estimators.trials import run_kernel
 from jaxlib_ext import checks
+from jaxlib_ext.sweep import sweep
 
 __all__ = ["ipw", "overlap", "overlap_diagnostics"]
 
@@ -47,12 +47,12 @@ def overlap(propensity: ArrayLike, treatment: ArrayLike, *, weights: ArrayLike |
 
     Reference: R. K. Crump et al., "Dealing with limited overlap", Biometrika 96 (2009).
     """
-    e = checks.check_probability("propensity", propensity)
-    batch = e.shape[:-1]
-    dtype = v.float_dtype(e)
-    t = v.binary("treatment", treatment, e.shape, dtype)
-    w = v.weights("weights", weights, e.shape, dtype)
-    return run_kernel(overlap_diagnostics, (e.astype(dtype), t, w), batch)
+    batch = a.batch_shape("propensity", propensity, 1)
+    dtype = checks.float_dtype(propensity)
+    e = a.probability("propensity", propensity, np.shape(propensity), dtype)
+    t = a.binary("treatment", treatment, np.shape(e), dtype)
+    w = a.unit_weights("weights", weights, np.shape(e), dtype)
+    return sweep(overlap_diagnostics, e, t, w, axes=len(batch))
 
 
 def _sandwich(moments: Callable[[Array], Array], params: Array, clusters: Array | None, kept: Array) -> Array:
@@ -155,29 +155,17 @@ def ipw(y: ArrayLike, treatment: ArrayLike, *, propensity: ArrayLike | None = No
 
     Reference: D. G. Horvitz & D. J. Thompson, JASA 47 (1952); J. K. Lunceford & M. Davidian, Stat. Med. 23 (2004).
     """
-    if method not in _METHODS:
-        raise ValueError(f"`method` must be one of {_METHODS}, got {method!r}")
-    alpha = v.alpha_(alpha)
-    trim = v.threshold("trim", trim)
-    batch = v.batch_shape("y", y, 1)
-    dtype = v.float_dtype(y, covariates, propensity)
-    y = v.array("y", y, 1, batch, dtype=dtype)
-    t = v.binary("treatment", treatment, y.shape, dtype)
-    w = v.weights("weights", weights, y.shape, dtype)
-    v.arms("treatment", t, w)
-    c = None if clusters is None else v.codes("clusters", clusters, y.shape)
+    checks.check_choice("method", method, _METHODS)
+    trim = a.threshold("trim", trim)
+    d = a.trial(y, treatment, weights, clusters, alpha, (covariates, propensity))
     X = e = None
     if propensity is not None:
-        e = checks.check_probability("propensity", propensity)
-        if e.shape != y.shape:
-            raise ValueError(f"arguments must have the same length: `propensity` has shape {e.shape}, "
-                             f"the outcome {y.shape}")
-        e = e.astype(dtype)
+        e = a.probability("propensity", propensity, np.shape(d.y), d.dtype)
     elif covariates is None:
         raise ValueError("`propensity` and `covariates` are both None: give a known propensity or covariates "
                          "to estimate it")
     else:
-        X = v.array("covariates", covariates, 2, batch, y.shape[-1], dtype)
-        v.full_rank("covariates", np.concatenate([np.ones_like(X[..., :1]), X], axis=-1), w)
-    a = np.full(batch, alpha, dtype)
-    return run_kernel(_ipw_kernel, (y, t, X, e, w, c, a), batch, method=method, trim=trim)
+        X = a.array("covariates", covariates, d.dtype, 2, d.batch, np.shape(d.y)[-1])
+        a.full_rank("covariates", a.with_intercept(X), d.weights, d.dtype)
+    return sweep(_ipw_kernel, d.y, d.treatment, X, e, d.weights, d.clusters, d.alpha, axes=len(d.batch),
+                 static={"method": method, "trim": trim})

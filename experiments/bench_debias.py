@@ -77,7 +77,7 @@ def run(quick: bool) -> BenchResult:
         cal_pred, cal_y, _ = _data(rng, n)
         pred, _, t = _data(rng, n)
         ref = _Reference(cal_pred.astype(np.float64), cal_y.astype(np.float64))
-        corr = debias.tweedie(cal_pred, cal_y)
+        corr = debias.tweedie(cal_y, cal_pred)
         ours_s, ours_ate = _time(lambda corr=corr, pred=pred, t=t: _ours_ate(corr, pred, t), 3 if n <= 10_000 else 1)
         full = n <= 10_000
         idx = np.arange(n) if full else rng.choice(n, sub, replace=False)
@@ -99,7 +99,7 @@ def run(quick: bool) -> BenchResult:
     cal_pred, cal_y, _ = _data(rng, n_cal)
     preds, ts = zip(*[(p, tt) for p, _, tt in (_data(rng, trial_n) for _ in range(trials))], strict=True)
     preds, ts = np.stack(preds), np.stack(ts)
-    corr = debias.tweedie(cal_pred, cal_y)
+    corr = debias.tweedie(cal_y, cal_pred)
     ours_s, ours_ates = _time(lambda: _ours_ate(corr, preds, ts))
     se_s, _ = _time(lambda: debias.debiased_ate(corr, preds, ts).se, repeats=1)
     start = time.perf_counter()

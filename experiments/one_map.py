@@ -36,6 +36,7 @@ import estimators
 from estimators import debias
 from estimators.debias.bayes import bayes_ate
 from experiments.registry import Experiment, Result
+from jaxlib_ext.sweep import sweep
 
 __all__ = ["EXPERIMENT", "Config", "run"]
 
@@ -168,8 +169,9 @@ def run(key: jax.Array, config: Config) -> Result:
     k_g, k_worlds, k_learn, k_bayes = jax.random.split(key, 4)
     g = _image_map(k_g)
     taus = np.linspace(-config.tau_max, config.tau_max, config.n_taus)
-    sim = jax.jit(jax.vmap(functools.partial(_simulate_and_predict, cfg=config), in_axes=(0, 0, None)))
-    d = jax.tree.map(np.asarray, sim(jax.random.split(k_worlds, config.n_taus), jnp.asarray(taus, jnp.float32), g))
+    d = sweep(_simulate_and_predict, jax.random.split(k_worlds, config.n_taus), jnp.asarray(taus, jnp.float32), g,
+              static={"cfg": config}, in_axes=(0, 0, None))
+    d = jax.tree.map(np.asarray, d)
     nl = config.n_labels
     lab = {k: d[k][:, :nl] for k in ("pred", "y", "t", "e")}
     unl = {k: d[k][:, nl:] for k in ("pred", "t", "e")}
@@ -181,16 +183,15 @@ def run(key: jax.Array, config: Config) -> Result:
     estimates["naive"] = hajek(d["pred"], d["t"], propensity=d["e"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", debias.DebiasWarning)
-        corrections = {"lcc": debias.lcc(d["cal_pred"], d["cal_target"]),
-                       "tweedie (kde)": debias.tweedie(d["cal_pred"], d["cal_target"])}
+        corrections = {"lcc": debias.lcc(d["cal_target"], d["cal_pred"]),
+                       "tweedie (kde)": debias.tweedie(d["cal_target"], d["cal_pred"])}
         if config.learned_score:
-            corrections["tweedie (learned)"] = debias.tweedie(d["cal_pred"], d["cal_target"], score="learned",
-                                                              key=k_learn, learned_steps=config.learned_steps)
+            corrections["tweedie (learned)"] = debias.learned_tweedie(k_learn, d["cal_target"], d["cal_pred"],
+                                                                      num_steps=config.learned_steps)
         if config.bayes_score:
-            corrections["tweedie (bayes)"] = debias.tweedie(
-                d["cal_pred"], d["cal_target"], score="bayes", key=k_bayes,
-                bayes_options={"num_warmup": config.bayes_warmup, "num_samples": config.bayes_samples,
-                               "max_tree_depth": config.bayes_tree_depth})
+            corrections["tweedie (bayes)"] = debias.bayes_tweedie(
+                k_bayes, d["cal_target"], d["cal_pred"], num_warmup=config.bayes_warmup,
+                num_samples=config.bayes_samples, max_tree_depth=config.bayes_tree_depth)
         for name, corr in corrections.items():
             if name == "tweedie (bayes)":  # the posterior spread of the score enters the SE
                 estimates[name] = bayes_ate(corr, d["pred"], d["t"], propensity=d["e"], alpha=config.alpha)
@@ -203,8 +204,8 @@ def run(key: jax.Array, config: Config) -> Result:
         estimates[f"ppi ({nl} labels)"] = ppi(lam=1.0)
         estimates[f"ppi++ ({nl} labels)"] = ppi(lam=None)
         estimates[f"hybrid: ppi++ on tweedie ({nl} labels)"] = debias.hybrid_ate(
-            corrections["tweedie (kde)"], unl["pred"], unl["t"], labeled_target=lab["y"], labeled_pred=lab["pred"],
-            labeled_treatment=lab["t"], propensity=unl["e"], labeled_propensity=lab["e"], alpha=config.alpha)
+            corrections["tweedie (kde)"], lab["y"], lab["pred"], lab["t"], unl["pred"], unl["t"],
+            propensity=lab["e"], propensity_unlabeled=unl["e"], alpha=config.alpha)
     rows = [_metrics(name, est, taus) for name, est in estimates.items()]
     table = pd.DataFrame(rows)
     table["paper slope"] = [PAPER.get(m.replace(f"({nl} labels)", "(100 labels)"), (np.nan,))[0] for m in table.method]

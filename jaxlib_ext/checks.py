@@ -1,15 +1,28 @@
-"""Input validators that run on the host, before jit.
+"""Input checks that name the argument, on concrete data and under tracing alike: the project's one validation layer.
 
-Every check raises ``ValueError`` naming the argument and showing what was received, so a researcher who
-passes a bad array sees *which* argument and *what* was wrong — never a silent NaN downstream. Checks return
-the input converted to an array (``np.asarray`` for data-dependent checks) so they compose::
+Every check takes the argument's name and value, raises ``ValueError`` naming the argument and showing what was
+received, and returns the value (a NumPy array for concrete input, the tracer itself for traced input):
 
-    y = check_finite("y", y)
-    t = check_binary("treatment", t)
+* **concrete** input (a Python number or list, a NumPy array, a concrete ``jax.Array``) is checked on the host,
+  every check, before anything is compiled;
+* **traced** input (inside the user's ``jax.jit`` / ``jax.vmap`` / ``jax.grad`` or ``jaxlib_ext.sweep``) gets the
+  static checks (shape, ndim, dtype, option values) at trace time, with the same ``ValueError``, and the data
+  checks (NaN, binary, ranges, degenerate designs) as ``jax.experimental.checkify.debug_check``: nothing under a
+  plain ``jit``, an error naming the argument when the caller functionalizes the checks::
+
+      err, out = checkify.checkify(jax.jit(study))(key)
+      err.throw()        # JaxRuntimeError (a ValueError): `treatment` must be binary (0/1), got 3 other value(s)
+
+Values are checked in the dtype the kernel computes in: convert first with :func:`to_float` (a float64
+propensity of 1 − 1e-9 is 1.0 in float32 and fails ``check_probability``; 1e300 is inf and fails
+``check_finite``), then check.
+
+Example::
+
+    dtype = float_dtype(y, treatment)
+    y = check_finite("y", to_float("y", y, dtype))
+    t = check_binary("treatment", to_float("treatment", treatment, dtype))
     check_same_length(y=y, treatment=t)
-
-Data-dependent checks (finite, binary, in range, strictly decreasing) need concrete values: called on a
-tracer they raise a ``ValueError`` that says so, rather than failing obscurely.
 """
 
 from __future__ import annotations
@@ -18,46 +31,110 @@ from collections.abc import Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+from jax.experimental import checkify
 
 __all__ = [
+    "check_alpha",
     "check_binary",
+    "check_choice",
+    "check_condition",
     "check_finite",
+    "check_full_rank",
     "check_in_range",
+    "check_int",
+    "check_key",
+    "check_min_count",
     "check_ndim",
+    "check_not_constant",
+    "check_number",
     "check_positive",
     "check_probability",
     "check_same_length",
     "check_shape",
     "check_strictly_decreasing",
+    "float_dtype",
+    "is_traced",
+    "to_float",
 ]
 
 
+def is_traced(*values: Any) -> bool:
+    """Whether any leaf of ``values`` is a tracer (inside jit / vmap / grad): then data checks use checkify."""
+    return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(values))
+
+
 def _describe(x: Any, limit: int = 6) -> str:
-    """A short description of ``x`` for error messages: shape, dtype and the first few values."""
+    """A short description for error messages: shape, dtype and the first few values."""
     arr = np.asarray(x)
     if arr.ndim == 0:
         return f"{arr.item()!r} (dtype {arr.dtype})"
     flat = arr.reshape(-1)
-    head = ", ".join(f"{v:.6g}" if np.issubdtype(arr.dtype, np.floating) else repr(v.item())
-                     for v in flat[:limit])
+    head = ", ".join(f"{v:.6g}" if np.issubdtype(arr.dtype, np.floating) else repr(v.item()) for v in flat[:limit])
     more = ", ..." if flat.size > limit else ""
     return f"array of shape {arr.shape}, dtype {arr.dtype}: [{head}{more}]"
 
 
-def _concrete(name: str, x: Any) -> np.ndarray:
-    if isinstance(x, jax.core.Tracer):
-        raise ValueError(
-            f"`{name}` is a traced value ({type(x).__name__}); this check needs concrete data and must run "
-            "on the host before jit.")
-    return np.asarray(x)
+def _host(name: str, x: Any) -> np.ndarray:
+    arr = np.asarray(x)
+    if arr.dtype == object or arr.dtype.kind in "USVMm":
+        raise ValueError(f"`{name}` must be numeric, got dtype {arr.dtype}: {_describe(arr) if arr.size < 7 else ''}"
+                         .rstrip(": "))
+    return arr
 
 
-def check_finite(name: str, x: Any) -> np.ndarray:
-    """Raise if ``x`` holds NaN or ±inf; return it as a numpy array."""
-    arr = _concrete(name, x)
-    if arr.dtype == object:
-        raise ValueError(f"`{name}` must be numeric, got an object array: {_describe(arr)}")
+def _numeric_dtype(name: str, dtype: Any) -> np.dtype:
+    dtype = np.dtype(dtype)
+    if dtype.kind not in "biuf":
+        raise ValueError(f"`{name}` must be a real numeric array, got dtype {dtype}")
+    return dtype
+
+
+def float_dtype(*arrays: Any) -> np.dtype:
+    """The float dtype a kernel computes in: the inputs' promoted float type as JAX canonicalizes it.
+
+    Integer and bool inputs count as the default float; ``None`` entries are skipped; tracers are read by dtype.
+    Without ``jax_enable_x64`` this is float32 whatever the inputs.
+    """
+    kinds = []
+    for a in arrays:
+        if a is None:
+            continue
+        dt = a.dtype if hasattr(a, "dtype") else np.asarray(a).dtype
+        kinds.append(dt if np.issubdtype(dt, np.floating) else np.dtype(np.float32))
+    dtype = np.result_type(*kinds, np.float32)
+    return np.dtype(jax.dtypes.canonicalize_dtype(dtype))
+
+
+def to_float(name: str, x: Any, dtype: Any) -> Any:
+    """``x`` in the kernel's float ``dtype`` (NumPy for concrete input, a tracer for traced input).
+
+    Non-numeric input (strings, objects) raises ``ValueError`` naming ``name``. Overflow to ±inf and underflow to
+    0 in the cast are left for the value checks that follow (they report the value in ``dtype``).
+    """
+    if is_traced(x):
+        _numeric_dtype(name, x.dtype)
+        return x.astype(dtype)
+    arr = _host(name, x)
+    _numeric_dtype(name, arr.dtype)
+    with np.errstate(over="ignore", under="ignore"):
+        return arr.astype(dtype, copy=False)
+
+
+def _traced_check(ok: Any, message: str, *values: Any) -> None:
+    """A data check on traced values: reported by ``checkify.checkify``, free under a plain ``jit``."""
+    checkify.debug_check(ok, message.replace("{", "{{").replace("}", "}}").replace("{{}}", "{}"), *values)
+
+
+def check_finite(name: str, x: Any) -> Any:
+    """Raise if ``x`` holds NaN or ±inf."""
+    if is_traced(x):
+        if jnp.issubdtype(x.dtype, jnp.inexact):
+            bad = jnp.sum(~jnp.isfinite(x))
+            _traced_check(bad == 0, f"`{name}` must be finite, got {{}} non-finite value(s) (dtype {x.dtype})", bad)
+        return x
+    arr = _host(name, x)
     if np.issubdtype(arr.dtype, np.inexact):
         bad = ~np.isfinite(arr)
         if bad.any():
@@ -70,7 +147,7 @@ def check_finite(name: str, x: Any) -> np.ndarray:
 
 
 def check_ndim(name: str, x: Any, ndim: int | Sequence[int]) -> Any:
-    """Raise unless ``x.ndim`` is ``ndim`` (or one of several). Works on tracers (shape is static)."""
+    """Raise unless ``x.ndim`` is ``ndim`` (or one of several). Static: the same on tracers."""
     allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
     got = np.ndim(x)
     if got not in allowed:
@@ -80,7 +157,7 @@ def check_ndim(name: str, x: Any, ndim: int | Sequence[int]) -> Any:
 
 
 def check_shape(name: str, x: Any, shape: Sequence[int | None]) -> Any:
-    """Raise unless ``x.shape`` matches ``shape``; ``None`` matches any size. Works on tracers."""
+    """Raise unless ``x.shape`` matches ``shape``; ``None`` matches any size. Static."""
     got = tuple(np.shape(x))
     want = tuple(shape)
     if len(got) != len(want) or any(w is not None and w != g for g, w in zip(got, want, strict=False)):
@@ -90,9 +167,9 @@ def check_shape(name: str, x: Any, shape: Sequence[int | None]) -> Any:
 
 
 def check_same_length(**arrays: Any) -> int:
-    """Raise unless all keyword arrays share the leading dimension; return that length.
+    """Raise unless all keyword arrays share the leading dimension; return that length. Static.
 
-    Example: ``n = check_same_length(outcome=y, treatment=t)``.
+    Example: ``n = check_same_length(y=y, treatment=t)``.
     """
     if not arrays:
         raise ValueError("check_same_length needs at least one array")
@@ -108,59 +185,226 @@ def check_same_length(**arrays: Any) -> int:
     return next(iter(lengths.values()))
 
 
-def check_binary(name: str, x: Any) -> np.ndarray:
-    """Raise unless every entry of ``x`` is 0 or 1 (bool or numeric); return it as a numpy array."""
+def check_binary(name: str, x: Any) -> Any:
+    """Raise unless every entry of ``x`` is 0 or 1 (bool or numeric)."""
+    if is_traced(x):
+        if x.dtype != jnp.bool_:
+            bad = jnp.sum((x != 0) & (x != 1))
+            _traced_check(bad == 0, f"`{name}` must be binary (0/1), got {{}} other value(s)", bad)
+        return x
     arr = check_finite(name, x)
     if arr.dtype == bool:
         return arr
     values = np.unique(arr)
     extra = values[(values != 0) & (values != 1)]
     if extra.size:
-        raise ValueError(
-            f"`{name}` must be binary (0/1), got other values {extra[:6].tolist()}"
-            f"{' ...' if extra.size > 6 else ''}; {_describe(arr)}")
+        raise ValueError(f"`{name}` must be binary (0/1), got other values {extra[:6].tolist()}"
+                         f"{' ...' if extra.size > 6 else ''}; {_describe(arr)}")
     return arr
+
+
+def _interval(low: float | None, high: float | None, inclusive: tuple[bool, bool]) -> str:
+    left = "-inf" if low is None else f"{low:g}"
+    right = "inf" if high is None else f"{high:g}"
+    return (f"{'[' if inclusive[0] and low is not None else '('}{left}, {right}"
+            f"{']' if inclusive[1] and high is not None else ')'}")
 
 
 def check_in_range(name: str, x: Any, low: float | None = None, high: float | None = None, *,
-                   inclusive: tuple[bool, bool] = (True, True)) -> np.ndarray:
-    """Raise unless ``low <= x <= high`` elementwise (bounds open where ``inclusive`` says so)."""
-    arr = check_finite(name, x)
-    lo_ok = np.ones(arr.shape, bool) if low is None else (arr >= low if inclusive[0] else arr > low)
-    hi_ok = np.ones(arr.shape, bool) if high is None else (arr <= high if inclusive[1] else arr < high)
-    bad = ~(lo_ok & hi_ok)
-    if bad.any():
-        left = "-inf" if low is None else f"{low:g}"
-        right = "inf" if high is None else f"{high:g}"
-        interval = f"{'[' if inclusive[0] and low is not None else '('}{left}, {right}" \
-                   f"{']' if inclusive[1] and high is not None else ')'}"
-        offenders = arr[bad].reshape(-1)[:6].tolist()
-        raise ValueError(
-            f"`{name}` must lie in {interval}, got {int(bad.sum())} value(s) outside, e.g. {offenders}; "
-            f"{_describe(arr)}")
+                   inclusive: tuple[bool, bool] = (True, True)) -> Any:
+    """Raise unless ``low <= x <= high`` elementwise (bounds open where ``inclusive`` says so); NaN fails."""
+    xp = jnp if is_traced(x) else np
+    arr = x if xp is jnp else check_finite(name, x)
+    lo_ok = True if low is None else (arr >= low if inclusive[0] else arr > low)
+    hi_ok = True if high is None else (arr <= high if inclusive[1] else arr < high)
+    bad = ~(lo_ok & hi_ok) if not (low is None and high is None) else xp.zeros(xp.shape(arr), bool)
+    interval = _interval(low, high, inclusive)
+    if xp is jnp:
+        count = jnp.sum(bad)
+        _traced_check(count == 0, f"`{name}` must lie in {interval} (in {x.dtype}), got {{}} value(s) outside",
+                      count)
+        return x
+    if np.any(bad):
+        offenders = np.asarray(arr)[np.asarray(bad)].reshape(-1)[:6].tolist()
+        raise ValueError(f"`{name}` must lie in {interval} (in {arr.dtype}), got {int(np.sum(bad))} value(s) "
+                         f"outside, e.g. {offenders}; {_describe(arr)}")
     return arr
 
 
-def check_positive(name: str, x: Any, *, strict: bool = True) -> np.ndarray:
+def check_positive(name: str, x: Any, *, strict: bool = True) -> Any:
     """Raise unless ``x > 0`` (or ``>= 0`` with ``strict=False``) elementwise."""
     return check_in_range(name, x, 0.0, None, inclusive=(not strict, True))
 
 
-def check_probability(name: str, x: Any) -> np.ndarray:
-    """Raise unless ``0 < x < 1`` elementwise: propensities, confidence levels ``alpha``, quantiles."""
+def check_probability(name: str, x: Any) -> Any:
+    """Raise unless ``0 < x < 1`` elementwise (propensities, quantiles), in ``x``'s own dtype."""
     return check_in_range(name, x, 0.0, 1.0, inclusive=(False, False))
 
 
-def check_strictly_decreasing(name: str, x: Any) -> np.ndarray:
-    """Raise unless ``x`` is 1-D and strictly decreasing (e.g. a sigma grid, ending at 0 or not)."""
+def check_strictly_decreasing(name: str, x: Any) -> Any:
+    """Raise unless ``x`` is 1-D with ≥ 2 entries and strictly decreasing (e.g. a sigma grid)."""
+    check_ndim(name, x, 1)
+    if np.shape(x)[0] < 2:
+        raise ValueError(f"`{name}` must have at least 2 entries, got shape {np.shape(x)}")
+    if is_traced(x):
+        check_finite(name, x)
+        bad = jnp.diff(x) >= 0
+        _traced_check(~jnp.any(bad), f"`{name}` must be strictly decreasing, but entry {{}} is not below the one "
+                      "before it", jnp.argmax(bad) + 1)
+        return x
     arr = check_finite(name, x)
-    check_ndim(name, arr, 1)
-    if arr.size < 2:
-        raise ValueError(f"`{name}` must have at least 2 entries, got shape {arr.shape}")
     steps = np.diff(arr)
     if (steps >= 0).any():
         i = int(np.argmax(steps >= 0))
-        raise ValueError(
-            f"`{name}` must be strictly decreasing, but entry {i + 1} ({arr[i + 1]:.6g}) is not below "
-            f"entry {i} ({arr[i]:.6g}); {_describe(arr)}")
+        raise ValueError(f"`{name}` must be strictly decreasing, but entry {i + 1} ({arr[i + 1]:.6g}) is not below "
+                         f"entry {i} ({arr[i]:.6g}); {_describe(arr)}")
     return arr
+
+
+def check_int(name: str, value: Any, minimum: int | None = None, maximum: int | None = None) -> int:
+    """A static integer option (Python or NumPy int, not bool) in [minimum, maximum]; returns it as ``int``."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise ValueError(f"`{name}` must be an integer, got {value!r} ({type(value).__name__})")
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        bounds = f">= {minimum}" if maximum is None else f"in [{minimum if minimum is not None else '-inf'}, {maximum}]"
+        raise ValueError(f"`{name}` must be an integer {bounds}, got {value!r}")
+    return int(value)
+
+
+def check_number(name: str, value: Any, low: float | None = None, high: float | None = None, *,
+                 inclusive: tuple[bool, bool] = (True, True)) -> float:
+    """A static real option (a concrete finite scalar, not bool) in the given interval; returns it as ``float``."""
+    if is_traced(value):
+        raise ValueError(f"`{name}` is a static option and must be a concrete number, got a traced value")
+    if isinstance(value, bool) or np.ndim(value) != 0 or np.asarray(value).dtype.kind not in "iuf":
+        raise ValueError(f"`{name}` must be a real number, got {value!r}")
+    v = float(value)
+    lo_ok = low is None or (v >= low if inclusive[0] else v > low)
+    hi_ok = high is None or (v <= high if inclusive[1] else v < high)
+    if not (np.isfinite(v) and lo_ok and hi_ok):
+        raise ValueError(f"`{name}` must lie in {_interval(low, high, inclusive)}, got {value!r}")
+    return v
+
+
+def check_key(name: str, key: Any) -> Any:
+    """A single typed key from ``jax.random.key`` (shape ()); traced keys pass (the check is static)."""
+    if not (hasattr(key, "dtype") and jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)):
+        raise ValueError(f"`{name}` must be a typed key from jax.random.key, got {type(key).__name__} "
+                         f"with dtype {getattr(key, 'dtype', None)}")
+    if key.shape != ():
+        raise ValueError(f"`{name}` must be a single key (shape ()), got shape {key.shape}")
+    return key
+
+
+def check_choice(name: str, value: Any, allowed: Sequence[Any]) -> Any:
+    """A static option that must be one of ``allowed``."""
+    bool_mismatch = isinstance(value, bool | np.bool_) and not any(isinstance(a, bool) for a in allowed)
+    if isinstance(value, jax.Array | np.ndarray) or bool_mismatch or value not in tuple(allowed):
+        raise ValueError(f"`{name}` must be one of {tuple(allowed)}, got {value!r}")
+    return value
+
+
+def check_alpha(alpha: Any) -> Any:
+    """The error level ``alpha`` of an interval: a scalar in (0, 1). Returns a float when concrete."""
+    check_ndim("alpha", alpha, 0)
+    if is_traced(alpha):
+        return check_probability("alpha", alpha)
+    check_number("alpha", alpha, 0.0, 1.0, inclusive=(False, False))
+    return float(alpha)
+
+
+def check_condition(ok: Any, message: str, value: Any = None) -> None:
+    """A data condition that has no standard check: ``ok`` (a boolean array) must hold everywhere.
+
+    ``message`` names the argument and says what must hold; on concrete input a failure raises ``ValueError``
+    with ``message`` and the first failing ``value``; on traced input it is a checkify check.
+    """
+    if is_traced(ok, value):
+        bad = ~jnp.all(ok)
+        if value is None:
+            _traced_check(~bad, message)
+        else:
+            _traced_check(~bad, f"{message}; got {{}}", jnp.ravel(jnp.where(ok, jnp.nan, value))[
+                jnp.argmin(jnp.ravel(ok))])
+        return
+    ok = np.asarray(ok)
+    if not np.all(ok):
+        got = "" if value is None else f"; got {np.ravel(np.asarray(value))[int(np.argmin(np.ravel(ok)))]!r}"
+        raise ValueError(message + got)
+
+
+def check_min_count(name: str, mask: Any, minimum: int, what: str = "units") -> Any:
+    """Raise unless every row (last axis) of the boolean ``mask`` has at least ``minimum`` True entries."""
+    count = (jnp if is_traced(mask) else np).sum(mask, axis=-1)
+    if is_traced(mask):
+        low = jnp.min(count)
+        _traced_check(low >= minimum, f"`{name}` must have at least {minimum} {what}, got {{}}", low)
+        return mask
+    if np.any(count < minimum):
+        worst = np.unravel_index(int(np.argmin(count)), np.shape(count)) if np.ndim(count) else ()
+        where = f" in trial {tuple(int(j) for j in worst)}" if worst else ""
+        raise ValueError(f"`{name}` must have at least {minimum} {what}, got {int(np.min(count))}{where}")
+    return mask
+
+
+def check_not_constant(name: str, x: Any, *, mask: Any = None) -> Any:
+    """Raise if a row (last axis) of ``x`` is constant over the entries where ``mask`` is True (all by default).
+
+    Constant means a spread max − min ≤ 1e-12 · max(1, max |x|): no variation to fit a slope or a density to.
+    """
+    traced = is_traced(x, mask)
+    xp = jnp if traced else np
+    m = xp.ones(xp.shape(x), bool) if mask is None else xp.asarray(mask, bool)
+    hi = xp.max(xp.where(m, x, -xp.inf), axis=-1)
+    lo = xp.min(xp.where(m, x, xp.inf), axis=-1)
+    scale = xp.maximum(xp.max(xp.where(m, xp.abs(x), 0.0), axis=-1), 1.0)
+    constant = ~(hi - lo > 1e-12 * scale)
+    if traced:
+        _traced_check(~jnp.any(constant), f"`{name}` is constant in {{}} row(s): nothing varies to estimate from",
+                      jnp.sum(constant))
+        return x
+    if np.any(constant):
+        value = float(np.ravel(hi)[int(np.argmax(np.ravel(constant)))])
+        raise ValueError(f"`{name}` is constant (every value {value:.6g}): nothing varies to estimate from")
+    return x
+
+
+def check_full_rank(name: str, matrix: Any, *, rows: Any = None, dtype: Any = None) -> Any:
+    """Raise unless ``matrix`` (..., n, p), restricted to ``rows`` (a boolean mask (..., n)), has full column rank.
+
+    Rank is judged on the column-equilibrated matrix (each column scaled to unit norm, so units do not matter) in
+    the dtype the kernel solves in (``dtype``, default the matrix's): singular when σ_min / σ_max ≤ √ε(dtype)
+    (3.5e-4 in float32, 1.5e-8 in float64) — beyond that, normal equations (condition number squared) lose every
+    digit. Concrete input is checked in float64 through the p × p Gram matrix, traced input by an SVD.
+    """
+    traced = is_traced(matrix, rows)
+    dt = np.dtype(dtype if dtype is not None else (matrix.dtype if hasattr(matrix, "dtype") else np.float64))
+    threshold = float(np.sqrt(np.finfo(dt).eps if np.issubdtype(dt, np.floating) else np.finfo(np.float32).eps))
+    p = np.shape(matrix)[-1]
+    if np.shape(matrix)[-2] < p:
+        raise ValueError(f"`{name}` has fewer rows than columns: shape {np.shape(matrix)} cannot have full "
+                         "column rank")
+    if traced:
+        a = matrix if rows is None else jnp.where(jnp.asarray(rows)[..., None], matrix, 0)
+        norms = jnp.sqrt(jnp.sum(a**2, axis=-2, keepdims=True))
+        s = jnp.linalg.svd(a / jnp.where(norms > 0, norms, 1), compute_uv=False)
+        ratio = jnp.min(jnp.where(jnp.min(norms, axis=-1)[..., 0] > 0, s[..., -1] / s[..., 0], 0.0))
+        _traced_check(ratio > threshold, f"`{name}` gives a singular design (constant or collinear columns?): "
+                      f"σ_min/σ_max = {{}} ≤ {threshold:.2g}", ratio)
+        return matrix
+    a = np.asarray(matrix, np.float64)
+    if rows is not None:
+        a = a * np.asarray(rows, bool)[..., None]
+    gram = np.swapaxes(a, -1, -2) @ a
+    diag = np.sqrt(np.diagonal(gram, axis1=-2, axis2=-1))
+    scale = np.where(diag > 0, diag, 1.0)
+    eig = np.linalg.eigvalsh(gram / scale[..., :, None] / scale[..., None, :])
+    ratio = np.sqrt(np.maximum(eig[..., 0], 0.0) / np.maximum(eig[..., -1], np.finfo(np.float64).tiny))
+    ratio = np.where(np.min(diag, axis=-1) > 0, ratio, 0.0)
+    if np.any(ratio <= threshold):
+        ev = eig.reshape(-1, p)[int(np.argmin(ratio.reshape(-1)))]
+        rank = int(np.sum(np.sqrt(np.maximum(ev, 0.0) / max(ev[-1], np.finfo(np.float64).tiny)) > threshold))
+        raise ValueError(f"`{name}` gives a singular design: rank {rank} of {p} columns, σ_min/σ_max = "
+                         f"{float(np.min(ratio)):.3g} ≤ {threshold:.2g} in {dt} (constant or collinear columns?), "
+                         f"shape {np.shape(matrix)}")
+    return matrix

@@ -24,6 +24,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from jaxlib_ext.checks import check_key
+
 __all__ = ["key_grid", "lecun_normal", "normal", "split_like_tree", "uniform"]
 
 
@@ -66,11 +68,7 @@ def uniform(key: jax.Array, shape: Sequence[int] = (), dtype: Any = float, minva
 
 
 def _check_key(key: Any) -> None:
-    if not (hasattr(key, "dtype") and jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)):
-        raise ValueError(f"`key` must be a typed key from jax.random.key, got {type(key).__name__} "
-                         f"with dtype {getattr(key, 'dtype', None)}")
-    if key.shape != ():
-        raise ValueError(f"`key` must be a single key (shape ()), got shape {key.shape}")
+    check_key("key", key)
 
 
 def split_like_tree(key: jax.Array, tree: Any) -> Any:

@@ -1,4 +1,9 @@
-"""Private helpers shared by the analytic models: dtypes, sigma broadcasting, host-side covariance checks."""
+"""Private helpers shared by the analytic models: sigma broadcasting, concrete-aware covariance checks, chunking.
+
+The constructors' checks go through :mod:`jaxlib_ext.checks`: concrete input is checked on the host (errors name
+the argument), traced input (a model built inside ``jit`` / ``vmap`` / ``grad``) gets the static checks at trace
+time and the data checks through checkify.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +13,9 @@ import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
-from jaxlib_ext.checks import check_finite, check_ndim, check_shape
+from jaxlib_ext import checks
 
 LOG_2PI = float(np.log(2.0 * np.pi))
-
-
-def float_dtype(*arrays) -> np.dtype:
-    """The floating dtype JAX would give these inputs (ints promote to the default float)."""
-    return jnp.result_type(*[jnp.asarray(a) if not hasattr(a, "dtype") else a for a in arrays], float)
 
 
 def prepare(x: ArrayLike, sigma: ArrayLike, dim: int | None = None) -> tuple[Array, Array]:
@@ -38,12 +38,33 @@ def prepare(x: ArrayLike, sigma: ArrayLike, dim: int | None = None) -> tuple[Arr
     return jnp.broadcast_to(x, (*batch, x.shape[-1])), jnp.broadcast_to(sigma, batch)
 
 
-def symmetric_eigh(name: str, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Eigendecomposition (float64) of a symmetric PSD matrix, or ``ValueError`` naming ``name``.
+def float_array(name: str, x: ArrayLike, dtype: np.dtype, ndim: int) -> Array:
+    """``x`` in ``dtype`` with ``ndim`` dimensions and finite values (checked), as a JAX array."""
+    arr = checks.check_finite(name, checks.to_float(name, x, dtype))
+    checks.check_ndim(name, arr, ndim)
+    return jnp.asarray(arr)
 
-    Tiny negative eigenvalues from rounding (above −tol·max|λ|) are set to 0; larger ones are an error.
+
+def symmetric_eigh(name: str, cov: ArrayLike) -> tuple[Array | np.ndarray, Array | np.ndarray]:
+    """Eigendecomposition of symmetric PSD matrices (..., d, d), or an error naming ``name``.
+
+    Tiny negative eigenvalues from rounding (above −tol·max|λ|·d) are set to 0; larger ones, and asymmetry beyond
+    tol·max|C| (tol 1e-10 in float64, 1e-5 in float32), are errors. Concrete input is decomposed in float64 on
+    the host (NumPy float64 out); traced input in its own dtype (``jnp.linalg.eigh``), checked through checkify.
     """
-    tol = 1e-10 if np.asarray(cov).dtype == np.float64 else 1e-5
+    dtype = np.dtype(getattr(cov, "dtype", np.float64))
+    tol = 1e-10 if dtype == np.float64 else 1e-5
+    if checks.is_traced(cov):
+        c = jnp.asarray(cov)
+        scale = jnp.maximum(jnp.max(jnp.abs(c)), jnp.finfo(c.dtype).tiny)
+        asym = jnp.max(jnp.abs(c - jnp.swapaxes(c, -1, -2)))
+        checks.check_condition(asym <= tol * scale, f"`{name}` must be symmetric (max |C − Cᵀ| / max |C| ≤ {tol:g})",
+                               asym / scale)
+        lam, v = jnp.linalg.eigh(0.5 * (c + jnp.swapaxes(c, -1, -2)))
+        top = jnp.maximum(jnp.max(jnp.abs(lam)), jnp.finfo(c.dtype).tiny)
+        checks.check_condition(jnp.min(lam) >= -tol * top * c.shape[-1],
+                               f"`{name}` must be positive semi-definite", jnp.min(lam))
+        return jnp.maximum(lam, 0.0), v
     c = np.asarray(cov, np.float64)
     scale = max(float(np.max(np.abs(c))), np.finfo(np.float64).tiny)
     asym = float(np.max(np.abs(c - np.swapaxes(c, -1, -2))))
@@ -57,24 +78,13 @@ def symmetric_eigh(name: str, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.maximum(eigvals, 0.0), eigvecs
 
 
-def check_mean_cov(mean: ArrayLike, cov: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
-    """Host checks of a Gaussian's mean (d,) and covariance (d, d)."""
-    mean = check_ndim("mean", check_finite("mean", mean), 1)
-    d = mean.shape[0]
-    cov = check_shape("cov", check_finite("cov", cov), (d, d))
-    return mean, cov
-
-
-def check_weights(name: str, weights: ArrayLike, n: int | None = None) -> np.ndarray:
-    """Non-negative weights of shape (n,) summing to 1 (to 1e-5)."""
-    w = check_ndim(name, check_finite(name, weights), 1)
-    if n is not None:
-        check_shape(name, w, (n,))
-    if (w < 0).any():
-        raise ValueError(f"`{name}` must be non-negative, got {w[w < 0][:6].tolist()}")
-    total = float(np.sum(w, dtype=np.float64))
-    if abs(total - 1.0) > 1e-5:
-        raise ValueError(f"`{name}` must sum to 1, got sum {total:.8g}")
+def check_weights(name: str, weights: ArrayLike, n: int, dtype: np.dtype) -> Array:
+    """Non-negative weights of shape (n,) summing to 1 (to 1e-5), in ``dtype``."""
+    w = float_array(name, weights, dtype, 1)
+    checks.check_shape(name, w, (n,))
+    checks.check_positive(name, w, strict=False)
+    total = jnp.sum(w) if checks.is_traced(w) else np.sum(np.asarray(w, np.float64))
+    checks.check_condition(abs(total - 1.0) <= 1e-5, f"`{name}` must sum to 1", total)
     return w
 
 

@@ -22,7 +22,6 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
@@ -30,13 +29,13 @@ from diffusion.analytic._common import (
     LOG_2PI,
     check_weights,
     chunked,
-    float_dtype,
+    float_array,
     map_queries,
     merge_logsumexp,
     prepare,
     scan_chunks,
 )
-from jaxlib_ext.checks import check_finite, check_ndim
+from jaxlib_ext import checks
 
 __all__ = ["Empirical", "empirical"]
 
@@ -145,7 +144,7 @@ class Empirical:
 
 def empirical(points: ArrayLike, weights: ArrayLike | None = None, *, chunk_size: int = 1024,
               query_chunk: int = 1024) -> Empirical:
-    """Empirical-distribution model of a training set (validated on the host, outside jit).
+    """Empirical-distribution model of a training set (a pure function of arrays: eager or under jit / vmap / grad).
 
     Args:
       points: (N, d) training points (use shape (N, 1) for scalar data).
@@ -161,14 +160,12 @@ def empirical(points: ArrayLike, weights: ArrayLike | None = None, *, chunk_size
     Harmonic Representations"; Gu et al. (2023), "On Memorization in Diffusion Models"; Parzen (1962) for
     the KDE.
     """
-    pts = check_ndim("points", check_finite("points", points), 2)
+    dtype = checks.float_dtype(points)
+    pts = float_array("points", points, dtype, 2)
     n = pts.shape[0]
     if n == 0:
         raise ValueError(f"`points` must hold at least one point, got shape {pts.shape}")
-    for name, val in (("chunk_size", chunk_size), ("query_chunk", query_chunk)):
-        if not isinstance(val, int | np.integer) or val < 1:
-            raise ValueError(f"`{name}` must be a positive integer, got {val!r}")
-    w = None if weights is None else check_weights("weights", weights, n)
-    dtype = float_dtype(points)
-    return Empirical.from_points(jnp.asarray(np.asarray(pts, dtype)), None if w is None else jnp.asarray(w, dtype),
-                                 chunk_size=int(chunk_size), query_chunk=int(query_chunk))
+    chunk_size = checks.check_int("chunk_size", chunk_size, 1)
+    query_chunk = checks.check_int("query_chunk", query_chunk, 1)
+    w = None if weights is None else check_weights("weights", weights, n, dtype)
+    return Empirical.from_points(pts, w, chunk_size=chunk_size, query_chunk=query_chunk)

@@ -21,9 +21,9 @@ import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
-from diffusion.analytic._common import LOG_2PI, check_mean_cov, float_dtype, prepare, symmetric_eigh
+from diffusion.analytic._common import LOG_2PI, float_array, prepare, symmetric_eigh
+from jaxlib_ext import checks
 from jaxlib_ext import random as jrandom
-from jaxlib_ext.checks import check_finite, check_ndim, check_shape
 
 __all__ = ["Gaussian", "gaussian", "gaussian_low_rank", "pf_ode_gaussian"]
 
@@ -131,12 +131,12 @@ class Gaussian(NamedTuple):
         return out
 
 
-def _build(mean: np.ndarray, eigvals: np.ndarray, eigvecs: np.ndarray, dtype) -> Gaussian:
-    return Gaussian(jnp.asarray(mean, dtype), jnp.asarray(eigvals, dtype), jnp.asarray(eigvecs, dtype))
-
-
 def gaussian(mean: ArrayLike, cov: ArrayLike) -> Gaussian:
-    """Gaussian model N(mean, cov) with its eigendecomposition cached (validated on the host, outside jit).
+    """Gaussian model N(mean, cov) with its eigendecomposition cached.
+
+    A pure function of arrays: concrete input is checked and decomposed in float64 on the host; built inside
+    ``jit`` / ``vmap`` / ``grad`` it decomposes with ``jnp.linalg.eigh`` in the inputs' dtype and its data checks
+    run through checkify.
 
     Args:
       mean: shape (d,).
@@ -153,26 +153,34 @@ def gaussian(mean: ArrayLike, cov: ArrayLike) -> Gaussian:
     Reference: Wiener (1949); Wang & Vastola (2024), "The Unreasonable Effectiveness of Gaussian Score
     Approximation for Diffusion Models and its Applications".
     """
-    mean_np, cov_np = check_mean_cov(mean, cov)
-    eigvals, eigvecs = symmetric_eigh("cov", cov_np)
-    return _build(mean_np, eigvals, eigvecs, float_dtype(mean, cov))
+    dtype = checks.float_dtype(mean, cov)
+    m = float_array("mean", mean, dtype, 1)
+    c = float_array("cov", cov, dtype, 2)
+    checks.check_shape("cov", c, (m.shape[0], m.shape[0]))
+    eigvals, eigvecs = symmetric_eigh("cov", c)
+    return Gaussian(m, jnp.asarray(eigvals, dtype), jnp.asarray(eigvecs, dtype))
 
 
 def gaussian_low_rank(mean: ArrayLike, factor: ArrayLike) -> Gaussian:
     """Gaussian N(mean, F Fᵀ) with a (d, r) factor, r ≤ d: data on an r-dimensional affine subspace.
 
-    The eigenbasis comes from the thin SVD F = U S Wᵀ (λ = s²), so cost and memory are O(d r).
+    The eigenbasis comes from the thin SVD F = U S Wᵀ (λ = s²), so cost and memory are O(d r). Traceable as
+    :func:`gaussian` (float64 SVD on the host for concrete input).
 
     Example: ``gaussian_low_rank(jnp.zeros(3), jnp.array([[1.0], [0.0], [0.0]]))  # a line in R³``.
     Reference: Wang & Vastola (2024), "The Hidden Linear Structure in Score-Based Models".
     """
-    mean_np = check_ndim("mean", check_finite("mean", mean), 1)
-    f = check_ndim("factor", check_finite("factor", factor), 2)
-    check_shape("factor", f, (mean_np.shape[0], None))
+    dtype = checks.float_dtype(mean, factor)
+    m = float_array("mean", mean, dtype, 1)
+    f = float_array("factor", factor, dtype, 2)
+    checks.check_shape("factor", f, (m.shape[0], None))
     if f.shape[1] > f.shape[0]:
         raise ValueError(f"`factor` must have shape (d, r) with r <= d, got shape {f.shape}")
-    u, s, _ = np.linalg.svd(np.asarray(f, np.float64), full_matrices=False)
-    return _build(mean_np, s**2, u, float_dtype(mean, factor))
+    if checks.is_traced(f):
+        u, s, _ = jnp.linalg.svd(f, full_matrices=False)
+    else:
+        u, s, _ = np.linalg.svd(np.asarray(f, np.float64), full_matrices=False)
+    return Gaussian(m, jnp.asarray(s**2, dtype), jnp.asarray(u, dtype))
 
 
 def pf_ode_gaussian(mean: ArrayLike, cov: ArrayLike, x: ArrayLike, sigma_from: ArrayLike,

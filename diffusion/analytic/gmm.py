@@ -21,9 +21,9 @@ import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
-from diffusion.analytic._common import LOG_2PI, check_weights, float_dtype, prepare, symmetric_eigh
+from diffusion.analytic._common import LOG_2PI, check_weights, float_array, prepare, symmetric_eigh
+from jaxlib_ext import checks
 from jaxlib_ext import random as jrandom
-from jaxlib_ext.checks import check_finite, check_ndim, check_positive, check_shape
 
 __all__ = ["GMM", "gmm"]
 
@@ -103,7 +103,7 @@ class GMM(NamedTuple):
 
 
 def gmm(weights: ArrayLike, means: ArrayLike, covs: ArrayLike) -> GMM:
-    """Gaussian mixture model, validated on the host (outside jit).
+    """Gaussian mixture model (a pure function of arrays: eager, under ``jit`` / ``vmap`` / ``grad``).
 
     Args:
       weights: (K,), non-negative, summing to 1.
@@ -121,24 +121,22 @@ def gmm(weights: ArrayLike, means: ArrayLike, covs: ArrayLike) -> GMM:
     Reference: e.g. Karras et al. (2024), "Guiding a Diffusion Model with a Bad Version of Itself" (2-D
     GMM toy).
     """
-    means_np = check_ndim("means", check_finite("means", means), 2)
-    k, d = means_np.shape
-    w = check_weights("weights", weights, k)
-    covs_np = check_finite("covs", covs)
-    if covs_np.ndim == 1:
-        check_shape("covs", covs_np, (k,))
-        eigvals, eigvecs = np.repeat(check_positive("covs", covs_np, strict=False)[:, None], d, axis=1), None
-    elif covs_np.ndim == 2:
-        check_shape("covs", covs_np, (k, d))
-        eigvals, eigvecs = check_positive("covs", covs_np, strict=False), None
-    elif covs_np.ndim == 3:
-        check_shape("covs", covs_np, (k, d, d))
-        eigvals, eigvecs = symmetric_eigh("covs", covs_np)
+    dtype = checks.float_dtype(means, covs)
+    mu = float_array("means", means, dtype, 2)
+    k, d = mu.shape
+    w = check_weights("weights", weights, k, dtype)
+    c = checks.check_finite("covs", checks.to_float("covs", covs, dtype))
+    if np.ndim(c) == 1:
+        checks.check_shape("covs", c, (k,))
+        eigvals, eigvecs = jnp.repeat(jnp.asarray(checks.check_positive("covs", c, strict=False))[:, None], d,
+                                      axis=1), None
+    elif np.ndim(c) == 2:
+        checks.check_shape("covs", c, (k, d))
+        eigvals, eigvecs = jnp.asarray(checks.check_positive("covs", c, strict=False)), None
+    elif np.ndim(c) == 3:
+        checks.check_shape("covs", c, (k, d, d))
+        eigvals, eigvecs = symmetric_eigh("covs", c)
     else:
         raise ValueError(f"`covs` must have shape (K,), (K, d) or (K, d, d) with K = {k}, d = {d}, "
-                         f"got shape {covs_np.shape}")
-    dtype = float_dtype(means, covs)
-    with np.errstate(divide="ignore"):
-        log_w = np.log(np.asarray(w, np.float64))
-    return GMM(jnp.asarray(log_w, dtype), jnp.asarray(means_np, dtype), jnp.asarray(eigvals, dtype),
-               None if eigvecs is None else jnp.asarray(eigvecs, dtype))
+                         f"got shape {np.shape(c)}")
+    return GMM(jnp.log(w), mu, jnp.asarray(eigvals, dtype), None if eigvecs is None else jnp.asarray(eigvecs, dtype))

@@ -31,13 +31,13 @@ from jax.typing import ArrayLike
 from diffusion.analytic._common import (
     check_weights,
     chunked,
-    float_dtype,
+    float_array,
     map_queries,
     prepare,
     scan_chunks,
     symmetric_eigh,
 )
-from jaxlib_ext.checks import check_finite, check_in_range, check_ndim, check_positive, check_shape
+from jaxlib_ext import checks
 
 __all__ = ["LocalEmpirical", "local_empirical", "wiener_masks"]
 
@@ -122,29 +122,30 @@ def wiener_masks(cov: ArrayLike, sigma: float, threshold: float = 0.1, *,
       include_self: always let pixel p see itself.
 
     Returns:
-      numpy array (d, d) of 0.0 / 1.0.
+      array (d, d) of 0.0 / 1.0 (NumPy float64 for concrete ``cov``; traceable, with a static σ and threshold).
 
     Example: ``wiener_masks(np.cov(images.reshape(n, -1).T), 0.5, 0.05)``.
     Reference: Lukoianov, Yuan, Solomon & Sitzmann (2025), "Locality in Image Diffusion Models Emerges from
     Data Statistics".
     """
-    c = check_finite("cov", cov)
-    check_ndim("cov", c, 2)
-    check_shape("cov", c, (c.shape[0], c.shape[0]))
-    check_positive("sigma", sigma)
-    check_in_range("threshold", threshold, 0.0, 1.0, inclusive=(False, True))
+    c = checks.check_finite("cov", cov)
+    checks.check_ndim("cov", c, 2)
+    checks.check_shape("cov", c, (np.shape(c)[0], np.shape(c)[0]))
+    sigma = checks.check_number("sigma", sigma, 0.0, None, inclusive=(False, True))
+    threshold = checks.check_number("threshold", threshold, 0.0, 1.0, inclusive=(False, True))
     lam, v = symmetric_eigh("cov", c)
-    w = np.abs((v * (lam / (lam + sigma**2))) @ v.T)
-    top = np.maximum(w.max(axis=1, keepdims=True), np.finfo(np.float64).tiny)
-    masks = (w >= threshold * top).astype(np.float64)
+    xp = jnp if checks.is_traced(c) else np
+    w = xp.abs((v * (lam / (lam + sigma**2))) @ v.T)
+    top = xp.maximum(w.max(axis=1, keepdims=True), xp.finfo(w.dtype).tiny)
+    masks = (w >= threshold * top).astype(w.dtype)
     if include_self:
-        np.fill_diagonal(masks, 1.0)
+        masks = xp.maximum(masks, xp.eye(masks.shape[0], dtype=masks.dtype))
     return masks
 
 
 def local_empirical(points: ArrayLike, masks: ArrayLike, weights: ArrayLike | None = None, *,
                     chunk_size: int = 256, query_chunk: int = 16) -> LocalEmpirical:
-    """Locality-constrained empirical denoiser (validated on the host, outside jit).
+    """Locality-constrained empirical denoiser (a pure function of arrays: eager or under jit / vmap / grad).
 
     Args:
       points: (N, d) training points (images flattened).
@@ -159,24 +160,19 @@ def local_empirical(points: ArrayLike, masks: ArrayLike, weights: ArrayLike | No
     Reference: Lukoianov et al. (2025), "Locality in Image Diffusion Models Emerges from Data Statistics";
     Kamb & Ganguli (2024), "An Analytic Theory of Creativity in Convolutional Diffusion Models".
     """
-    pts = check_ndim("points", check_finite("points", points), 2)
+    dtype = checks.float_dtype(points)
+    pts = float_array("points", points, dtype, 2)
     n, d = pts.shape
     if n == 0:
         raise ValueError(f"`points` must hold at least one point, got shape {pts.shape}")
-    m = check_shape("masks", check_finite("masks", masks), (d, d))
-    check_positive("masks", m, strict=False)
-    for name, val in (("chunk_size", chunk_size), ("query_chunk", query_chunk)):
-        if not isinstance(val, int | np.integer) or val < 1:
-            raise ValueError(f"`{name}` must be a positive integer, got {val!r}")
-    w = np.full(n, 1.0 / n) if weights is None else check_weights("weights", weights, n).astype(np.float64)
-    dtype = float_dtype(points)
-    host = np.asarray(pts, dtype)
-    center = (w.astype(dtype) @ host).astype(dtype)
-    centered = host - center
-    m = np.asarray(m, dtype)
-    with np.errstate(divide="ignore"):
-        log_w = np.log(w).astype(dtype)
+    m = float_array("masks", masks, dtype, 2)
+    checks.check_shape("masks", m, (d, d))
+    checks.check_positive("masks", m, strict=False)
+    chunk_size = checks.check_int("chunk_size", chunk_size, 1)
+    query_chunk = checks.check_int("query_chunk", query_chunk, 1)
+    w = jnp.full((n,), 1.0 / n, dtype) if weights is None else check_weights("weights", weights, n, dtype)
+    center = w @ pts
+    centered = pts - center
     size = int(min(chunk_size, n))
-    return LocalEmpirical(jnp.asarray(chunked(centered, size)), jnp.asarray(chunked(0.5 * centered**2 @ m.T, size)),
-                          jnp.asarray(chunked(log_w, size, -np.inf)), jnp.asarray(center), jnp.asarray(m),
-                          num_points=n, query_chunk=int(query_chunk))
+    return LocalEmpirical(chunked(centered, size), chunked(0.5 * centered**2 @ m.T, size),
+                          chunked(jnp.log(w), size, -jnp.inf), center, m, num_points=n, query_chunk=query_chunk)

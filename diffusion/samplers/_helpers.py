@@ -14,15 +14,10 @@ from collections.abc import Callable
 import jax.numpy as jnp
 from jax import Array
 
-__all__ = ["FINAL_STEPS", "check_choice", "combine", "extrapolate_to_zero", "linear_coefficients", "past_sigmas",
+__all__ = ["FINAL_STEPS", "combine", "extrapolate_to_zero", "linear_coefficients", "past_sigmas",
            "push", "threshold"]
 
 FINAL_STEPS = ("extrapolate", "first_order")
-
-
-def check_choice(name: str, value, allowed) -> None:
-    if value not in allowed:
-        raise ValueError(f"`{name}` must be one of {tuple(allowed)}, got {value!r}")
 
 
 def push(hist: Array, value: Array) -> Array:

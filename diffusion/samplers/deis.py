@@ -21,8 +21,9 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from diffusion.samplers._helpers import check_choice, combine, past_sigmas, push
+from diffusion.samplers._helpers import combine, past_sigmas, push
 from diffusion.samplers.base import Sampler, StepInfo, expand, nfe
+from jaxlib_ext.checks import check_choice
 
 __all__ = ["DEISState", "deis", "lagrange_coefficients"]
 

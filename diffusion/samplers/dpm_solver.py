@@ -23,8 +23,9 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from diffusion.samplers._helpers import FINAL_STEPS, check_choice, extrapolate_to_zero, push
+from diffusion.samplers._helpers import FINAL_STEPS, extrapolate_to_zero, push
 from diffusion.samplers.base import Sampler, StepInfo, expand, nfe
+from jaxlib_ext.checks import check_choice
 
 __all__ = ["DPMSolverState", "dpm_solver"]
 

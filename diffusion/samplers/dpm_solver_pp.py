@@ -29,7 +29,6 @@ from jax import Array
 
 from diffusion.samplers._helpers import (
     FINAL_STEPS,
-    check_choice,
     combine,
     extrapolate_to_zero,
     linear_coefficients,
@@ -38,6 +37,7 @@ from diffusion.samplers._helpers import (
     threshold,
 )
 from diffusion.samplers.base import Sampler, StepInfo, expand, nfe
+from jaxlib_ext.checks import check_choice
 
 __all__ = ["DPMSolverPPState", "dpm_solver_pp", "multistep_update"]
 

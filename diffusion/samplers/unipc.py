@@ -27,7 +27,6 @@ from jax import Array
 
 from diffusion.samplers._helpers import (
     FINAL_STEPS,
-    check_choice,
     combine,
     extrapolate_to_zero,
     linear_coefficients,
@@ -35,6 +34,7 @@ from diffusion.samplers._helpers import (
     push,
 )
 from diffusion.samplers.base import Sampler, StepInfo, expand, nfe
+from jaxlib_ext.checks import check_choice
 
 __all__ = ["UniPCState", "unipc"]
 

@@ -1,37 +1,46 @@
 """De-shrinking ML predictions for causal inference without new labels: LCC and Tweedie's correction.
 
 Predictions trained for accuracy shrink toward the mean and attenuate treatment effects. A held-out calibration
-split (the "map"'s own validation data) fits a :class:`Correction` — linear calibration (:func:`lcc`) or Tweedie's
-formula in reverse with the exact KDE score (:func:`tweedie`) — that de-shrinks predictions for any number of
-downstream trials (:func:`debiased_ate`, vmapped over trials). :func:`compare_corrections` says which correction
-the calibration data support; :func:`hybrid_ate` adds fresh labels by PPI++ and :func:`label_budget` sizes them.
+split (the "map"'s own validation data) fits a :class:`Correction` — linear calibration (:func:`lcc` → :class:`LCC`)
+or Tweedie's formula in reverse with the exact KDE score (:func:`tweedie` → :class:`KDETweedie`) or a score model
+(:func:`learned_tweedie`, :func:`bayes_tweedie` → :class:`ScoreTweedie`) — that de-shrinks predictions for any
+number of downstream trials (:func:`debiased_ate`, :func:`debiased_aipw`, vmapped over trials).
+:func:`compare_corrections` says which correction the calibration data support; :func:`hybrid_ate` adds fresh
+labels by PPI++ and :func:`label_budget` sizes them.
 
 Reference: M. Pettersson, C. T. Jerzak & A. Daoud, "Debiasing Machine Learning Predictions for Causal Inference
 Without Additional Ground Truth Data: One Map, Many Trials in Satellite-Driven Poverty Analysis", AAAI-26
 (arXiv:2508.01341).
 """
 
-from estimators.debias._checks import DebiasWarning
-from estimators.debias.ate import corrected_outcomes, debiased_ate
-from estimators.debias.correction import Correction, kde
+from estimators.debias.ate import corrected_outcomes, debiased_aipw, debiased_ate
+from estimators.debias.bayes import bayes_ate, bayes_tweedie
+from estimators.debias.correction import Correction, DebiasWarning, kde
 from estimators.debias.diagnostic import CorrectionReport, compare_corrections
 from estimators.debias.hybrid import LabelBudget, hybrid_ate, label_budget
-from estimators.debias.lcc import lcc
+from estimators.debias.lcc import LCC, lcc
 from estimators.debias.learned import learned_score
-from estimators.debias.tweedie import tweedie
+from estimators.debias.tweedie import KDETweedie, ScoreTweedie, learned_tweedie, tweedie
 
 __all__ = [
+    "LCC",
     "Correction",
     "CorrectionReport",
     "DebiasWarning",
+    "KDETweedie",
     "LabelBudget",
+    "ScoreTweedie",
+    "bayes_ate",
+    "bayes_tweedie",
     "compare_corrections",
     "corrected_outcomes",
+    "debiased_aipw",
     "debiased_ate",
     "hybrid_ate",
     "kde",
     "label_budget",
     "lcc",
     "learned_score",
+    "learned_tweedie",
     "tweedie",
 ]

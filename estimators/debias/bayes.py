@@ -4,17 +4,21 @@ The calibration predictions ŷ_1..n are modelled as ŷ ~ Σ_k π_k N(m_k, τ_k²
 ordered means, half-normal scales; the predictions are standardized per calibration) and fitted by NUTS. Each
 posterior draw θ⁽ᵈ⁾ has an analytic score ∂ log p_θ(ŷ) — :class:`diffusion.analytic.GMM` at σ = 0 — so each draw
 gives a corrected outcome ỹ⁽ᵈ⁾ = ŷ − σ² ∂ log p_θ⁽ᵈ⁾(ŷ) and a corrected ATE τ̂⁽ᵈ⁾: a posterior over the correction.
-The :class:`~estimators.debias.Correction` built by ``tweedie(..., score="bayes")`` uses the posterior-mean score
-(the average over draws; the ATE is linear in the score, so its ATE is the posterior mean of τ̂⁽ᵈ⁾), and
+The :class:`~estimators.debias.ScoreTweedie` built by :func:`bayes_tweedie` uses the posterior-mean score (the
+average over draws; the ATE is linear in the score, so its ATE is the posterior mean of τ̂⁽ᵈ⁾), and
 :func:`bayes_ate` adds the spread over draws to the standard error.
 
 Many calibrations (one per trial) are fitted in one NUTS run with a plate over calibrations (independent
-posteriors, one vectorized sampler).
+posteriors, one vectorized sampler). NUTS runs numpyro's own compiled loop and reads its warm-up on the host, so
+:func:`bayes_density` and :func:`bayes_tweedie` need concrete data (not traceable); the correction they return is
+an ordinary pytree that :func:`~estimators.debias.debiased_ate` uses under ``jit`` / ``vmap`` like any other.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import warnings
 from typing import Any
 
 import jax
@@ -27,11 +31,13 @@ from jax.typing import ArrayLike
 from numpyro.distributions.transforms import OrderedTransform
 
 from diffusion.analytic import GMM
-from estimators.debias.correction import Correction
+from estimators.debias.correction import DebiasWarning
+from estimators.debias.tweedie import ScoreTweedie, tweedie
 from estimators.estimate import Estimate, normal_estimate
 from jaxlib_ext import checks, progress
+from jaxlib_ext.sweep import sweep
 
-__all__ = ["bayes_ate", "bayes_density", "bayes_score"]
+__all__ = ["bayes_ate", "bayes_density", "bayes_score", "bayes_tweedie"]
 
 
 def _model(y: Array, k: int) -> None:
@@ -58,14 +64,20 @@ def bayes_density(key: Array, points: ArrayLike, *, n_components: int = 3, num_w
       ``{"log_weights", "locs", "scales"}`` each (..., draws, K) in the points' units (draws = chains × samples),
       and ``"r_hat_max"`` (max split R-hat of the mixture's log-density at the points' quartiles, label-invariant).
     """
-    p = checks.check_finite("points", points)
-    if isinstance(max_tree_depth, bool) or not isinstance(max_tree_depth, int) or not 1 <= max_tree_depth <= 15:
-        raise ValueError(f"`max_tree_depth` must be an integer in [1, 15], got {max_tree_depth!r}")
+    checks.check_key("key", key)
+    if checks.is_traced(points):
+        raise ValueError("`points` is traced: NUTS (bayes_density) runs its own compiled loop on concrete data; "
+                         "fit it outside jit / vmap")
+    p = checks.check_finite("points", checks.to_float("points", points, checks.float_dtype(points)))
+    checks.check_ndim("points", p, (1, 2))
+    checks.check_not_constant("points", p)
+    n_components = checks.check_int("n_components", n_components, 1)
+    for name, value in (("num_warmup", num_warmup), ("num_samples", num_samples), ("num_chains", num_chains)):
+        checks.check_int(name, value, 1)
+    max_tree_depth = checks.check_int("max_tree_depth", max_tree_depth, 1, 15)
     single = p.ndim == 1
     y = p[None] if single else p.reshape(-1, p.shape[-1])
     center, scale = np.median(y, axis=-1, keepdims=True), np.std(y, axis=-1, keepdims=True)
-    if np.any(scale <= 0):
-        raise ValueError("`points` is constant: no density to fit")
     ys = jnp.asarray((y - center) / scale)
     mcmc = numpyro.infer.MCMC(numpyro.infer.NUTS(functools.partial(_model, k=n_components),
                                                         max_tree_depth=max_tree_depth), num_warmup=num_warmup,
@@ -104,9 +116,52 @@ def bayes_score(params: dict[str, Array], x: Array, h: Array) -> Array:
     return jnp.mean(_draw_scores(params, x), axis=0)[:, None]
 
 
-def bayes_ate(correction: Correction, pred: ArrayLike, treatment: ArrayLike, *, propensity: ArrayLike | None = None,
-              alpha: float = 0.05, **kwargs: Any) -> Estimate:
-    """The debiased ATE with a ``score="bayes"`` correction and the posterior spread of the correction in its SE.
+def bayes_tweedie(key: Array, y: ArrayLike, yhat: ArrayLike, *, heteroscedastic: bool = False,
+                  weights: ArrayLike | None = None, **options: Any) -> ScoreTweedie:
+    """Tweedie's correction with a Bayesian score: a numpyro K-component normal mixture of ``yhat`` by NUTS.
+
+    ỹ = ŷ − σ² E_θ[∂ log p_θ(ŷ) | ŷ_cal]: the posterior-mean analytic score of the mixture (no bandwidth); σ² and
+    the calibration quantities as :func:`~estimators.debias.tweedie`. Warns (``DebiasWarning``) when the
+    label-invariant split R-hat of the mixture's log-density exceeds 1.01.
+
+    Args:
+      key: a ``jax.random.key`` (NUTS).
+      y, yhat: the calibration split, (n_cal,) or (calibrations, n_cal).
+      heteroscedastic, weights: as :func:`~estimators.debias.tweedie`.
+      **options: :func:`bayes_density`'s ``n_components``, ``num_warmup``, ``num_samples``, ``num_chains``,
+        ``max_tree_depth``.
+
+    Returns:
+      A :class:`~estimators.debias.ScoreTweedie` whose ``score_params`` are the posterior draws.
+
+    Example::
+
+        corr = bayes_tweedie(jax.random.key(0), y_cal, yhat_cal, n_components=3)
+        bayes_ate(corr, yhat_trial, t).summary()
+
+    Reference: Pettersson, Jerzak & Daoud, AAAI-26; M. D. Hoffman & A. Gelman, JMLR 15 (2014).
+    """
+    base = tweedie(y, yhat, heteroscedastic=heteroscedastic, weights=weights)
+    params = bayes_density(key, base.yhat, **options)
+    r_hat = params.pop("r_hat_max")
+    if r_hat > 1.01:
+        warnings.warn(f"the mixture posterior has not mixed: split R-hat {r_hat:.3f} > 1.01 (raise num_warmup / "
+                      "num_samples)", DebiasWarning, stacklevel=2)
+    fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
+    return ScoreTweedie(**fields, score_params=params, score_fn=bayes_score)
+
+
+def _draws_kernel(corr: ScoreTweedie, yhat: Array, t: Array, e: Array | None) -> Array:
+    from estimators.debias.ate import _contrast
+
+    a = _contrast(t, jnp.ones_like(t), e)
+    sc = _draw_scores(corr.score_params, yhat[:, None])
+    return (yhat[None] - corr.sigma2(yhat)[None] * sc) @ a
+
+
+def bayes_ate(correction: ScoreTweedie, yhat: ArrayLike, treatment: ArrayLike, *,
+              propensity: ArrayLike | None = None, alpha: float = 0.05, **kwargs: Any) -> Estimate:
+    """The debiased ATE with a :func:`bayes_tweedie` correction and the posterior spread of the correction in its SE.
 
     τ̂ = :func:`~estimators.debias.debiased_ate` (posterior-mean score); τ̂⁽ᵈ⁾ = the same contrast of
     ŷ − σ² ∂ log p_θ⁽ᵈ⁾(ŷ) per posterior draw; se² = se²(debiased_ate) + Var_d(τ̂⁽ᵈ⁾) (the density's posterior
@@ -114,26 +169,24 @@ def bayes_ate(correction: Correction, pred: ArrayLike, treatment: ArrayLike, *, 
 
     Returns:
       An :class:`~estimators.Estimate`; diagnostics add ``ate_draws`` (…, draws) and ``se_posterior``.
+
+    Example::
+
+        est = bayes_ate(bayes_tweedie(key, y_cal, yhat_cal), yhat_trial, t)
     """
-    from estimators.debias.ate import _contrast, debiased_ate
+    from estimators.debias.ate import debiased_ate
 
-    if correction.score_fn is not bayes_score:
-        raise ValueError("`correction` must come from tweedie(..., score='bayes')")
-    base = debiased_ate(correction, pred, treatment, propensity=propensity, estimator="hajek" if propensity is not None
-                        else "dim", alpha=alpha, **kwargs)
-    p = jnp.asarray(pred, correction.cal_pred.dtype)
-    t = jnp.asarray(treatment, p.dtype)
-    e = None if propensity is None else jnp.asarray(propensity, p.dtype)
-
-    def draws(corr, pi, ti, ei):
-        a = _contrast(ti, jnp.ones_like(ti), ei)
-        sc = _draw_scores(corr.score_params, pi[:, None])
-        return (pi[None] - corr.sigma2(pi)[None] * sc) @ a
-
-    batched = p.ndim == 2
-    fn = draws if not batched else jax.vmap(draws, in_axes=(0 if correction.batch_shape else None, 0, 0,
-                                                            None if e is None else 0))
-    ate_draws = jax.jit(fn)(correction, p, t, e)
+    if not (isinstance(correction, ScoreTweedie) and correction.score_fn is bayes_score):
+        raise ValueError(f"`correction` must come from bayes_tweedie(), got {type(correction).__name__}")
+    base = debiased_ate(correction, yhat, treatment, propensity=propensity,
+                        estimator="hajek" if propensity is not None else "dim", alpha=alpha, **kwargs)
+    dtype = correction.yhat.dtype
+    p = jnp.asarray(yhat, dtype)
+    t = jnp.asarray(treatment, dtype)
+    e = None if propensity is None else jnp.asarray(propensity, dtype)
+    batch = p.shape[:-1]
+    ate_draws = sweep(_draws_kernel, correction, p, t, e, axes=len(batch),
+                      in_axes=(0 if correction.batch_shape else None, 0, 0, None if e is None else 0))
     var_post = jnp.var(ate_draws, axis=-1)
     se = jnp.sqrt(base.se**2 + var_post)
     diag = dict(base.diagnostics)

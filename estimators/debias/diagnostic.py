@@ -25,9 +25,10 @@ import pandas as pd
 from jax import Array
 from jax.typing import ArrayLike
 
-from estimators.debias import _checks
+from estimators import _args as a
 from estimators.debias.lcc import lcc
 from estimators.debias.tweedie import tweedie
+from jaxlib_ext import checks
 from jaxlib_ext import random as jrandom
 
 __all__ = ["CorrectionReport", "compare_corrections"]
@@ -83,44 +84,46 @@ def _crossfit(corr, p, y, fold, lo_q, hi_q, g, n_folds):
         corr, p, y, fold, ks, lo_q, hi_q, g, n_folds)
 
 
-def compare_corrections(cal_pred: ArrayLike, cal_target: ArrayLike, *, trial_pred: ArrayLike | None = None,
-                        n_folds: int = 5, n_draws: int = 100, groups: str = "target", bandwidth: str | float = "scott",
-                        key: Array | None = None) -> CorrectionReport:
+def compare_corrections(key: Array, y: ArrayLike, yhat: ArrayLike, *, yhat_trial: ArrayLike | None = None,
+                        n_folds: int = 5, num_draws: int = 100, groups: str = "target",
+                        bandwidth: str | float = "scott") -> CorrectionReport:
     """Recommend LCC, Tweedie or no correction from cross-fitted pseudo-ATEs on the calibration split.
 
     For pseudo-trial d on held-out fold k: τ_d = ȳ_top − ȳ_bottom, τ̂_d^(m) = mean ỹ^(m)_top − mean ỹ^(m)_bottom
     with ỹ^(m) method m fitted on the other folds. Score(m) = |slope(τ̂ on τ) − 1| + RMSE(τ̂ − τ)/sd(y)
-    + ½ |level bias|/sd(y); the lowest score wins.
+    + ½ |level bias|/sd(y); the lowest score wins. A host-side report (a table and a recommendation string):
+    the pseudo-ATEs run in one compiled call, the summary on the host, so it needs concrete data.
 
     Args:
-      cal_pred, cal_target: the calibration split, (n_cal,).
-      trial_pred: optional trial predictions, to flag values outside the calibration support.
+      key: ``jax.random.key`` for the folds and quantile draws.
+      y, yhat: the calibration split, (n_cal,).
+      yhat_trial: optional trial predictions, to flag values outside the calibration support.
       n_folds: K ≥ 2.
-      n_draws: pseudo-trials per fold (lower quantile ~ U(0.05, 0.35), upper ~ U(0.65, 0.95)).
+      num_draws: pseudo-trials per fold (lower quantile ~ U(0.05, 0.35), upper ~ U(0.65, 0.95)).
       groups: ``"target"`` or ``"prediction"`` (see the module docstring).
       bandwidth: Tweedie's KDE bandwidth rule or value.
-      key: ``jax.random.key`` for the folds and quantile draws (default ``jax.random.key(0)``).
 
     Returns:
       A :class:`CorrectionReport` (recommendation, table, warnings, rationale).
 
     Example::
 
-        report = compare_corrections(cal_pred, cal_target, trial_pred=trial_pred)
+        report = compare_corrections(jax.random.key(0), y_cal, yhat_cal, yhat_trial=yhat_trial)
         report.recommendation, report.table
 
     Reference: Pettersson, Jerzak & Daoud, "One Map, Many Trials", AAAI-26 (arXiv:2508.01341), diagnostics.
     """
-    if groups not in ("target", "prediction"):
-        raise ValueError(f"`groups` must be 'target' or 'prediction', got {groups!r}")
-    if not isinstance(n_folds, int) or n_folds < 2:
-        raise ValueError(f"`n_folds` must be an integer ≥ 2, got {n_folds!r}")
-    if not isinstance(n_draws, int) or n_draws < 1:
-        raise ValueError(f"`n_draws` must be a positive integer, got {n_draws!r}")
+    checks.check_key("key", key)
+    checks.check_choice("groups", groups, ("target", "prediction"))
+    n_folds = checks.check_int("n_folds", n_folds, 2)
+    num_draws = checks.check_int("num_draws", num_draws, 1)
+    if checks.is_traced(y, yhat, yhat_trial):
+        raise ValueError("compare_corrections builds a host-side report (a table and a recommendation): call it on "
+                         "concrete data, outside jit / vmap")
     flags = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        corr = {"lcc": lcc(cal_pred, cal_target), "tweedie": tweedie(cal_pred, cal_target, bandwidth=bandwidth)}
+        corr = {"lcc": lcc(y, yhat), "tweedie": tweedie(y, yhat, bandwidth=bandwidth)}
     for w in caught:
         text = str(w.message)
         if "weak calibration slope" in text:
@@ -128,23 +131,22 @@ def compare_corrections(cal_pred: ArrayLike, cal_target: ArrayLike, *, trial_pre
         elif "calibration points" in text:
             flags.append("small_calibration")
         warnings.warn(w.message, w.category, stacklevel=2)
-    p, y = corr["lcc"].cal_pred, corr["lcc"].cal_target
+    p, y = corr["lcc"].yhat, corr["lcc"].y
     if p.ndim != 1:
-        raise ValueError(f"`cal_pred` must be 1-D (one calibration split), got shape {p.shape}")
+        raise ValueError(f"`yhat` must be 1-D (one calibration split), got shape {p.shape}")
     n = p.shape[0]
     if n < 2 * n_folds:
-        raise ValueError(f"`cal_pred` has {n} points: too few for n_folds={n_folds} (need ≥ {2 * n_folds})")
-    if corr["tweedie"].kind == "identity":
+        raise ValueError(f"`yhat` has {n} points: too few for n_folds={n_folds} (need ≥ {2 * n_folds})")
+    if float(corr["tweedie"].variance) <= 0:
         flags.append("zero_sigma")
-    if trial_pred is not None:
-        tp = _checks.predictions("trial_pred", trial_pred, p.dtype)
-        if np.any(_checks.support(tp, np.asarray(p), threshold=0.0) > 0):
+    if yhat_trial is not None:
+        tp = np.asarray(a.array("yhat_trial", yhat_trial, p.dtype, 1, a.batch_shape("yhat_trial", yhat_trial, 1)))
+        if np.any((tp < float(jnp.min(p))) | (tp > float(jnp.max(p)))):
             flags.append("outside_support")
-    key = jax.random.key(0) if key is None else key
     k_fold, k_lo, k_hi = jax.random.split(key, 3)
     fold = jax.random.permutation(k_fold, jnp.arange(n) % n_folds)
-    lo_q = jrandom.uniform(k_lo, (n_folds, n_draws), p.dtype, 0.05, 0.35)
-    hi_q = jrandom.uniform(k_hi, (n_folds, n_draws), p.dtype, 0.65, 0.95)
+    lo_q = jrandom.uniform(k_lo, (n_folds, num_draws), p.dtype, 0.05, 0.35)
+    hi_q = jrandom.uniform(k_hi, (n_folds, num_draws), p.dtype, 0.65, 0.95)
     g = y if groups == "target" else p
     truth, est, level_truth, level_est = _crossfit(corr, p, y, fold, lo_q, hi_q, g, n_folds)
     truth = np.asarray(truth, np.float64).reshape(-1)
@@ -166,5 +168,5 @@ def compare_corrections(cal_pred: ArrayLike, cal_target: ArrayLike, *, trial_pre
     runner = table.drop(index=best).sort_values("score").iloc[0]
     rationale = (f"{rec}: pseudo-ATE slope {table.slope[best]:.3f}, RMSE {table['pseudo-ATE RMSE'][best]:.4g} "
                  f"(next: {runner.method}, slope {runner.slope:.3f}, RMSE {runner['pseudo-ATE RMSE']:.4g}) over "
-                 f"{n_folds} folds × {n_draws} pseudo-trials grouped on the {groups}")
+                 f"{n_folds} folds × {num_draws} pseudo-trials grouped on the {groups}")
     return CorrectionReport(rec, table, tuple(dict.fromkeys(flags)), rationale)

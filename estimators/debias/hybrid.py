@@ -9,13 +9,15 @@ first raises Cov(y, ỹ)/Var(ỹ) toward 1, so fewer labels reach a target stand
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+import jax.numpy as jnp
 import numpy as np
+from jax import Array
 from jax.typing import ArrayLike
 
 import estimators
-from estimators.debias import _checks
+from estimators import _args as a
 from estimators.debias.ate import corrected_outcomes, debiased_ate
 from estimators.debias.correction import Correction
 from estimators.estimate import Estimate
@@ -24,27 +26,26 @@ from jaxlib_ext import checks
 __all__ = ["LabelBudget", "hybrid_ate", "label_budget"]
 
 
-def _ipw(t: np.ndarray, e: np.ndarray | None) -> np.ndarray | None:
-    return None if e is None else np.where(t == 1, 1.0 / e, 1.0 / (1.0 - e))
+def _ipw(t: Any, e: Any) -> Any:
+    return None if e is None else a.xp(t, e).where(t == 1, 1.0 / e, 1.0 / (1.0 - e))
 
 
-def hybrid_ate(correction: Correction, pred: ArrayLike, treatment: ArrayLike, *,
-               labeled_target: ArrayLike | None = None, labeled_pred: ArrayLike | None = None,
-               labeled_treatment: ArrayLike | None = None, propensity: ArrayLike | None = None,
-               labeled_propensity: ArrayLike | None = None, lam: float | None = None,
+def hybrid_ate(correction: Correction, y: ArrayLike | None, yhat: ArrayLike | None, treatment: ArrayLike | None,
+               yhat_unlabeled: ArrayLike, treatment_unlabeled: ArrayLike, *, propensity: ArrayLike | None = None,
+               propensity_unlabeled: ArrayLike | None = None, lam: float | None = None,
                alpha: float = 0.05) -> Estimate:
     """ATE from de-shrunk predictions plus (optionally) fresh labels: pure correction → PPI++ → classical.
 
-    n = 0: :func:`debiased_ate` (Hájek IPW with ``propensity``, else difference in means). n > 0:
-    :func:`estimators.ppi_ate` with predictor ỹ = c(ŷ) on the labeled and unlabeled units, IPW weights 1/e,
-    1/(1 − e) when propensities are given, λ tuned per arm (PPI++) unless ``lam`` is set (1: PPI, 0: classical).
+    n = 0 (``y`` is None): :func:`debiased_ate` on the unlabeled trial (Hájek IPW with ``propensity_unlabeled``,
+    else difference in means). n > 0: :func:`estimators.ppi_ate` with predictor ỹ = c(ŷ) on the labeled and
+    unlabeled units, IPW weights 1/e, 1/(1 − e) when propensities are given, λ tuned per arm (PPI++) unless
+    ``lam`` is set (1: PPI, 0: classical). Arguments follow :func:`estimators.ppi_ate`.
 
     Args:
       correction: a fitted :class:`Correction`.
-      pred, treatment: the trial's predictions and treatment (the unlabeled units), (N,).
-      labeled_target, labeled_pred, labeled_treatment: fresh labels y, predictions ŷ and treatment, (n,) — or
-        None for none.
-      propensity, labeled_propensity: known propensities for IPW weights (both or neither).
+      y, yhat, treatment: the fresh labels, their predictions ŷ and treatment, (n,) — or all None for none.
+      yhat_unlabeled, treatment_unlabeled: the trial's predictions and treatment, (N,).
+      propensity, propensity_unlabeled: known propensities for IPW weights (both or neither when labels are used).
       lam: PPI λ, or None to tune it.
       alpha: error level.
 
@@ -53,36 +54,39 @@ def hybrid_ate(correction: Correction, pred: ArrayLike, treatment: ArrayLike, *,
 
     Example::
 
-        est = hybrid_ate(corr, trial_pred, t, labeled_target=y_l, labeled_pred=p_l, labeled_treatment=t_l)
+        est = hybrid_ate(corr, y_l, yhat_l, t_l, yhat_trial, t_trial)
 
     Reference: A. N. Angelopoulos, J. C. Duchi & T. Zrnic, "PPI++" (arXiv:2311.01453); Pettersson, Jerzak &
     Daoud, "One Map, Many Trials", AAAI-26.
     """
-    n_labels = 0 if labeled_target is None else int(np.size(labeled_target))
-    if n_labels == 0:
-        est = "dim" if propensity is None else "hajek"
-        return debiased_ate(correction, pred, treatment, propensity=propensity, estimator=est, alpha=alpha)
-    if labeled_pred is None or labeled_treatment is None:
-        raise ValueError("`labeled_target` needs `labeled_pred` and `labeled_treatment` too")
-    if (propensity is None) != (labeled_propensity is None):
-        raise ValueError("give both `propensity` and `labeled_propensity` (IPW), or neither")
-    dtype = correction.cal_pred.dtype
-    y_l = checks.check_finite("labeled_target", labeled_target).astype(dtype)
-    f_l = corrected_outcomes(correction, _checks.predictions("labeled_pred", labeled_pred, dtype))
-    f_u = corrected_outcomes(correction, _checks.predictions("pred", pred, dtype))
-    t_l = checks.check_binary("labeled_treatment", labeled_treatment).astype(dtype)
-    t_u = checks.check_binary("treatment", treatment).astype(dtype)
-    e_l = None if labeled_propensity is None else checks.check_probability("labeled_propensity", labeled_propensity)
-    e_u = None if propensity is None else checks.check_probability("propensity", propensity)
+    if y is None:
+        if yhat is not None or treatment is not None or propensity is not None:
+            raise ValueError("`y` is None (no fresh labels): `yhat`, `treatment` and `propensity` must be None too")
+        est = "dim" if propensity_unlabeled is None else "hajek"
+        return debiased_ate(correction, yhat_unlabeled, treatment_unlabeled, propensity=propensity_unlabeled,
+                            estimator=est, alpha=alpha)
+    if yhat is None or treatment is None:
+        raise ValueError("`y` needs `yhat` and `treatment` of the labeled units too")
+    if (propensity is None) != (propensity_unlabeled is None):
+        raise ValueError("give both `propensity` and `propensity_unlabeled` (IPW), or neither")
+    dtype = correction.yhat.dtype
+    y_l = a.array("y", y, dtype, 1, a.batch_shape("y", y, 1))
+    f_l = corrected_outcomes(correction, yhat)
+    f_u = corrected_outcomes(correction, yhat_unlabeled)
+    t_l = a.binary("treatment", treatment, np.shape(y_l), dtype)
+    t_u = a.binary("treatment_unlabeled", treatment_unlabeled, np.shape(f_u), dtype)
+    e_l = None if propensity is None else a.probability("propensity", propensity, np.shape(y_l), dtype)
+    e_u = None if propensity_unlabeled is None else a.probability("propensity_unlabeled", propensity_unlabeled,
+                                                                  np.shape(f_u), dtype)
     return estimators.ppi_ate(y_l, f_l, t_l, f_u, t_u, lam=lam, weights=_ipw(t_l, e_l),
                               weights_unlabeled=_ipw(t_u, e_u), alpha=alpha)
 
 
 class LabelBudget(NamedTuple):
-    """What :func:`label_budget` returns.
+    """What :func:`label_budget` returns (arrays: it runs under ``jit``).
 
     Attributes:
-      n_labels: fresh labels needed for ``se ≤ target_se`` (None if not reachable within the grid).
+      n_labels: fresh labels needed for ``se ≤ target_se``, or −1 if not reachable within the grid.
       grid: label counts n evaluated.
       se: predicted PPI++ standard error on the corrected predictions at each n.
       se_classical: predicted standard error with labels alone (λ = 0) at each n.
@@ -90,15 +94,15 @@ class LabelBudget(NamedTuple):
       target_se: the target.
     """
 
-    n_labels: int | None
-    grid: np.ndarray
-    se: np.ndarray
-    se_classical: np.ndarray
-    se_correction: float
-    target_se: float
+    n_labels: Array
+    grid: Array
+    se: Array
+    se_classical: Array
+    se_correction: Array
+    target_se: Array
 
 
-def label_budget(correction: Correction, pred: ArrayLike, treatment: ArrayLike, *, target_se: float,
+def label_budget(correction: Correction, yhat: ArrayLike, treatment: ArrayLike, *, target_se: ArrayLike,
                  propensity: ArrayLike | None = None, max_labels: int | None = None) -> LabelBudget:
     """How many fresh labels a trial needs for a target SE of the hybrid (PPI++ on corrected predictions).
 
@@ -108,46 +112,50 @@ def label_budget(correction: Correction, pred: ArrayLike, treatment: ArrayLike, 
 
     Args:
       correction: a fitted, unbatched :class:`Correction` (its calibration split gives V_y, C, V_f).
-      pred, treatment: the trial (N,).
-      target_se: the standard error wanted.
+      yhat, treatment: the trial (N,).
+      target_se: the standard error wanted (> 0).
       propensity: known propensities (IPW) or None.
-      max_labels: largest n considered (default 20 N).
+      max_labels: largest n considered (default 20 N; static).
 
     Returns:
       A :class:`LabelBudget`.
 
     Example::
 
-        budget = label_budget(corr, trial_pred, t, target_se=0.05)
+        budget = label_budget(corr, yhat_trial, t, target_se=0.05)
         budget.n_labels
 
     Reference: Angelopoulos, Duchi & Zrnic, "PPI++" (arXiv:2311.01453), power tuning.
     """
     if correction.batch_shape:
         raise ValueError(f"`correction` must be unbatched, got calibration batch shape {correction.batch_shape}")
-    if not np.isfinite(target_se) or target_se <= 0:
-        raise ValueError(f"`target_se` must be a positive number, got {target_se!r}")
-    t = checks.check_binary("treatment", treatment)
-    N = t.shape[-1]
-    e = None if propensity is None else checks.check_probability("propensity", propensity)
-    v = np.ones(N) if e is None else _ipw(t, e)
-    y = np.asarray(correction.cal_target, np.float64)
-    f = np.asarray(corrected_outcomes(correction, correction.cal_pred), np.float64)
-    V_f, V_y, C = f.var(), y.var(), float(np.mean((f - f.mean()) * (y - y.mean())))
-    grid = np.unique(np.geomspace(4, max_labels or 20 * N, 200).astype(int))
-    se, se_cl = np.zeros(grid.shape), np.zeros(grid.shape)
-    for arm in (0, 1):
-        va = v[t == arm]
-        share = va.size / N
-        ess = va.sum() ** 2 / np.sum(va**2)
-        deff = va.size / ess
-        Na = ess
-        na = np.maximum(grid * share / deff, 1.0)
-        lam = np.clip(C / ((1 + na / Na) * V_f), 0.0, 1.0)
-        se += lam**2 * V_f / Na + (V_y - 2 * lam * C + lam**2 * V_f) / na
-        se_cl += V_y / na
-    se, se_cl = np.sqrt(se), np.sqrt(se_cl)
-    ok = np.nonzero(se <= target_se)[0]
+    dtype = correction.yhat.dtype
+    target = checks.check_positive("target_se", checks.check_finite(
+        "target_se", checks.to_float("target_se", checks.check_ndim("target_se", target_se, 0), dtype)))
+    t = a.binary("treatment", treatment, np.shape(yhat), dtype)
+    checks.check_ndim("treatment", t, 1)
+    N = np.shape(t)[-1]
+    e = None if propensity is None else a.probability("propensity", propensity, np.shape(t), dtype)
+    max_labels = 20 * N if max_labels is None else checks.check_int("max_labels", max_labels, 4)
     est = "dim" if e is None else "hajek"
-    corr_se = float(debiased_ate(correction, pred, t, propensity=e, estimator=est).se)
-    return LabelBudget(int(grid[ok[0]]) if ok.size else None, grid, se, se_cl, corr_se, float(target_se))
+    corr_se = debiased_ate(correction, yhat, t, propensity=e, estimator=est).se
+    grid = np.unique(np.geomspace(4, max_labels, 200).astype(int))
+    t, v = jnp.asarray(t), (jnp.ones(N, dtype) if e is None else jnp.asarray(_ipw(t, e)))
+    y = correction.y
+    f = correction.apply(correction.yhat)
+    V_f, V_y, C = jnp.var(f), jnp.var(y), jnp.mean((f - f.mean()) * (y - y.mean()))
+    g = jnp.asarray(grid, dtype)
+    se, se_cl = jnp.zeros(g.shape, dtype), jnp.zeros(g.shape, dtype)
+    for arm in (0, 1):
+        va = jnp.where(t == arm, v, 0.0)
+        share = jnp.sum(t == arm) / N
+        ess = jnp.sum(va) ** 2 / jnp.sum(va**2)
+        deff = jnp.sum(t == arm) / ess
+        na = jnp.maximum(g * share / deff, 1.0)
+        lam = jnp.clip(C / ((1 + na / ess) * V_f), 0.0, 1.0)
+        se = se + lam**2 * V_f / ess + (V_y - 2 * lam * C + lam**2 * V_f) / na
+        se_cl = se_cl + V_y / na
+    se, se_cl = jnp.sqrt(se), jnp.sqrt(se_cl)
+    ok = se <= target
+    n_labels = jnp.where(jnp.any(ok), jnp.asarray(grid)[jnp.argmax(ok)], -1)
+    return LabelBudget(n_labels, jnp.asarray(grid), se, se_cl, corr_se, jnp.asarray(target, dtype))

@@ -11,6 +11,7 @@ KDE score at the same smoothing level.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -19,6 +20,8 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 from jax import Array
+
+from jaxlib_ext.sweep import sweep
 
 __all__ = ["LearnedScore", "fit_score", "learned_score", "score_apply"]
 
@@ -43,7 +46,7 @@ def _template(hidden: int, depth: int, sigma_data: float, learning_rate: float):
     return graphdef, opt
 
 
-def fit_score(key: Array, points: Array, bandwidth: Array, *, steps: int = 1_000, batch_size: int = 256,
+def fit_score(key: Array, points: Array, bandwidth: Array, *, num_steps: int = 1_000, batch_size: int = 256,
               hidden: int = 64, depth: int = 3, learning_rate: float = 2e-3, sigma_data: float = 4.0) -> LearnedScore:
     """Train the DSM score network on 1-D ``points`` (pure: jit / vmap over calibrations).
 
@@ -51,7 +54,7 @@ def fit_score(key: Array, points: Array, bandwidth: Array, *, steps: int = 1_000
       key: a ``jax.random.key``.
       points: (n,) predictions.
       bandwidth: h > 0, the noise level the score is wanted at (also the unit of the training data).
-      steps, batch_size, hidden, depth, learning_rate: training settings.
+      num_steps, batch_size, hidden, depth, learning_rate: training settings.
       sigma_data: EDM σ_d in units of h (sd(ŷ)/h is ≈ 4–6 for Scott's rule at n = 10³–10⁴).
 
     Returns:
@@ -75,7 +78,7 @@ def fit_score(key: Array, points: Array, bandwidth: Array, *, steps: int = 1_000
         idx = jax.random.randint(k_batch, (b,), 0, n)
         return step(state, u[idx], k_step)[0], None
 
-    state, _ = jax.lax.scan(body, state, jax.random.split(k_train, steps))
+    state, _ = jax.lax.scan(body, state, jax.random.split(k_train, num_steps))
     return LearnedScore(state.ema_params, state.batch_stats, center, jnp.asarray(bandwidth))
 
 
@@ -95,7 +98,7 @@ def score_apply(hidden: int = 64, depth: int = 3, sigma_data: float = 4.0,
     return score
 
 
-def learned_score(key: Array, points: Array, *, bandwidth: float, steps: int = 1_000,
+def learned_score(key: Array, points: Array, *, bandwidth: float, num_steps: int = 1_000,
                   **options: Any) -> tuple[Callable[[LearnedScore, Array, Array], Array], LearnedScore]:
     """Train a denoising score-matching MLP on 1-D ``points``; return ``(score_fn, params)``.
 
@@ -105,7 +108,7 @@ def learned_score(key: Array, points: Array, *, bandwidth: float, steps: int = 1
       key: a ``jax.random.key``.
       points: (n,) predictions (or (calibrations, n): one network per row, vmapped).
       bandwidth: h (scalar, or one per row).
-      steps: training steps.
+      num_steps: training steps.
       **options: ``batch_size``, ``hidden``, ``depth``, ``learning_rate``, ``sigma_data`` of :func:`fit_score`.
 
     Returns:
@@ -121,11 +124,7 @@ def learned_score(key: Array, points: Array, *, bandwidth: float, steps: int = 1
     """
     points = jnp.asarray(points)
     arch = {k: options[k] for k in ("hidden", "depth", "sigma_data", "learning_rate") if k in options}
-    fit = jax.jit(functools.partial(fit_score, steps=steps, **options))
-    if points.ndim == 1:
-        params = fit(key, points, jnp.asarray(bandwidth, points.dtype))
-    else:
-        keys = jax.random.split(key, points.shape[0])
-        h = jnp.broadcast_to(jnp.asarray(bandwidth, points.dtype), points.shape[:1])
-        params = jax.jit(jax.vmap(functools.partial(fit_score, steps=steps, **options)))(keys, points, h)
+    h = jnp.broadcast_to(jnp.asarray(bandwidth, points.dtype), points.shape[:-1])
+    keys = key if points.ndim == 1 else jax.random.split(key, math.prod(points.shape[:-1])).reshape(points.shape[:-1])
+    params = sweep(fit_score, keys, points, h, axes=points.ndim - 1, static={"num_steps": int(num_steps), **options})
     return score_apply(**arch), params

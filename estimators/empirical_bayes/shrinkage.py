@@ -50,7 +50,7 @@ def shrink(estimates: Estimate, *, method: str = "npmle", alpha: float | None = 
 
     Example::
 
-        per_region = estimators.many_trials(estimators.difference_in_means, None, {"y": ys, "treatment": ts})
+        per_region = estimators.many_trials(estimators.difference_in_means, {"y": ys, "treatment": ts})
         shrunk = shrink(per_region, method="npmle")
         shrunk.summary()
 

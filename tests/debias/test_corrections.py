@@ -16,7 +16,7 @@ def test_kde_score_matches_scipy_gaussian_kde(x64, rule):
     rng = np.random.default_rng(0)
     cal_y = rng.normal(size=400)
     cal_p = np.tanh(cal_y) + 0.2 * rng.normal(size=400)
-    corr = debias.tweedie(cal_p, cal_y, bandwidth=rule)
+    corr = debias.tweedie(cal_y, cal_p, bandwidth=rule)
     ref = gaussian_kde(cal_p, bw_method=rule if isinstance(rule, str) else rule / np.std(cal_p, ddof=1))
     np.testing.assert_allclose(float(corr.bandwidth), np.sqrt(ref.covariance[0, 0]), rtol=1e-12)
     x = np.linspace(-1.5, 1.5, 41)
@@ -35,9 +35,10 @@ def test_fitted_quantities_match_numpy(x64):
     rng = np.random.default_rng(1)
     y = rng.normal(size=300)
     p = 0.1 + 0.6 * y + 0.3 * rng.normal(size=300)
-    corr = debias.lcc(p, y)
+    corr = debias.lcc(y, p)
     k, m = np.polyfit(y, p, 1)
     np.testing.assert_allclose([corr.slope, corr.intercept, corr.sigma], [k, m, np.std(p - y)], rtol=1e-10)
+    assert isinstance(corr, debias.LCC) and isinstance(corr, debias.Correction)
     np.testing.assert_allclose(np.asarray(corr.apply(p)), (p - m) / k, rtol=1e-10)
 
 
@@ -50,19 +51,21 @@ def test_both_corrections_unbiased_in_the_exact_gaussian_case(x64, key):
     pred, _, t = gaussian_map(k_trial, (b, n), tau)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", debias.DebiasWarning)
-        naive = debias.debiased_ate(debias.lcc(cal_p, cal_y), pred, t, calibration_se=False).diagnostics["naive"]
-        for corr in (debias.lcc(cal_p, cal_y), debias.tweedie(cal_p, cal_y)):
+        naive = debias.debiased_ate(debias.lcc(cal_y, cal_p), pred, t, calibration_se=False).diagnostics["naive"]
+        for corr in (debias.lcc(cal_y, cal_p), debias.tweedie(cal_y, cal_p)):
             est = debias.debiased_ate(corr, pred, t, calibration_se=False)
             mc = float(jnp.std(est.estimate)) / np.sqrt(b)
-            assert abs(float(jnp.mean(est.estimate)) - tau) < 4 * mc, (corr.kind, float(jnp.mean(est.estimate)), mc)
+            assert abs(float(jnp.mean(est.estimate)) - tau) < 4 * mc, (type(corr), float(jnp.mean(est.estimate)), mc)
     assert abs(float(jnp.mean(naive)) - 0.5 * tau) < 0.02  # the attenuation being corrected: k = ½
 
 
 def test_learned_and_callable_scores(key):
     cal_p, cal_y, _ = gaussian_map(key, (1_000,))
-    exact = debias.tweedie(cal_p, cal_y, score=lambda x, h: -x[:, 0] / (0.5 + h**2))
-    learned = debias.tweedie(cal_p, cal_y, score="learned", key=key, learned_steps=300)
-    kde_c = debias.tweedie(cal_p, cal_y)
+    exact = debias.tweedie(cal_y, cal_p, score=lambda params, x, h: -x[:, 0] / (0.5 + h**2))
+    learned = debias.learned_tweedie(key, cal_y, cal_p, num_steps=300)
+    kde_c = debias.tweedie(cal_y, cal_p)
+    assert isinstance(exact, debias.ScoreTweedie) and isinstance(learned, debias.ScoreTweedie)
+    assert isinstance(kde_c, debias.KDETweedie)
     x = jnp.linspace(-1.0, 1.0, 9)
     ref = exact.score(x)
 
@@ -77,18 +80,18 @@ def test_heteroscedastic_sigma_and_trial_density(key):
     k1, k2 = jax.random.split(key)
     y = jax.random.normal(k1, (2_000,))
     p = y + (0.1 + 0.3 * (y > 0)) * jax.random.normal(k2, (2_000,))
-    corr = debias.tweedie(p, y, heteroscedastic=True)
+    corr = debias.tweedie(y, p, heteroscedastic=True)
     s2 = corr.sigma2(jnp.array([-1.0, 1.0]))
     assert float(s2[1]) > float(s2[0]) > 0
-    trial = debias.tweedie(p, y, density_on="trial")
+    trial = debias.tweedie(y, p, density_on="trial")
     assert trial.apply(p[:500]).shape == (500,)
 
 
 def test_batched_fit_equals_loop(key):
     cal_p, cal_y, _ = gaussian_map(key, (3, 200))
-    batched = debias.tweedie(cal_p, cal_y)
+    batched = debias.tweedie(cal_y, cal_p)
     for i in range(3):
-        one = debias.tweedie(cal_p[i], cal_y[i])
+        one = debias.tweedie(cal_y[i], cal_p[i])
         np.testing.assert_allclose(np.asarray(batched.sigma[i]), np.asarray(one.sigma), rtol=1e-5)
         np.testing.assert_allclose(np.asarray(batched.bandwidth[i]), np.asarray(one.bandwidth), rtol=1e-5)
 
@@ -96,39 +99,41 @@ def test_batched_fit_equals_loop(key):
 @pytest.mark.parametrize("fit", [debias.lcc, debias.tweedie])
 def test_bad_input(fit):
     y = np.linspace(-1, 1, 50)
-    with pytest.raises(ValueError, match="`cal_pred` is constant"):
-        fit(np.ones(50), y)
-    with pytest.raises(ValueError, match="`cal_target` is constant"):
-        fit(y, np.zeros(50))
+    with pytest.raises(ValueError, match="`yhat` is constant"):
+        fit(y, np.ones(50))
+    with pytest.raises(ValueError, match="`y` is constant"):
+        fit(np.zeros(50), y)
     with pytest.raises(ValueError, match="non-positive calibration slope"):
-        fit(-y, y)
+        fit(y, -y)
     with pytest.raises(ValueError, match="at least 3 calibration points"):
         fit(y[:2], y[:2])
-    with pytest.raises(ValueError, match="`cal_pred` must be finite"):
-        fit(np.where(y > 0.5, np.nan, y), y)
-    with pytest.raises(ValueError, match="`cal_target` must be finite"):
+    with pytest.raises(ValueError, match="`yhat` must be finite"):
         fit(y, np.where(y > 0.5, np.nan, y))
-    with pytest.raises(ValueError, match="same shape"):
-        fit(y, y[:-1])
+    with pytest.raises(ValueError, match="`y` must be finite"):
+        fit(np.where(y > 0.5, np.nan, y), y)
+    with pytest.raises(ValueError, match="same length"):
+        fit(y[:-1], y)
     with pytest.warns(debias.DebiasWarning, match="weak calibration slope"):
-        fit(0.1 * y + 0.01 * np.sin(40 * y), y)
+        fit(y, 0.1 * y + 0.01 * np.sin(40 * y))
     with pytest.warns(debias.DebiasWarning, match="< 100"):
-        fit(0.5 * y + 0.01 * np.sin(40 * y), y)
+        fit(y, 0.5 * y + 0.01 * np.sin(40 * y))
 
 
 def test_zero_sigma_is_identity_with_warning():
     y = np.linspace(-1, 1, 200)
     with pytest.warns(debias.DebiasWarning, match="σ .* is 0"):
-        corr = debias.tweedie(y + 0.0, y)
-    assert corr.kind == "identity"
+        corr = debias.tweedie(y, y + 0.0)
     np.testing.assert_array_equal(np.asarray(corr.apply(y)), y.astype(np.float32))
 
 
-def test_tweedie_option_errors():
+def test_tweedie_option_errors(key):
     y = np.linspace(-1, 1, 200)
     p = 0.5 * y + 0.1 * np.sin(30 * y)
     for kwargs, match in [({"bandwidth": "wide"}, "`bandwidth`"), ({"bandwidth": -1.0}, "`bandwidth`"),
-                          ({"density_on": "map"}, "`density_on`"), ({"score": "nope"}, "`score`"),
-                          ({"score": "learned"}, "`key` is None")]:
+                          ({"density_on": "map"}, "`density_on`"), ({"score": "nope"}, "`score`")]:
         with pytest.raises(ValueError, match=match):
-            debias.tweedie(p, y, **kwargs)
+            debias.tweedie(y, p, **kwargs)
+    with pytest.raises(ValueError, match="`key` must be a typed key"):
+        debias.learned_tweedie(0, y, p)
+    with pytest.raises(ValueError, match="`num_steps` must be an integer >= 1"):
+        debias.learned_tweedie(key, y, p, num_steps=0)

@@ -1,4 +1,4 @@
-"""score="bayes" for Tweedie's correction: a numpyro mixture model of the prediction density."""
+"""bayes_tweedie: Tweedie's correction with the score of a numpyro mixture model of the prediction density."""
 
 import warnings
 
@@ -22,10 +22,9 @@ def test_bayes_score_corrects_the_attenuation_in_the_gaussian_case(key):
     pred, _, t = gaussian_map(k_trial, (b, 4_000), tau)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", debias.DebiasWarning)
-        corr = debias.tweedie(cal_p, cal_y, score="bayes", key=k_fit,
-                              bayes_options={"n_components": 2, "num_warmup": 200, "num_samples": 200})
+        corr = debias.bayes_tweedie(k_fit, cal_y, cal_p, n_components=2, num_warmup=200, num_samples=200)
         est = bayes_ate(corr, pred, t)
-        kde = debias.debiased_ate(debias.tweedie(cal_p, cal_y), pred, t)
+        kde = debias.debiased_ate(debias.tweedie(cal_y, cal_p), pred, t)
     assert corr.score_params["locs"].shape == (b, 400, 2)
     assert est.diagnostics["ate_draws"].shape == (b, 400)
     np.testing.assert_allclose(np.asarray(jnp.mean(est.diagnostics["ate_draws"], -1)), np.asarray(est.estimate),
@@ -41,11 +40,14 @@ def test_bayes_density_and_options_bad_input(key):
     p = np.random.default_rng(0).normal(size=300)
     out = bayes_density(key, p, n_components=2, num_warmup=150, num_samples=150)
     assert out["r_hat_max"] < 1.05 and out["locs"].shape == (300, 2)
-    with pytest.raises(ValueError, match="`key` is None"):
-        debias.tweedie(p, p + np.random.default_rng(1).normal(size=300), score="bayes")
-    with pytest.raises(ValueError, match="`density_on`"):
-        debias.tweedie(p, p + np.random.default_rng(1).normal(size=300), score="bayes", key=key, density_on="trial")
+    y = p + np.random.default_rng(1).normal(size=300)
+    with pytest.raises(ValueError, match="`key` must be a typed key"):
+        debias.bayes_tweedie(None, y, p)
     with pytest.raises(ValueError, match="`points` must be finite"):
         bayes_density(key, np.where(p > 1, np.nan, p))
-    with pytest.raises(ValueError, match="`max_tree_depth`"):
+    with pytest.raises(ValueError, match="`max_tree_depth` must be an integer in \\[1, 15\\]"):
         bayes_density(key, p, max_tree_depth=0)
+    with pytest.raises(ValueError, match="`points` is traced"):
+        jax.jit(lambda q: bayes_density(key, q)["locs"])(p)
+    with pytest.raises(ValueError, match="`points` is constant"):
+        bayes_density(key, np.ones(30))

@@ -98,7 +98,7 @@ def test_shrink_a_batch_of_estimates(key):
     tau = np.where(rng.random(k) < 0.5, 0.0, 1.0)
     t = (rng.random((k, n)) < 0.5).astype(float)
     y = tau[:, None] * t + rng.standard_normal((k, n))
-    raw = estimators.many_trials(estimators.difference_in_means, None, {"y": y, "treatment": t})
+    raw = estimators.many_trials(estimators.difference_in_means, {"y": y, "treatment": t})
     for method in ("normal", "npmle"):
         out = eb.shrink(raw, method=method)
         assert out.estimate.shape == (k,) and out.summary().shape[0] == k

@@ -55,4 +55,4 @@ def ppi_ols_data(key, trials, n=200, N=2000, beta=(1.0, 2.0)):
     f_u = 0.9 * y_u + 0.2 + 0.5 * rng.normal(size=(trials, N))
     X = np.stack([np.ones_like(x), x], axis=-1)
     X_u = np.stack([np.ones_like(x_u), x_u], axis=-1)
-    return _f32({"X": X, "y": y, "yhat": f, "X_unlabeled": X_u, "yhat_unlabeled": f_u})
+    return _f32({"covariates": X, "y": y, "yhat": f, "covariates_unlabeled": X_u, "yhat_unlabeled": f_u})

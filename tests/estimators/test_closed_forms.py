@@ -116,7 +116,7 @@ def test_ppi_ols_with_lam_zero_is_ols(x64):
     rng = np.random.default_rng(2)
     X = np.c_[np.ones(30), rng.normal(size=30)]
     y = X @ [1.0, 2.0] + rng.normal(size=30)
-    est = E.ppi_ols(X, y, y + 1, X, y, lam=0.0)
+    est = E.ppi_ols(y, y + 1, X, y, X, lam=0.0)
     np.testing.assert_allclose(est.estimate, np.linalg.lstsq(X, y, rcond=None)[0], rtol=1e-10)
 
 

@@ -18,7 +18,7 @@ def _assert_covers(est, truth):
 
 def test_difference_in_means_coverage(key):
     data = _sim.rct(key, TRIALS)
-    _assert_covers(E.many_trials(E.difference_in_means, None, data), _sim.TAU)
+    _assert_covers(E.many_trials(E.difference_in_means, data), _sim.TAU)
 
 
 def test_hajek_ipw_estimated_propensity_coverage(key):
@@ -36,7 +36,7 @@ def test_aipw_crossfit_coverage(key):
 
 def test_ppi_mean_coverage(key):
     data = _sim.ppi_mean_data(key, TRIALS)
-    est = E.many_trials(E.ppi_mean, None, data)
+    est = E.many_trials(E.ppi_mean, data)
     _assert_covers(est, 0.5)
     assert 0.0 < float(est.diagnostics["lam"].mean()) < 1.0
 

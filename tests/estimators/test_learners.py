@@ -51,7 +51,7 @@ def test_mlp_learns_a_nonlinear_function_and_vmaps(key):
     k_data, k_fit = jax.random.split(key)
     X = jax.random.uniform(k_data, (256, 1), minval=-2, maxval=2)
     y = jnp.sin(2 * X[:, 0])
-    net = E.mlp((32,), steps=300, learning_rate=2e-2)
+    net = E.mlp((32,), num_steps=300, learning_rate=2e-2)
 
     @jax.jit
     def fit_predict(keys):

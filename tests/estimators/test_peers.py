@@ -78,7 +78,7 @@ def test_ppi_mean_weights_and_mask_match_ppi_py(ppi_py, mean_data, x64):
 @pytest.mark.parametrize(("lam", "coord"), [(None, None), (None, 1), (1.0, None), (0.3, None), (0.0, None)])
 def test_ppi_ols_matches_ppi_py(ppi_py, glm_data, x64, lam, coord):
     X, y, yhat, Xu, yhat_u = glm_data
-    est = E.ppi_ols(X, y, yhat, Xu, yhat_u, lam=lam, coord=coord)
+    est = E.ppi_ols(y, yhat, X, yhat_u, Xu, lam=lam, coord=coord)
     lo, hi = ppi_py.ppi_ols_ci(X, y, yhat, Xu, yhat_u, alpha=0.05, lam=lam, coord=coord)
     _close(est.ci_low, lo)
     _close(est.ci_high, hi)
@@ -96,7 +96,7 @@ def test_ppi_logistic_matches_ppi_py(ppi_py, glm_data, x64, lam):
     y = (rng.uniform(size=X.shape[0]) < sig(X @ [0.2, 1.0, -1.0])).astype(float)
     yhat = sig(X @ [0.3, 0.9, -1.0] + 0.3 * rng.normal(size=X.shape[0]))
     yhat_u = sig(Xu @ [0.3, 0.9, -1.0] + 0.3 * rng.normal(size=Xu.shape[0]))
-    est = E.ppi_logistic(X, y, yhat, Xu, yhat_u, lam=lam)
+    est = E.ppi_logistic(y, yhat, X, yhat_u, Xu, lam=lam)
     lo, hi = ppi_py.ppi_logistic_ci(X, y, yhat, Xu, yhat_u, alpha=0.05, lam=lam)
     _close(est.ci_low, lo)
     _close(est.ci_high, hi)
@@ -176,7 +176,7 @@ def test_weighted_ppi_ols_matches_ppi_py(ppi_py, glm_data, x64):
     X, y, yhat, Xu, yhat_u = glm_data
     rng = np.random.default_rng(5)
     w, w_u = rng.uniform(0.5, 2.0, y.shape), rng.uniform(0.5, 2.0, yhat_u.shape)
-    est = E.ppi_ols(X, y, yhat, Xu, yhat_u, weights=w, weights_unlabeled=w_u)
+    est = E.ppi_ols(y, yhat, X, yhat_u, Xu, weights=w, weights_unlabeled=w_u)
     lo, hi = ppi_py.ppi_ols_ci(X, y, yhat, Xu, yhat_u, alpha=0.05, w=w, w_unlabeled=w_u)
     _close(est.ci_low, lo)
     _close(est.ci_high, hi)

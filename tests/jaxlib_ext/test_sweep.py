@@ -84,7 +84,7 @@ def test_bad_arguments():
     keys, taus = _args(5)
     with pytest.raises(ValueError, match="share the leading axis length"):
         sweep(trial, keys, taus[:4])
-    with pytest.raises(ValueError, match="is a scalar"):
+    with pytest.raises(ValueError, match="leading sweep axis"):
         sweep(trial, keys, 1.0)
     with pytest.raises(ValueError, match="`batch_size` must be a positive int"):
         sweep(trial, keys, taus, batch_size=0)
