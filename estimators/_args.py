@@ -192,3 +192,24 @@ def trial(y: Any, treatment: Any, weights: Any, clusters: Any, alpha: Any, extra
     arms("treatment", t, w, min_arm)
     c = None if clusters is None else codes("clusters", clusters, np.shape(y))
     return Trial(y, t, w, c, alpha_array(alpha, batch, dtype), batch, dtype)
+
+
+def normal_means(z: Any, s: Any, min_n: int = 1) -> tuple[Any, Any]:
+    """The normal-means data z_i = μ_i + N(0, s_i²): ``z`` finite (n,) with n ≥ ``min_n``, ``s`` > 0 a scalar or (n,),
+    both returned as (n,) arrays in the kernel's float dtype (NumPy when concrete, tracers when traced)."""
+    dtype = checks.float_dtype(z, s)
+    zz = checks.check_finite("z", checks.to_float("z", z, dtype))
+    checks.check_ndim("z", zz, 1)
+    if np.shape(zz)[0] < min_n:
+        raise ValueError(f"`z` must hold at least {min_n} value(s), got shape {np.shape(zz)}")
+    ss = checks.check_positive("s", checks.check_finite("s", checks.to_float("s", s, dtype)))
+    if np.ndim(ss) > 1 or (np.ndim(ss) == 1 and np.shape(ss)[0] != np.shape(zz)[0]):
+        raise ValueError(f"arguments must have the same length: `s` has shape {np.shape(ss)}, `z` has shape "
+                         f"{np.shape(zz)} (give a scalar s or one s_i per z_i)")
+    return zz, xp(ss).broadcast_to(ss, np.shape(zz))
+
+
+def equal_scales(context: str, s: Any) -> None:
+    """Every s_i is the same (the closed forms and the KDE marginal need one noise level); ``context`` says where
+    and what to use instead."""
+    checks.check_condition(s == s[0], f"`s` must be equal for {context}", s)

@@ -19,7 +19,6 @@ Reference: B. Efron, "Tweedie's formula and selection bias", JASA 106 (2011); Ji
 from __future__ import annotations
 
 import dataclasses
-import functools
 import time
 from pathlib import Path
 
@@ -28,10 +27,10 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+import estimators
 from estimators import empirical_bayes as eb
-from estimators.debias.correction import kde
 from experiments.registry import Experiment, Result
-from jaxlib_ext import progress
+from jaxlib_ext import progress, sweep
 
 __all__ = ["EXPERIMENT", "Config", "run"]
 
@@ -71,28 +70,18 @@ def _prior_draw(key, name, n):
 
 
 def _one_problem(key, *, prior, cfg: Config):
-    """Every vmappable estimator on one simulated problem: estimates (methods, n), intervals, μ."""
+    """Every traceable estimator of the package on one simulated problem: estimates (methods, n), intervals, μ."""
     k_mu, k_z = jax.random.split(key)
-    n = cfg.n
-    mu = _prior_draw(k_mu, prior, n)
-    z = mu + jax.random.normal(k_z, (n,))
-    s = jnp.ones(n)
-    q = jax.scipy.special.ndtri(1 - cfg.alpha / 2)
-    zbar = jnp.mean(z)
-    big_s = jnp.sum((z - zbar) ** 2)
-    js = zbar + jnp.clip(1 - (n - 3) / big_s, 0, 1) * (z - zbar)
-    b = jnp.clip(n / big_s, 0, 1)  # parametric EB: τ̂² = (S/n − 1)₊
-    normal = zbar + (1 - b) * (z - zbar)
-    normal_sd = jnp.sqrt(1 - b) * jnp.ones(n)
-    grid = jnp.linspace(z.min(), z.max(), cfg.grid)
-    fit = eb.npmle_em(z, s, grid, jnp.full(cfg.grid, 1.0 / cfg.grid), 1e-4, cfg.npmle_iter)
-    log_r = jnp.log(jnp.maximum(fit.weights, 1e-30)) - 0.5 * (z[:, None] - grid) ** 2
-    post = eb.mixture_summary(log_r, jnp.broadcast_to(grid, log_r.shape), jnp.zeros_like(log_r), cfg.alpha)
-    h = n ** (-0.2) * jnp.std(z, ddof=1)
-    tweedie_kde = z + kde(z).score(z[:, None], h)[:, 0]
-    est = jnp.stack([z, js, normal, post.mean, tweedie_kde])
-    lo = jnp.stack([z - q, normal - q * normal_sd, post.ci_low])
-    hi = jnp.stack([z + q, normal + q * normal_sd, post.ci_high])
+    mu = _prior_draw(k_mu, prior, cfg.n)
+    z = mu + jax.random.normal(k_z, (cfg.n,))
+    normal, _ = eb.normal_eb(z, 1.0, alpha=cfg.alpha)
+    fit = eb.npmle(z, 1.0, grid=cfg.grid, max_iter=cfg.npmle_iter)
+    post = eb.npmle_posterior(fit, z, 1.0, alpha=cfg.alpha)
+    mle_lo, mle_hi = estimators.z_critical(cfg.alpha) * jnp.array([-1.0, 1.0])
+    est = jnp.stack([z, eb.james_stein(z, 1.0), normal.estimate, post.estimate,
+                     eb.tweedie_mean(z, 1.0, marginal="kde")])
+    lo = jnp.stack([z + mle_lo, normal.ci_low, post.ci_low])
+    hi = jnp.stack([z + mle_hi, normal.ci_high, post.ci_high])
     return est, lo, hi, mu, z, fit.kkt_gap
 
 
@@ -134,8 +123,8 @@ def run(key: jax.Array, config: Config) -> Result:
     for prior, k in zip(progress.bar(PRIORS, desc="priors"), keys, strict=True):
         k_vmap, k_bayes = jax.random.split(k)
         start = time.perf_counter()
-        fn = jax.jit(jax.vmap(functools.partial(_one_problem, prior=prior, cfg=config)))
-        est, lo, hi, mu, z, gap = jax.tree.map(np.asarray, fn(jax.random.split(k_vmap, config.reps)))
+        out = sweep(_one_problem, jax.random.split(k_vmap, config.reps), static={"prior": prior, "cfg": config})
+        est, lo, hi, mu, z, gap = jax.tree.map(np.asarray, out)
         est = np.moveaxis(est, 1, 0)
         lo_d = {m: lo[:, i] for m, i in _INTERVALS.items()}
         hi_d = {m: hi[:, i] for m, i in _INTERVALS.items()}
@@ -158,14 +147,14 @@ def run(key: jax.Array, config: Config) -> Result:
             metrics[f"{prior}: {name} divergences"] = fit.diagnostics["divergences"]
             metrics[f"{prior}: {name} arviz summary"] = summ.round(4).reset_index().to_dict(orient="records")
             names.append(name)
-            bayes_est.append(np.asarray(fit.posterior.mean))
+            bayes_est.append(np.asarray(fit.posterior.estimate))
             bayes_lo[name], bayes_hi[name] = np.asarray(fit.posterior.ci_low), np.asarray(fit.posterior.ci_high)
             start = time.perf_counter()
-            svi = eb.hierarchical_svi(k_s, zb, 1.0, prior=kind, steps=config.svi_steps, alpha=config.alpha)
+            svi = eb.hierarchical_svi(k_s, zb, 1.0, prior=kind, num_steps=config.svi_steps, alpha=config.alpha)
             name = f"numpyro SVI ({kind})"
             metrics[f"{prior}: {name} s"] = round(time.perf_counter() - start, 2)
             names.append(name)
-            bayes_est.append(np.asarray(svi.posterior.mean))
+            bayes_est.append(np.asarray(svi.posterior.estimate))
             bayes_lo[name], bayes_hi[name] = np.asarray(svi.posterior.ci_low), np.asarray(svi.posterior.ci_high)
         # the same subset by the vmapped methods, for a like-for-like comparison
         sub = est[:, 0, : config.n_bayes]

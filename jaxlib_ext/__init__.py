@@ -1,6 +1,6 @@
 """JAX extensions with no domain knowledge: sweeps, multi-process start, progress, checks, checkpoints, Newton."""
 
-from jaxlib_ext import checks, linalg, newton, progress, random, tree
+from jaxlib_ext import checks, linalg, loops, newton, progress, random, tree
 from jaxlib_ext.checkpoint import Checkpointer, run_checkpointed
 from jaxlib_ext.distributed import initialize_from_env, is_main_process, launch_local
 from jaxlib_ext.sweep import grid, sweep, sweep_mesh
@@ -13,6 +13,7 @@ __all__ = [
     "is_main_process",
     "launch_local",
     "linalg",
+    "loops",
     "newton",
     "progress",
     "random",

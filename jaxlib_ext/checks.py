@@ -329,7 +329,7 @@ def check_condition(ok: Any, message: str, value: Any = None) -> None:
         return
     ok = np.asarray(ok)
     if not np.all(ok):
-        got = "" if value is None else f"; got {np.ravel(np.asarray(value))[int(np.argmin(np.ravel(ok)))]!r}"
+        got = "" if value is None else f"; got {np.ravel(np.asarray(value))[int(np.argmin(np.ravel(ok)))].item()!r}"
         raise ValueError(message + got)
 
 

@@ -5,11 +5,11 @@ the step is below 100 ε (1 + ‖θ‖∞) or ``max_iter`` steps, and returns th
 
 Two properties a plain ``lax.while_loop`` lacks:
 
-* **Batching without a batched loop condition.** Under ``vmap`` (folds × arms × trials …) the loop runs once over
-  the whole batch with the scalar condition "any element still moving" and freezes the converged elements
-  (``jax.custom_batching.custom_vmap``; nested vmaps flatten into one batch). That is what ``vmap`` of a while
-  loop computes too, but its condition stays batched in the jaxpr, and ``checkify`` refuses batched while loops
-  — so an estimator with a logistic nuisance could not be checked under ``checkify.checkify(jax.jit(...))``.
+* **Batching without a batched loop condition.** The iteration is :func:`jaxlib_ext.loops.while_loop`: under
+  ``vmap`` (folds × arms × trials …) it runs once over the whole batch with the scalar condition "any element
+  still moving" and freezes the converged elements, so ``checkify`` accepts it (it refuses the batched condition
+  of a vmapped ``lax.while_loop``) and an estimator with a logistic nuisance can be checked under
+  ``checkify.checkify(jax.jit(...))``.
 * **Implicit differentiation.** θ* is differentiated through the optimality condition, not the iterations:
   θ̇* = −H⁻¹ (∂∇/∂data · ḋata), H = ∂∇/∂θ at θ* (``jax.custom_jvp``; reverse mode by transposition). A while loop is
   not reverse-differentiable at all.
@@ -36,55 +36,33 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
+from jaxlib_ext import loops
+
 __all__ = ["newton"]
 
 
-def _nested_vmap(fn: Callable, flags: tuple[tuple[bool, ...], ...]) -> Callable:
-    """``fn(theta, *data)`` mapped over every batch dimension; ``flags[i][k]``: data i has batch dimension k."""
-    for level in reversed(range(len(flags[0]) if flags else 0)):
-        fn = jax.vmap(fn, in_axes=(0, *(0 if f[level] else None for f in flags)))
-    return fn
+def _moving(state, *data, max_iter):
+    i, _, active = state
+    return (i < max_iter) & active
 
 
-@functools.cache
-def _batched_loop(direction: Callable, max_iter: int, depth: int, flags: tuple[tuple[bool, ...], ...]) -> Callable:
-    """``solve(theta (*batch, q), *data)``: one while loop over a batch of ``depth`` leading dimensions with a
-    scalar condition; data i carries the batch dimensions marked in ``flags[i]`` (absent ones broadcast, not
-    copied)."""
-
-    @jax.custom_batching.custom_vmap
-    def solve(theta0: Array, *data: Array) -> Array:
-        tol = 100 * jnp.finfo(theta0.dtype).eps
-        step = _nested_vmap(direction, flags) if depth else direction
-
-        def cond(state):
-            i, _, active = state
-            return (i < max_iter) & jnp.any(active)
-
-        def body(state):
-            i, theta, active = state
-            d = step(theta, *data)
-            small = jnp.max(jnp.abs(d), axis=-1) <= tol * (1 + jnp.max(jnp.abs(theta), axis=-1))
-            return i + 1, jnp.where(active[..., None], theta + d, theta), active & ~small
-
-        init = (jnp.zeros((), jnp.int32), theta0, jnp.ones(theta0.shape[:-1], bool))
-        return jax.lax.while_loop(cond, body, init)[1]
-
-    @solve.def_vmap
-    def rule(axis_size: int, in_batched: list[bool], theta0: Array, *data: Array):
-        theta = theta0 if in_batched[0] else jnp.broadcast_to(theta0, (axis_size, *theta0.shape))
-        new_flags = tuple((b, *f) for b, f in zip(in_batched[1:], flags, strict=True)) if flags else \
-            tuple((b,) for b in in_batched[1:])
-        return _batched_loop(direction, max_iter, depth + 1, new_flags)(theta, *data), True
-
-    return solve
+def _newton_step(state, *data, direction):
+    i, theta, _ = state
+    d = direction(theta, *data)
+    tol = 100 * jnp.finfo(theta.dtype).eps
+    small = jnp.max(jnp.abs(d)) <= tol * (1 + jnp.max(jnp.abs(theta)))
+    return i + 1, theta + d, ~small
 
 
 @functools.cache
 def _solver(gradient: Callable, direction: Callable, max_iter: int) -> Callable:
+    cond = functools.partial(_moving, max_iter=max_iter)  # built once per solver: a stable loop identity
+    step = functools.partial(_newton_step, direction=direction)
+
     @jax.custom_jvp
     def solve(theta0: Array, *data: Array) -> Array:
-        return _batched_loop(direction, max_iter, 0, tuple(() for _ in data))(theta0, *data)
+        state = (jnp.zeros((), jnp.int32), theta0, jnp.ones((), bool))
+        return loops.while_loop(cond, step, state, *data)[1]
 
     @solve.defjvp
     def solve_jvp(primals, tangents):

@@ -23,7 +23,6 @@ from estimators.empirical_bayes.hierarchical import (
 )
 from estimators.empirical_bayes.npmle import NPMLE, npmle, npmle_em, npmle_posterior
 from estimators.empirical_bayes.posterior import (
-    Posterior,
     james_stein,
     mixture_summary,
     normal_eb,
@@ -38,7 +37,6 @@ __all__ = [
     "NPMLE",
     "PRIORS",
     "HierarchicalFit",
-    "Posterior",
     "Selection",
     "hierarchical_nuts",
     "hierarchical_svi",

@@ -39,9 +39,11 @@ from numpyro.diagnostics import effective_sample_size, split_gelman_rubin
 from numpyro.distributions import constraints
 from numpyro.distributions.transforms import OrderedTransform
 
-from estimators.empirical_bayes import _checks
-from estimators.empirical_bayes.posterior import Posterior, mixture_summary
-from jaxlib_ext import progress
+from estimators import _args
+from estimators.empirical_bayes.posterior import _mixture, posterior_estimate
+from estimators.estimate import Estimate
+from jaxlib_ext import checks
+from jaxlib_ext import progress as progress_lib
 
 __all__ = ["PRIORS", "HierarchicalFit", "hierarchical_nuts", "hierarchical_svi", "normal_means_model"]
 
@@ -53,7 +55,7 @@ class HierarchicalFit(NamedTuple):
     """A hierarchical-Bayes fit of the normal-means problem.
 
     Attributes:
-      posterior: :class:`Posterior` of each μ_i (means, sds, credible intervals).
+      posterior: an :class:`~estimators.Estimate` per μ_i (posterior means, sds, credible intervals).
       hyper: posterior draws of the prior's parameters in the data's units, each (chains, draws, ...):
         ``weights`` (K,), ``locs`` (K,), ``scales`` (K,) (K = 1 for the normal prior).
       diagnostics: NUTS — ``r_hat`` / ``ess`` per latent site (arrays), ``r_hat_max``, ``ess_min``, and
@@ -63,7 +65,7 @@ class HierarchicalFit(NamedTuple):
       method: ``"nuts"`` or ``"svi"``.
     """
 
-    posterior: Posterior
+    posterior: Estimate
     hyper: dict[str, Array]
     diagnostics: dict[str, Any]
     samples: dict[str, Array]
@@ -140,18 +142,20 @@ def _summarize(prior: str, flat: dict[str, Array], z: Array, s: Array, alpha: Ar
     n = z.shape[0]
     pad = (-n) % chunk
     rows = [jnp.pad(to_rows(a), ((0, pad), (0, 0))).reshape(-1, chunk, d * a.shape[-1]) for a in (log_r, means, sds)]
-    post = jax.lax.map(lambda r: mixture_summary(r[0], r[1], r[2], alpha), tuple(rows))
-    post = jax.tree.map(lambda a: a.reshape(-1)[:n] if a.ndim > 1 else a, post)
-    return Posterior(post.mean, post.sd, post.ci_low, post.ci_high, alpha), cond_mean
+    post = jax.lax.map(lambda r: _mixture(r[0], r[1], r[2], alpha), tuple(rows))
+    return tuple(a.reshape(-1)[:n] for a in post), cond_mean
 
 
-def _prepare(z, s, prior, n_components, concentration, alpha):
-    zz, ss = _checks.normal_means(z, s, min_n=4)
-    if prior not in PRIORS:
-        raise ValueError(f"`prior` must be one of {PRIORS}, got {prior!r}")
-    k = 1 if prior == "normal" else _checks.positive_int("n_components", n_components, 2)
-    conc = _checks.positive_float("concentration", concentration)
-    a = _checks.alpha(alpha)
+def _prepare(function, key, z, s, prior, n_components, concentration, alpha):
+    if checks.is_traced(key, z, s, alpha):
+        raise ValueError(f"{function} runs numpyro's inference driver and reads its diagnostics on the host: call it "
+                         "with concrete arrays, outside jit / vmap / grad (got a traced argument)")
+    checks.check_key("key", key)
+    zz, ss = _args.normal_means(z, s, min_n=4)
+    checks.check_choice("prior", prior, PRIORS)
+    k = 1 if prior == "normal" else checks.check_int("n_components", n_components, 2)
+    conc = checks.check_number("concentration", concentration, 0.0, None, inclusive=(False, True))
+    a = checks.check_alpha(alpha)
     center = float(np.median(zz))
     scale = float(np.std(zz)) or 1.0
     model = functools.partial(normal_means_model, prior=prior, n_components=k, concentration=conc)
@@ -163,9 +167,9 @@ def _finish(prior, samples, zz, ss, zs, sc, center, scale, alpha, chains):
     """Map the latent draws (chains, draws, ...) to the posterior of μ and the prior's parameters in data units."""
     dt = zs.dtype
     flat = jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:]), samples)
-    post, cond_mean = _summarize(prior, flat, zs, sc, jnp.asarray(alpha, dt))
-    posterior = Posterior(center + scale * post.mean, scale * post.sd, center + scale * post.ci_low,
-                          center + scale * post.ci_high, post.alpha)
+    (mean, sd, lo, hi), cond_mean = _summarize(prior, flat, zs, sc, jnp.asarray(alpha, dt))
+    posterior = posterior_estimate(center + scale * mean, scale * sd, center + scale * lo, center + scale * hi,
+                                   alpha, zz.shape[0])
     log_w, locs, scales = jax.vmap(functools.partial(_components, prior))(flat)
     shape = (chains, -1)
     hyper = {"weights": jnp.exp(log_w).reshape(*shape, log_w.shape[-1]),
@@ -174,14 +178,10 @@ def _finish(prior, samples, zz, ss, zs, sc, center, scale, alpha, chains):
     return posterior, hyper, (center + scale * cond_mean).reshape(chains, -1, zz.shape[0])
 
 
-def _show(progress_bar: bool | None) -> bool:
-    return progress.enabled(progress_bar)
-
-
 def hierarchical_nuts(key: Array, z: ArrayLike, s: ArrayLike, *, prior: str = "normal", n_components: int = 3,
                       concentration: float = 1.0, num_warmup: int = 1_000, num_samples: int = 500,
                       num_chains: int = 2, target_accept: float = 0.8, alpha: float = 0.05,
-                      progress_bar: bool | None = None) -> HierarchicalFit:
+                      progress: bool | None = None) -> HierarchicalFit:
     """Posterior means and credible intervals of every μ_i by NUTS on the hyperparameters (μ integrated out).
 
     Args:
@@ -197,7 +197,7 @@ def hierarchical_nuts(key: Array, z: ArrayLike, s: ArrayLike, *, prior: str = "n
         convergence by ``r_hat_mu_max`` (label-invariant), not ``r_hat_max``.
       target_accept: NUTS target acceptance probability.
       alpha: error level of the credible intervals.
-      progress_bar: numpyro's bar (default: only on a TTY, never with ``CI=true``).
+      progress: numpyro's bar (default: only on a TTY, never with ``CI=true``).
 
     Returns:
       A :class:`HierarchicalFit` with split R-hat and ESS (``numpyro.diagnostics``) in ``diagnostics``.
@@ -209,15 +209,15 @@ def hierarchical_nuts(key: Array, z: ArrayLike, s: ArrayLike, *, prior: str = "n
 
     Reference: Hoffman & Gelman, JMLR 15 (2014); Gelman et al., *Bayesian Data Analysis*, ch. 5.
     """
-    zz, ss, zs, sc, model, center, scale, a = _prepare(z, s, prior, n_components, concentration, alpha)
+    zz, ss, zs, sc, model, center, scale, a = _prepare("hierarchical_nuts", key, z, s, prior, n_components,
+                                                       concentration, alpha)
     for name, value in (("num_warmup", num_warmup), ("num_samples", num_samples), ("num_chains", num_chains)):
-        _checks.positive_int(name, value, 2 if name == "num_samples" else 1)
-    if not 0 < target_accept < 1:
-        raise ValueError(f"`target_accept` must lie in (0, 1), got {target_accept!r}")
+        checks.check_int(name, value, 2 if name == "num_samples" else 1)
+    checks.check_number("target_accept", target_accept, 0.0, 1.0, inclusive=(False, False))
     k_mcmc, _ = jax.random.split(key)
     kernel = numpyro.infer.NUTS(model, target_accept_prob=target_accept)
     mcmc = numpyro.infer.MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
-                              chain_method="vectorized", progress_bar=_show(progress_bar))
+                              chain_method="vectorized", progress_bar=progress_lib.enabled(progress))
     mcmc.run(k_mcmc, zs, sc, extra_fields=("diverging",))
     samples = mcmc.get_samples(group_by_chain=True)
     posterior, hyper, cond_mean = _finish(prior, samples, zz, ss, zs, sc, center, scale, a, num_chains)
@@ -234,15 +234,15 @@ def hierarchical_nuts(key: Array, z: ArrayLike, s: ArrayLike, *, prior: str = "n
 
 
 def hierarchical_svi(key: Array, z: ArrayLike, s: ArrayLike, *, prior: str = "normal", n_components: int = 3,
-                     concentration: float = 1.0, steps: int = 2_000, learning_rate: float = 0.02,
+                     concentration: float = 1.0, num_steps: int = 2_000, learning_rate: float = 0.02,
                      lr_decay: float = 0.01, num_draws: int = 1_000, alpha: float = 0.05,
-                     progress_bar: bool | None = None) -> HierarchicalFit:
+                     progress: bool | None = None) -> HierarchicalFit:
     """The same model fitted by SVI: a mean-field normal guide (``AutoNormal``) on the unconstrained hyperparameters.
 
     The ELBO gradient is a one-draw Monte-Carlo estimate, so Adam at a constant rate does not converge: its last
     iterate wanders around the optimum by an amount set by the rate (with a constant 0.02, the guide's location of
     the normal prior's m sat ±0.5 posterior sd off, moving every E[μ_i | z] by up to 0.035 on n = 50). The rate
-    therefore decays exponentially from ``learning_rate`` to ``lr_decay · learning_rate`` over the ``steps``
+    therefore decays exponentially from ``learning_rate`` to ``lr_decay · learning_rate`` over the ``num_steps``
     (Robbins–Monro). For the normal prior the mean-field family itself is not the limit: with μ integrated out the
     posterior of (m, log τ²) is close to Gaussian and m is uncorrelated with τ² (E[m | τ², z] = z̄ for equal s), and
     the ELBO-optimal guide (found by quadrature) reproduces the exact E[μ_i | z] to 0.001 on the test's data.
@@ -250,11 +250,11 @@ def hierarchical_svi(key: Array, z: ArrayLike, s: ArrayLike, *, prior: str = "no
     Args:
       key: ``jax.random.key``.
       z, s, prior, n_components, concentration, alpha: as :func:`hierarchical_nuts`.
-      steps: optimization steps (Adam) of the ELBO (``Trace_ELBO``).
+      num_steps: optimization steps (Adam) of the ELBO (``Trace_ELBO``).
       learning_rate: Adam's initial rate.
       lr_decay: the final rate as a fraction of the initial one, in (0, 1] (1: constant rate).
       num_draws: draws from the fitted guide for the posterior of μ.
-      progress_bar: numpyro's bar (default: only on a TTY, never with ``CI=true``).
+      progress: numpyro's bar (default: only on a TTY, never with ``CI=true``).
 
     Returns:
       A :class:`HierarchicalFit` (``diagnostics["loss"]``: the loss per step).
@@ -266,18 +266,18 @@ def hierarchical_svi(key: Array, z: ArrayLike, s: ArrayLike, *, prior: str = "no
     Reference: M. D. Hoffman et al., "Stochastic variational inference", JMLR 14 (2013); A. Kucukelbir et al.,
     "Automatic differentiation variational inference", JMLR 18 (2017).
     """
-    zz, ss, zs, sc, model, center, scale, a = _prepare(z, s, prior, n_components, concentration, alpha)
-    _checks.positive_int("steps", steps)
-    _checks.positive_int("num_draws", num_draws, 2)
-    _checks.positive_float("learning_rate", learning_rate)
-    if np.ndim(lr_decay) != 0 or not 0 < lr_decay <= 1:
-        raise ValueError(f"`lr_decay` must be a scalar in (0, 1], got {lr_decay!r}")
+    zz, ss, zs, sc, model, center, scale, a = _prepare("hierarchical_svi", key, z, s, prior, n_components,
+                                                       concentration, alpha)
+    num_steps = checks.check_int("num_steps", num_steps, 1)
+    checks.check_int("num_draws", num_draws, 2)
+    learning_rate = checks.check_number("learning_rate", learning_rate, 0.0, None, inclusive=(False, True))
+    lr_decay = checks.check_number("lr_decay", lr_decay, 0.0, 1.0, inclusive=(False, True))
     k_svi, k_draw = jax.random.split(key)
     guide = numpyro.infer.autoguide.AutoNormal(model)
-    schedule = optax.exponential_decay(learning_rate, steps, float(lr_decay))
+    schedule = optax.exponential_decay(learning_rate, num_steps, lr_decay)
     optim = numpyro.optim.optax_to_numpyro(optax.adam(schedule))
     svi = numpyro.infer.SVI(model, guide, optim, numpyro.infer.Trace_ELBO())
-    result = svi.run(k_svi, steps, zs, sc, progress_bar=_show(progress_bar))
+    result = svi.run(k_svi, num_steps, zs, sc, progress_bar=progress_lib.enabled(progress))
     draws = guide.sample_posterior(k_draw, result.params, sample_shape=(num_draws,))
     samples = {k: v[None] for k, v in draws.items() if k in ("m", "tau2", "weights", "locs", "v", "scales")}
     posterior, hyper, _ = _finish(prior, samples, zz, ss, zs, sc, center, scale, a, 1)

@@ -28,8 +28,10 @@ from jax import Array
 from jax.typing import ArrayLike
 
 from diffusion.analytic import GMM
-from estimators.empirical_bayes import _checks
-from estimators.empirical_bayes.posterior import Posterior
+from estimators import _args
+from estimators.empirical_bayes.posterior import posterior_estimate
+from estimators.estimate import Estimate
+from jaxlib_ext import checks, loops
 
 __all__ = ["NPMLE", "npmle", "npmle_em", "npmle_posterior"]
 
@@ -68,9 +70,49 @@ def _log_lik_matrix(z, s, grid):
     return jnp.exp(la - c[:, None]), c - jnp.log(s) - 0.5 * _LOG_2PI
 
 
+def _marginal(a, w):  # f = A w, floored (a point far from every grid point has f → 0 in float32)
+    return jnp.maximum(a @ w, jnp.finfo(a.dtype).tiny)
+
+
+def _ratio(a, f):  # D = Aᵀ(1/f)/n: the EM multiplier and the KKT gradient
+    return (a.T @ (1.0 / f)) / a.shape[0]
+
+
+def _em(w, d):
+    w = w * d
+    return w / jnp.sum(w)
+
+
+def _unconverged(state, a, tol, max_iter):
+    _, _, d, it = state
+    return (jnp.max(d) - 1.0 > tol) & (it < max_iter)
+
+
+def _squarem(state, a, tol, max_iter):
+    """One SQUAREM step (three EM maps) with the monotone safeguard."""
+    w, _, d, it = state
+    tiny = jnp.finfo(a.dtype).tiny
+    w1 = _em(w, d)
+    w2 = _em(w1, _ratio(a, _marginal(a, w1)))
+    f2 = _marginal(a, w2)
+    r = w1 - w
+    v = w2 - w1 - r
+    step = -jnp.sqrt(jnp.sum(r**2) / jnp.maximum(jnp.sum(v**2), tiny))
+    step = jnp.minimum(step, -1.0)
+    wp = jnp.maximum(w - 2 * step * r + step**2 * v, 0.0)
+    wp = wp / jnp.sum(wp)
+    wp = _em(wp, _ratio(a, _marginal(a, wp)))
+    fp = _marginal(a, wp)
+    better = jnp.sum(jnp.log(fp)) >= jnp.sum(jnp.log(f2))
+    w_new, f_new = jnp.where(better, wp, w2), jnp.where(better, fp, f2)
+    return w_new, f_new, _ratio(a, f_new), it + 1
+
+
 @functools.partial(jax.jit, static_argnames=("max_iter",))
 def npmle_em(z: Array, s: Array, grid: Array, w0: Array, tol: ArrayLike = 1e-4, max_iter: int = 5_000) -> NPMLE:
     """The traceable NPMLE kernel behind :func:`npmle` (no input checks): vmap it over many data sets.
+
+    The iteration is :func:`jaxlib_ext.loops.while_loop`, so a vmapped fit runs under ``checkify`` too.
 
     Args:
       z, s: (n,) observations and sds (s > 0); grid: (m,) support; w0: (m,) initial masses (sum 1);
@@ -80,48 +122,41 @@ def npmle_em(z: Array, s: Array, grid: Array, w0: Array, tol: ArrayLike = 1e-4, 
       An :class:`NPMLE`.
     """
     a, c = _log_lik_matrix(z, s, grid)
-    n = z.shape[0]
-    tiny = jnp.finfo(z.dtype).tiny
-
-    def marginal(w):  # f = A w, floored (a point far from every grid point has f → 0 in float32)
-        return jnp.maximum(a @ w, tiny)
-
-    def ratio(f):  # D = Aᵀ(1/f)/n: the EM multiplier and the KKT gradient
-        return (a.T @ (1.0 / f)) / n
-
-    def em(w, d):
-        w = w * d
-        return w / jnp.sum(w)
-
-    def cond(state):
-        _, _, d, it = state
-        return (jnp.max(d) - 1.0 > tol) & (it < max_iter)
-
-    def body(state):
-        w, _, d, it = state
-        w1 = em(w, d)
-        w2 = em(w1, ratio(marginal(w1)))
-        f2 = marginal(w2)
-        r = w1 - w
-        v = w2 - w1 - r
-        step = -jnp.sqrt(jnp.sum(r**2) / jnp.maximum(jnp.sum(v**2), tiny))
-        step = jnp.minimum(step, -1.0)
-        wp = jnp.maximum(w - 2 * step * r + step**2 * v, 0.0)
-        wp = em(wp / jnp.sum(wp), ratio(marginal(wp / jnp.sum(wp))))
-        fp = marginal(wp)
-        better = jnp.sum(jnp.log(fp)) >= jnp.sum(jnp.log(f2))
-        w_new, f_new = jnp.where(better, wp, w2), jnp.where(better, fp, f2)
-        return w_new, f_new, ratio(f_new), it + 1
-
-    f0 = marginal(w0)
-    w, f, d, it = jax.lax.while_loop(cond, body, (w0, f0, ratio(f0), jnp.zeros((), jnp.int32)))
+    f0 = _marginal(a, w0)
+    state = (w0, f0, _ratio(a, f0), jnp.zeros((), jnp.int32))
+    w, f, d, it = loops.while_loop(_unconverged, _squarem, state, a, jnp.asarray(tol, z.dtype),
+                                   jnp.asarray(max_iter, jnp.int32))
     g = jnp.max(d) - 1.0
     return NPMLE(grid, w, jnp.sum(jnp.log(f)) + jnp.sum(c), g, it)
+
+
+def _grid(value, z, s):
+    """The NPMLE support: ``int`` m ≥ 2 equally spaced points on [min z, max z] (where the NPMLE's support lies,
+    Lindsay 1983; [z − max s, z + max s] when every z is equal), or an explicit strictly increasing 1-D array."""
+    if isinstance(value, int | np.integer) and not isinstance(value, bool):
+        m = checks.check_int("grid", value, 2)
+        xp = _args.xp(z, s)
+        lo, hi = xp.min(z), xp.max(z)
+        pad = xp.where(hi - lo > 0, 0.0, xp.max(s))
+        return xp.linspace(lo - pad, hi + pad, m).astype(z.dtype)
+    g = checks.check_finite("grid", checks.to_float("grid", value, z.dtype))
+    checks.check_ndim("grid", g, 1)
+    if np.shape(g)[0] == 0:
+        raise ValueError("`grid` must be a non-empty 1-D array (or an integer >= 2), got shape (0,)")
+    if np.shape(g)[0] > 1:
+        checks.check_condition(g[1:] > g[:-1], "`grid` must be strictly increasing: an entry is not above the one "
+                               "before it", g[1:])
+    return g
 
 
 def npmle(z: ArrayLike, s: ArrayLike, *, grid: int | ArrayLike = 300, tol: float = 1e-4,
           max_iter: int = 5_000, init: ArrayLike | None = None) -> NPMLE:
     """The Kiefer–Wolfowitz NPMLE of the prior of μ on a grid (jitted SQUAREM-accelerated EM).
+
+    Traceable: works under ``jit`` / ``vmap`` / ``sweep`` (one fit per data set; data checks through
+    ``checkify``). The fit is the solution of a convex program found by a while loop, so it is not differentiated
+    by ``grad`` (forward-mode ``jvp`` follows the iterations); differentiate Tweedie means through a KDE or an
+    analytic marginal instead.
 
     Args:
       z: (n,) observations; s: scalar or (n,) known noise sds > 0.
@@ -144,24 +179,26 @@ def npmle(z: ArrayLike, s: ArrayLike, *, grid: int | ArrayLike = 300, tol: float
 
     Reference: Kiefer & Wolfowitz (1956); Jiang & Zhang, Ann. Statist. 37 (2009); Koenker & Mizera, JASA 109 (2014).
     """
-    zz, ss = _checks.normal_means(z, s)
-    g = _checks.grid(grid, zz, ss)
-    tol = _checks.positive_float("tol", tol)
-    max_iter = _checks.positive_int("max_iter", max_iter)
+    zz, ss = _args.normal_means(z, s)
+    g = _grid(grid, zz, ss)
+    tol = checks.check_number("tol", tol, 0.0, None, inclusive=(False, True))
+    max_iter = checks.check_int("max_iter", max_iter, 1)
+    m = np.shape(g)[0]
     if init is None:
-        w0 = np.full(g.shape, 1.0 / g.size, zz.dtype)
+        w0 = jnp.full((m,), 1.0 / m, zz.dtype)
     else:
-        w0 = _checks.checks.check_positive("init", init, strict=False)
-        if w0.shape != g.shape or w0.sum() <= 0:
-            raise ValueError(f"`init` must be non-negative masses of shape {g.shape} like the grid, with a positive "
-                             f"sum, got shape {w0.shape}")
-        w0 = (w0 / w0.sum()).astype(zz.dtype)
+        w0 = checks.check_positive("init", checks.check_finite("init", checks.to_float("init", init, zz.dtype)),
+                                   strict=False)
+        checks.check_shape("init", w0, (m,))
+        total = _args.xp(w0).sum(w0)
+        checks.check_condition(total > 0, "`init` must have a positive sum (prior masses)", total)
+        w0 = jnp.asarray(w0) / total
     return npmle_em(jnp.asarray(zz), jnp.asarray(ss), jnp.asarray(g), jnp.asarray(w0), jnp.asarray(tol, zz.dtype),
-                max_iter)
+                    max_iter)
 
 
-@jax.jit
-def _posterior(grid, weights, z, s, alpha):
+@functools.partial(jax.jit, static_argnames=("n",))
+def _posterior(grid, weights, z, s, alpha, n):
     a, _ = _log_lik_matrix(z, s, grid)
     p = a * weights[None, :]
     p = p / jnp.sum(p, axis=1, keepdims=True)
@@ -174,10 +211,10 @@ def _posterior(grid, weights, z, s, alpha):
         idx = jnp.minimum(jnp.sum(cdf < q * (1 - 1e-6), axis=1), m - 1)
         return grid[idx]
 
-    return Posterior(mean, sd, quantile(alpha / 2), quantile(1 - alpha / 2), alpha)
+    return posterior_estimate(mean, sd, quantile(alpha / 2), quantile(1 - alpha / 2), alpha, n)
 
 
-def npmle_posterior(fit: NPMLE, z: ArrayLike, s: ArrayLike, *, alpha: float = 0.05) -> Posterior:
+def npmle_posterior(fit: NPMLE, z: ArrayLike, s: ArrayLike, *, alpha: float = 0.05) -> Estimate:
     """Posterior of each μ_i under the fitted grid prior: P(μ_i = g_j | z_i) ∝ w_j φ_{s_i}(z_i − g_j).
 
     Args:
@@ -186,7 +223,8 @@ def npmle_posterior(fit: NPMLE, z: ArrayLike, s: ArrayLike, *, alpha: float = 0.
       alpha: error level of the equal-tailed credible interval (quantiles of the discrete posterior on the grid).
 
     Returns:
-      A :class:`Posterior`.
+      An :class:`~estimators.Estimate` per μ_i (``n``: the number of observations the fit saw is not recorded in
+      an :class:`NPMLE`, so ``n`` is the number of z's given here).
 
     Known under-coverage: this is a plug-in posterior. It treats Ĝ as the true prior, ignoring its sampling error,
     and the NPMLE is discrete (a few atoms) even when G is smooth, so the posterior of μ_i is too concentrated.
@@ -196,7 +234,8 @@ def npmle_posterior(fit: NPMLE, z: ArrayLike, s: ArrayLike, *, alpha: float = 0.
     """
     if not isinstance(fit, NPMLE):
         raise ValueError(f"`fit` must be an NPMLE from npmle(), got {type(fit).__name__}")
-    zz, ss = _checks.normal_means(z, s)
-    a = _checks.alpha(alpha)
+    zz, ss = _args.normal_means(z, s)
+    a = checks.check_alpha(alpha)
     dt = fit.grid.dtype
-    return _posterior(fit.grid, fit.weights, jnp.asarray(zz, dt), jnp.asarray(ss, dt), jnp.asarray(a, dt))
+    return _posterior(fit.grid, fit.weights, jnp.asarray(zz, dt), jnp.asarray(ss, dt), jnp.asarray(a, dt),
+                      zz.shape[0])

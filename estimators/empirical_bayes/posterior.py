@@ -12,6 +12,12 @@ which B | z is a Gamma((n − 3)/2, S/(2s²)) truncated to (0, 1], so E[B | z] =
 (Morris 1983). Every posterior whose conditional law is a mixture of normals is summarized by :func:`mixture_summary`
 (mean, sd, equal-tailed credible interval by bisection of the mixture CDF).
 
+Every posterior is an :class:`~estimators.Estimate` with one row per μ_i: ``estimate`` the posterior mean, ``se``
+the posterior sd, ``ci_low`` / ``ci_high`` the equal-tailed credible interval, ``alpha`` its level and ``n`` the
+number of observations the posterior conditions on — the fields of every interval result of the package. All
+functions here are traceable: they run under ``jit`` / ``vmap`` / ``sweep`` (data checks through ``checkify``) and
+differentiate under ``grad``.
+
 References: C. Morris, "Parametric empirical Bayes inference: theory and applications", JASA 78 (1983);
 B. Efron & C. Morris, "Stein's estimation rule and its competitors — an empirical Bayes approach", JASA 68 (1973).
 """
@@ -19,7 +25,6 @@ B. Efron & C. Morris, "Stein's estimation rule and its competitors — an empiri
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -28,37 +33,25 @@ from jax import Array
 from jax.scipy.special import gammainc, ndtr
 from jax.typing import ArrayLike
 
-from estimators.empirical_bayes import _checks
+from estimators import _args
+from estimators.estimate import Estimate
+from jaxlib_ext import checks
 
-__all__ = ["Posterior", "james_stein", "mixture_summary", "normal_eb", "normal_hierarchical_exact",
+__all__ = ["james_stein", "mixture_summary", "normal_eb", "normal_hierarchical_exact",
            "normal_posterior"]
 
 
-class Posterior(NamedTuple):
-    """Posterior summaries of μ_1..n, each (n,), and the interval's error level ``alpha`` (a scalar array).
-
-    ``ci_low`` / ``ci_high`` bound the equal-tailed ``1 − alpha`` credible interval.
-    """
-
-    mean: Array
-    sd: Array
-    ci_low: Array
-    ci_high: Array
-    alpha: Array
+def posterior_estimate(mean: Array, sd: Array, ci_low: Array, ci_high: Array, alpha: ArrayLike,
+                       n: ArrayLike) -> Estimate:
+    """Per-unit posterior summaries (each (n,)) as an :class:`~estimators.Estimate` (alpha and n per row)."""
+    shape = jnp.shape(mean)
+    return Estimate(mean, sd, ci_low, ci_high, jnp.broadcast_to(jnp.asarray(alpha, mean.dtype), shape),
+                    jnp.broadcast_to(jnp.asarray(n, jnp.int32), shape), {})
 
 
-def mixture_summary(log_weights: Array, means: Array, sds: Array, alpha: ArrayLike, iters: int = 60) -> Posterior:
-    """Mean, sd and equal-tailed credible interval of n mixtures of normals Σ_k π_ik N(m_ik, v_ik) (traceable).
-
-    Args:
-      log_weights: (n, K) log π_ik (need not be normalized per row).
-      means, sds: (n, K) component means and standard deviations (sd 0 is a point mass).
-      alpha: interval error level.
-      iters: bisection steps of the CDF (each halves the bracket [min m − 9 sd, max m + 9 sd]).
-
-    Returns:
-      A :class:`Posterior`; the interval endpoints solve F(x) = α/2 and 1 − α/2 for the mixture CDF F.
-    """
+@functools.partial(jax.jit, static_argnames=("iters",))
+def _mixture(log_weights: Array, means: Array, sds: Array, alpha: Array, iters: int = 60):
+    """(mean, sd, ci_low, ci_high) of each row's mixture of normals (traceable)."""
     w = jax.nn.softmax(log_weights, axis=-1)
     mean = jnp.sum(w * means, -1)
     var = jnp.sum(w * (sds**2 + means**2), -1) - mean**2
@@ -83,20 +76,51 @@ def mixture_summary(log_weights: Array, means: Array, sds: Array, alpha: ArrayLi
         _, hi = jax.lax.fori_loop(0, iters, body, (lo0, hi0))
         return hi
 
-    return Posterior(mean, jnp.sqrt(jnp.maximum(var, 0.0)), quantile(alpha / 2), quantile(1 - alpha / 2), alpha)
+    return mean, jnp.sqrt(jnp.maximum(var, 0.0)), quantile(alpha / 2), quantile(1 - alpha / 2)
 
 
-@jax.jit
-def _normal_posterior(z, s, m, tau, alpha):
+def mixture_summary(log_weights: ArrayLike, means: ArrayLike, sds: ArrayLike, alpha: ArrayLike = 0.05, *,
+                    n: ArrayLike = 1, iters: int = 60) -> Estimate:
+    """Mean, sd and equal-tailed credible interval of each row's mixture of normals Σ_k π_ik N(m_ik, v_ik).
+
+    Args:
+      log_weights: (rows, K) log π_ik (need not be normalized per row).
+      means, sds: (rows, K) component means and standard deviations ≥ 0 (sd 0 is a point mass).
+      alpha: interval error level.
+      n: recorded as the result's ``n`` (the number of observations the posterior conditions on).
+      iters: bisection steps of the CDF (each halves the bracket [min m − 9 sd, max m + 9 sd]).
+
+    Returns:
+      An :class:`~estimators.Estimate` per row; the interval endpoints solve F(x) = α/2 and 1 − α/2 for the
+      mixture CDF F (to 18 · sd · 2^−iters).
+
+    Example::
+
+        mixture_summary(jnp.log(jnp.array([[0.3, 0.7]])), jnp.array([[-1.0, 2.0]]), jnp.ones((1, 2)))
+    """
+    dtype = checks.float_dtype(log_weights, means, sds)
+    lw = checks.to_float("log_weights", log_weights, dtype)
+    checks.check_ndim("log_weights", lw, 2)
+    lw = checks.check_in_range("log_weights", lw, None, np.inf)  # -inf (a zero weight) allowed; NaN and +inf not
+    m = _args.like("means", means, np.shape(lw), dtype)
+    sd = checks.check_positive("sds", _args.like("sds", sds, np.shape(lw), dtype), strict=False)
+    a = checks.check_alpha(alpha)
+    iters = checks.check_int("iters", iters, 1)
+    mean, sdev, lo, hi = _mixture(jnp.asarray(lw), jnp.asarray(m), jnp.asarray(sd), jnp.asarray(a, dtype), iters)
+    return posterior_estimate(mean, sdev, lo, hi, a, n)
+
+
+@functools.partial(jax.jit, static_argnames=("n",))
+def _normal_posterior(z, s, m, tau, alpha, n):
     b = s**2 / (tau**2 + s**2)
     mean = b * m + (1 - b) * z
     sd = jnp.sqrt(1 - b) * s
     q = jax.scipy.special.ndtri(1 - alpha / 2)
-    return Posterior(mean, sd, mean - q * sd, mean + q * sd, alpha)
+    return posterior_estimate(mean, sd, mean - q * sd, mean + q * sd, alpha, n)
 
 
-def normal_posterior(z: ArrayLike, s: ArrayLike, prior_mean: float, prior_sd: float, *,
-                     alpha: float = 0.05) -> Posterior:
+def normal_posterior(z: ArrayLike, s: ArrayLike, prior_mean: ArrayLike, prior_sd: ArrayLike, *,
+                     alpha: float = 0.05) -> Estimate:
     """Exact posterior of μ_i under the normal prior N(prior_mean, prior_sd²): B_i m + (1 − B_i) z_i, B_i = s²/(τ²+s²).
 
     Args:
@@ -105,21 +129,21 @@ def normal_posterior(z: ArrayLike, s: ArrayLike, prior_mean: float, prior_sd: fl
       alpha: error level of the credible interval.
 
     Returns:
-      A :class:`Posterior` (normal posterior: mean ∓ z₁₋α/₂ sd).
+      An :class:`~estimators.Estimate` per μ_i (normal posterior: mean ∓ z₁₋α/₂ sd).
 
     Example::
 
-        post = normal_posterior(z, 1.0, 0.0, 2.0)      # E[μ | z] = 0.8 z
+        post = normal_posterior(z, 1.0, 0.0, 2.0)      # post.estimate = E[μ | z] = 0.8 z
     """
-    zz, ss = _checks.normal_means(z, s)
-    a = _checks.alpha(alpha)
-    if not np.isfinite(prior_mean):
-        raise ValueError(f"`prior_mean` must be finite, got {prior_mean!r}")
-    if not np.isfinite(prior_sd) or prior_sd < 0:
-        raise ValueError(f"`prior_sd` must be finite and >= 0, got {prior_sd!r}")
+    zz, ss = _args.normal_means(z, s)
+    a = checks.check_alpha(alpha)
     dt = zz.dtype
-    return _normal_posterior(jnp.asarray(zz), jnp.asarray(ss), jnp.asarray(prior_mean, dt),
-                             jnp.asarray(prior_sd, dt), jnp.asarray(a, dt))
+    m = checks.check_finite("prior_mean", checks.check_ndim("prior_mean", checks.to_float("prior_mean", prior_mean,
+                                                                                           dt), 0))
+    tau = checks.check_positive("prior_sd", checks.check_ndim("prior_sd", checks.to_float("prior_sd", prior_sd, dt),
+                                                              0), strict=False)
+    return _normal_posterior(jnp.asarray(zz), jnp.asarray(ss), jnp.asarray(m), jnp.asarray(tau),
+                             jnp.asarray(a, dt), zz.shape[0])
 
 
 @functools.partial(jax.jit, static_argnames=("n_grid", "n_golden"))
@@ -149,7 +173,7 @@ def _marginal_ml(z, s, n_grid: int = 256, n_golden: int = 60):
     return profile(tau)[1], tau
 
 
-def normal_eb(z: ArrayLike, s: ArrayLike, *, alpha: float = 0.05) -> tuple[Posterior, dict[str, Array]]:
+def normal_eb(z: ArrayLike, s: ArrayLike, *, alpha: float = 0.05) -> tuple[Estimate, dict[str, Array]]:
     """Parametric empirical Bayes: the normal prior N(m̂, τ̂²) fitted by marginal ML, then its exact posterior.
 
     With equal s the fit is closed form — m̂ = z̄, τ̂² = (S/n − s²)₊ — and the posterior mean is the James–Stein-type
@@ -161,23 +185,27 @@ def normal_eb(z: ArrayLike, s: ArrayLike, *, alpha: float = 0.05) -> tuple[Poste
       alpha: error level of the credible interval.
 
     Returns:
-      (:class:`Posterior`, ``{"prior_mean": m̂, "prior_sd": τ̂, "log_likelihood": marginal log-likelihood}``).
+      (:class:`~estimators.Estimate` per μ_i, ``{"prior_mean": m̂, "prior_sd": τ̂, "log_likelihood": marginal
+      log-likelihood}``).
 
     Example::
 
         post, prior = normal_eb(z, s)
     """
-    zz, ss = _checks.normal_means(z, s, min_n=2)
-    a = _checks.alpha(alpha)
+    zz, ss = _args.normal_means(z, s, min_n=2)
+    a = checks.check_alpha(alpha)
     zj, sj = jnp.asarray(zz), jnp.asarray(ss)
-    if np.all(ss == ss[0]):
-        m = jnp.mean(zj)
-        tau = jnp.sqrt(jnp.maximum(jnp.mean((zj - m) ** 2) - sj[0] ** 2, 0.0))
-    else:
-        m, tau = _marginal_ml(zj, sj)
+    m_eq = jnp.mean(zj)
+    tau_eq = jnp.sqrt(jnp.maximum(jnp.mean((zj - m_eq) ** 2) - sj[0] ** 2, 0.0))
+    if not checks.is_traced(zz, ss):  # concrete: take the closed form when it applies, else the profile likelihood
+        m, tau = (m_eq, tau_eq) if np.all(ss == ss[0]) else _marginal_ml(zj, sj)
+    else:  # traced: both, selected by the data (the same numbers as eager)
+        equal = jnp.all(sj == sj[0])
+        m_ml, tau_ml = _marginal_ml(zj, sj)
+        m, tau = jnp.where(equal, m_eq, m_ml), jnp.where(equal, tau_eq, tau_ml)
     v = tau**2 + sj**2
     ll = jnp.sum(jax.scipy.stats.norm.logpdf(zj, m, jnp.sqrt(v)))
-    post = _normal_posterior(zj, sj, m, tau, jnp.asarray(a, zz.dtype))
+    post = _normal_posterior(zj, sj, m, tau, jnp.asarray(a, zj.dtype), zz.shape[0])
     return post, {"prior_mean": m, "prior_sd": tau, "log_likelihood": ll}
 
 
@@ -192,15 +220,14 @@ def james_stein(z: ArrayLike, s: ArrayLike) -> Array:
 
     Reference: W. James & C. Stein (1961); Efron & Morris, JASA 68 (1973).
     """
-    zz, ss = _checks.normal_means(z, s, min_n=4)
-    if not np.all(ss == ss[0]):
-        raise ValueError(f"`s` must be equal for every z_i in james_stein, got values from {ss.min():.4g} to "
-                         f"{ss.max():.4g} (use normal_eb or npmle for unequal s)")
+    zz, ss = _args.normal_means(z, s, min_n=4)
+    _args.equal_scales("every z_i in james_stein (use normal_eb or npmle for unequal s)", ss)
     zj = jnp.asarray(zz)
     zbar = jnp.mean(zj)
     big_s = jnp.sum((zj - zbar) ** 2)
-    shrink = jnp.clip(1 - (zz.shape[0] - 3) * float(ss[0]) ** 2 / big_s, 0.0, 1.0)
-    return zbar + shrink * (zj - zbar)
+    # positive part; all z equal (S = 0) shrinks fully to z̄ (the limit of the rule), not 0/0
+    shrink = jnp.maximum(1 - (zz.shape[0] - 3) * jnp.asarray(ss)[0] ** 2 / jnp.where(big_s > 0, big_s, 1.0), 0.0)
+    return zbar + jnp.where(big_s > 0, shrink, 0.0) * (zj - zbar)
 
 
 @functools.partial(jax.jit, static_argnames=("n_nodes",))
@@ -220,11 +247,11 @@ def _hierarchical_exact(z, s, alpha, n_nodes: int = 400):
     logw = jnp.log(jnp.asarray(0.5 * w, z.dtype)) + (a - 1) * jnp.log(nodes) - rate * nodes
     m_k = nodes * zbar + (1 - nodes) * z[:, None]
     sd_k = jnp.sqrt(s**2 * (1 - nodes) + nodes * s**2 / n)
-    q = mixture_summary(jnp.broadcast_to(logw, m_k.shape), m_k, jnp.broadcast_to(sd_k, m_k.shape), alpha)
-    return Posterior(mean, jnp.sqrt(var), q.ci_low, q.ci_high, q.alpha), eb
+    _, _, lo, hi = _mixture(jnp.broadcast_to(logw, m_k.shape), m_k, jnp.broadcast_to(sd_k, m_k.shape), alpha)
+    return posterior_estimate(mean, jnp.sqrt(var), lo, hi, alpha, n), eb
 
 
-def normal_hierarchical_exact(z: ArrayLike, s: ArrayLike, *, alpha: float = 0.05) -> tuple[Posterior, Array]:
+def normal_hierarchical_exact(z: ArrayLike, s: ArrayLike, *, alpha: float = 0.05) -> tuple[Estimate, Array]:
     """Exact posterior of μ_i in the hierarchical normal model with flat hyperpriors, for equal s (Morris 1983).
 
     Model: μ_i ~ N(m, τ²), z_i ~ N(μ_i, s²), m flat, τ² uniform on (0, ∞) — :func:`hierarchical_nuts` with
@@ -240,15 +267,14 @@ def normal_hierarchical_exact(z: ArrayLike, s: ArrayLike, *, alpha: float = 0.05
       alpha: error level of the credible interval.
 
     Returns:
-      (:class:`Posterior`, E[B | z]).
+      (:class:`~estimators.Estimate` per μ_i, E[B | z]).
 
     Example::
 
         post, shrink = normal_hierarchical_exact(z, 1.0)
     """
-    zz, ss = _checks.normal_means(z, s, min_n=4)
-    if not np.all(ss == ss[0]):
-        raise ValueError(f"`s` must be equal for every z_i in normal_hierarchical_exact, got values from "
-                         f"{ss.min():.4g} to {ss.max():.4g}")
-    a = _checks.alpha(alpha)
-    return _hierarchical_exact(jnp.asarray(zz), jnp.asarray(ss[0]), jnp.asarray(a, zz.dtype))
+    zz, ss = _args.normal_means(z, s, min_n=4)
+    _args.equal_scales("every z_i in normal_hierarchical_exact (use hierarchical_nuts for unequal s)", ss)
+    checks.check_not_constant("z", zz)  # S = 0: the posterior of B is improper
+    a = checks.check_alpha(alpha)
+    return _hierarchical_exact(jnp.asarray(zz), jnp.asarray(ss)[0], jnp.asarray(a, zz.dtype))

@@ -14,7 +14,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from estimators.empirical_bayes import _checks
 from estimators.empirical_bayes.hierarchical import hierarchical_nuts, hierarchical_svi
 from estimators.empirical_bayes.npmle import npmle, npmle_posterior
 from estimators.empirical_bayes.posterior import normal_eb
@@ -48,6 +47,9 @@ def shrink(estimates: Estimate, *, method: str = "npmle", alpha: float | None = 
     Raises:
       ValueError: not an Estimate, vector-valued estimates or more than one trial axis, NaN, se ≤ 0, unknown method.
 
+    ``"normal"`` and ``"npmle"`` are traceable (``jit`` / ``vmap`` / ``sweep`` over batches of batches);
+    ``"nuts"`` / ``"svi"`` run numpyro's drivers on the host.
+
     Example::
 
         per_region = estimators.many_trials(estimators.difference_in_means, {"y": ys, "treatment": ts})
@@ -60,21 +62,21 @@ def shrink(estimates: Estimate, *, method: str = "npmle", alpha: float | None = 
     if not isinstance(estimates, Estimate):
         raise ValueError(f"`estimates` must be an Estimate (a batch from the estimators core), got "
                          f"{type(estimates).__name__}")
-    est = checks.check_finite("estimates.estimate", estimates.estimate)
-    if est.ndim != 1 or np.ndim(estimates.alpha) != 1:
+    dtype = checks.float_dtype(estimates.estimate, estimates.se)
+    est = checks.check_finite("estimates.estimate", checks.to_float("estimates.estimate", estimates.estimate, dtype))
+    if np.ndim(est) != 1 or np.ndim(estimates.alpha) != 1:
         raise ValueError(f"`estimates` must have one trial axis of scalar estimates, shape (k,), got estimate shape "
-                         f"{est.shape} and alpha shape {np.shape(estimates.alpha)}")
-    se = checks.check_positive("estimates.se", estimates.se)
-    if se.shape != est.shape:
-        raise ValueError(f"`estimates.se` must have shape {est.shape} like the estimates, got {se.shape}")
-    if method not in METHODS:
-        raise ValueError(f"`method` must be one of {METHODS}, got {method!r}")
+                         f"{np.shape(est)} and alpha shape {np.shape(estimates.alpha)}")
+    se = checks.check_positive("estimates.se", checks.check_finite("estimates.se", checks.to_float(
+        "estimates.se", estimates.se, dtype)))
+    checks.check_shape("estimates.se", se, np.shape(est))
+    checks.check_choice("method", method, METHODS)
     if alpha is None:
-        alphas = np.asarray(estimates.alpha)
-        if not np.all(alphas == alphas[0]):
-            raise ValueError("`estimates` carry different alpha levels; pass `alpha` explicitly")
-        alpha = float(alphas[0])
-    a = _checks.alpha(alpha)
+        alphas = estimates.alpha
+        checks.check_condition(alphas == alphas[0], "`estimates` carry different alpha levels; pass `alpha` "
+                               "explicitly", alphas)
+        alpha = alphas[0] if checks.is_traced(alphas) else float(np.asarray(alphas)[0])
+    a = checks.check_alpha(alpha)
     diag: dict[str, Any] = {}
     if method == "normal":
         post, prior = normal_eb(est, se, alpha=a, **options)
@@ -89,9 +91,7 @@ def shrink(estimates: Estimate, *, method: str = "npmle", alpha: float | None = 
         fit = (hierarchical_nuts if method == "nuts" else hierarchical_svi)(key, est, se, alpha=a, **options)
         post = fit.posterior
         diag.update({k: v for k, v in fit.diagnostics.items() if np.ndim(v) == 0 and not isinstance(v, dict)})
-    k = est.shape[0]
-    dt = post.mean.dtype
+    dt = post.estimate.dtype
     diag.update(unshrunk=jnp.asarray(est, dt), unshrunk_se=jnp.asarray(se, dt))
     diag = {name: jnp.asarray(v) for name, v in diag.items()}
-    return Estimate(post.mean, post.sd, post.ci_low, post.ci_high, jnp.full((k,), a, dt),
-                    jnp.asarray(estimates.n), jax.tree.map(jnp.asarray, diag))
+    return post._replace(n=jnp.asarray(estimates.n), diagnostics=jax.tree.map(jnp.asarray, diag))

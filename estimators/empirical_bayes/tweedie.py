@@ -27,20 +27,18 @@ from jax import Array
 from jax.typing import ArrayLike
 
 from diffusion.analytic import empirical
-from estimators.empirical_bayes import _checks
+from estimators import _args, _kde
 from estimators.empirical_bayes.npmle import NPMLE, npmle
+from jaxlib_ext import checks
 
 __all__ = ["Selection", "marginal_score", "tweedie_mean", "winners_curse"]
 
 
-def _bandwidth(z: np.ndarray, rule: str | float) -> float:
+def _bandwidth(z: Any, rule: str | float) -> Any:
     if isinstance(rule, str):
-        if rule not in ("scott", "silverman"):
-            raise ValueError(f"`bandwidth` must be 'scott', 'silverman' or a positive float, got {rule!r}")
-        n = z.shape[0]
-        factor = n ** (-0.2) if rule == "scott" else (0.75 * n) ** (-0.2)
-        return float(factor * np.std(z, ddof=1))
-    return _checks.positive_float("bandwidth", rule)
+        checks.check_choice("bandwidth", rule, _kde.RULES)
+        return _kde.bandwidth(jnp.asarray(z), rule=rule)
+    return checks.check_number("bandwidth", rule, 0.0, None, inclusive=(False, True))
 
 
 def marginal_score(z: ArrayLike, s: ArrayLike, *, marginal: Any = "npmle", bandwidth: str | float = "scott",
@@ -58,17 +56,18 @@ def marginal_score(z: ArrayLike, s: ArrayLike, *, marginal: Any = "npmle", bandw
       grid: NPMLE grid for ``"npmle"``.
 
     Returns:
-      (n,) scores.
+      (n,) scores. Traceable (``jit`` / ``vmap`` / ``sweep``) for every ``marginal``; differentiable under ``grad``
+      for ``"kde"`` and analytic models (the NPMLE fit is a while loop: see :func:`npmle`).
     """
-    zz, ss = _checks.normal_means(z, s, min_n=2 if marginal == "kde" else 1)
+    is_kde = isinstance(marginal, str) and marginal == "kde"
+    zz, ss = _args.normal_means(z, s, min_n=2 if is_kde else 1)
     zj, sj = jnp.asarray(zz), jnp.asarray(ss)
     if isinstance(marginal, str):
-        if marginal == "kde":
-            if not np.all(ss == ss[0]):
-                raise ValueError(f"`s` must be equal for marginal='kde' (one density for all z's), got values from "
-                                 f"{ss.min():.4g} to {ss.max():.4g}; use marginal='npmle' for unequal s")
-            h = _bandwidth(zz, bandwidth)
-            return empirical(zz[:, None]).score(zz[:, None], h)[:, 0]
+        if is_kde:
+            _args.equal_scales("marginal='kde' (one density for all z's; use marginal='npmle' for unequal s)", ss)
+            checks.check_not_constant("z", zz)  # a KDE of equal points has bandwidth 0
+            h = _bandwidth(zj, bandwidth)
+            return empirical(zj[:, None]).score(zj[:, None], h)[:, 0]
         if marginal == "npmle":
             marginal = npmle(zz, ss, grid=grid)
         else:
@@ -104,7 +103,7 @@ def tweedie_mean(z: ArrayLike, s: ArrayLike, *, marginal: Any = "npmle", bandwid
 
     Reference: Efron, "Tweedie's formula and selection bias", JASA 106 (2011).
     """
-    zz, ss = _checks.normal_means(z, s)
+    zz, ss = _args.normal_means(z, s)
     score = marginal_score(zz, ss, marginal=marginal, bandwidth=bandwidth, grid=grid)
     return jnp.asarray(zz) + jnp.asarray(ss) ** 2 * score
 
@@ -141,9 +140,8 @@ def winners_curse(z: ArrayLike, s: ArrayLike, *, top: float = 0.05, marginal: An
         sel = winners_curse(z, 1.0, top=0.05)
         (sel.naive - mu[sel.index]).mean(), (sel.corrected - mu[sel.index]).mean()   # bias before / after
     """
-    zz, ss = _checks.normal_means(z, s)
-    if np.ndim(top) != 0 or not 0 < top <= 1:
-        raise ValueError(f"`top` must be a fraction in (0, 1], got {top!r}")
+    zz, ss = _args.normal_means(z, s)
+    top = checks.check_number("top", top, 0.0, 1.0, inclusive=(False, True))
     k = max(1, int(np.floor(top * zz.shape[0])))
     idx = jnp.argsort(-jnp.asarray(zz))[:k]
     post = tweedie_mean(zz, ss, marginal=marginal, bandwidth=bandwidth, grid=grid)

@@ -22,7 +22,7 @@ def test_normal_eb_equal_s_is_the_james_stein_type_rule(x64):
     post, prior = eb.normal_eb(z, 1.0)
     zbar, big_s = z.mean(), np.sum((z - z.mean()) ** 2)
     expected = zbar + max(0.0, 1 - len(z) / big_s) * (z - zbar)
-    np.testing.assert_allclose(np.asarray(post.mean), expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(post.estimate), expected, rtol=0, atol=1e-12)
     np.testing.assert_allclose(float(prior["prior_sd"]) ** 2, big_s / len(z) - 1.0, rtol=1e-12)
     js = zbar + max(0.0, 1 - (len(z) - 3) / big_s) * (z - zbar)
     np.testing.assert_allclose(np.asarray(eb.james_stein(z, 1.0)), js, atol=1e-12)
@@ -47,9 +47,9 @@ def test_normal_posterior_is_conjugate(x64):
     _, z, s = _data(30, seed=2, s=np.linspace(0.3, 3.0, 30))
     post = eb.normal_posterior(z, s, 0.5, 2.0, alpha=0.1)
     prec = 1 / 4.0 + 1 / s**2
-    np.testing.assert_allclose(np.asarray(post.mean), (0.5 / 4.0 + z / s**2) / prec, rtol=1e-12)
-    np.testing.assert_allclose(np.asarray(post.sd), prec**-0.5, rtol=1e-12)
-    np.testing.assert_allclose(np.asarray(post.ci_high), stats.norm.ppf(0.95, post.mean, post.sd), rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(post.estimate), (0.5 / 4.0 + z / s**2) / prec, rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(post.se), prec**-0.5, rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(post.ci_high), stats.norm.ppf(0.95, post.estimate, post.se), rtol=1e-12)
 
 
 def test_tweedie_with_the_exact_marginal_score_is_the_exact_posterior_mean(x64):
@@ -57,7 +57,7 @@ def test_tweedie_with_the_exact_marginal_score_is_the_exact_posterior_mean(x64):
     _, z, s = _data(200, seed=3, s=np.linspace(0.2, 2.5, 200))
     prior = gmm(jnp.ones(1), jnp.full((1, 1), 0.7), jnp.array([1.5**2]))
     np.testing.assert_allclose(np.asarray(eb.tweedie_mean(z, s, marginal=prior)),
-                               np.asarray(eb.normal_posterior(z, s, 0.7, 1.5).mean), rtol=0, atol=1e-12)
+                               np.asarray(eb.normal_posterior(z, s, 0.7, 1.5).estimate), rtol=0, atol=1e-12)
 
 
 def test_morris_flat_hyperprior_posterior_matches_quadrature(x64):
@@ -72,7 +72,7 @@ def test_morris_flat_hyperprior_posterior_matches_quadrature(x64):
     b = 1 / v
     eb_quad = np.sum(w * b) / np.sum(w)
     np.testing.assert_allclose(float(shrink), eb_quad, rtol=1e-4)
-    np.testing.assert_allclose(np.asarray(post.mean), zbar + (1 - eb_quad) * (z - zbar), atol=1e-4)
+    np.testing.assert_allclose(np.asarray(post.estimate), zbar + (1 - eb_quad) * (z - zbar), atol=1e-4)
     # the interval: quantiles of the mixture over τ² of N(B z̄ + (1 − B) z_i, (1 − B) + B/n)
     i = int(np.argmax(z))
     means, sds = b * zbar + (1 - b) * z[i], np.sqrt((1 - b) + b / n)

@@ -31,10 +31,11 @@ def test_nuts_posterior_mean_matches_the_james_stein_type_closed_form(nuts_norma
     cond = b[..., None] * m[..., None] + (1 - b[..., None]) * z
     ess = np.asarray(estimators.empirical_bayes.hierarchical.effective_sample_size(cond))
     mcse = cond.reshape(-1, len(z)).std(0) / np.sqrt(ess)
-    np.testing.assert_allclose(np.asarray(fit.posterior.mean), cond.reshape(-1, len(z)).mean(0), rtol=1e-4, atol=1e-5)
-    err = np.abs(np.asarray(fit.posterior.mean) - np.asarray(exact.mean))
+    np.testing.assert_allclose(np.asarray(fit.posterior.estimate), cond.reshape(-1, len(z)).mean(0), rtol=1e-4,
+                               atol=1e-5)
+    err = np.abs(np.asarray(fit.posterior.estimate) - np.asarray(exact.estimate))
     assert np.all(err < 4 * mcse + 1e-4), (err.max(), mcse.max())
-    assert np.all(np.abs(np.asarray(fit.posterior.sd) - np.asarray(exact.sd)) < 0.05 * np.asarray(exact.sd))
+    assert np.all(np.abs(np.asarray(fit.posterior.se) - np.asarray(exact.se)) < 0.05 * np.asarray(exact.se))
 
 
 def test_nuts_reports_r_hat_below_1_01(nuts_normal):
@@ -58,15 +59,15 @@ def test_svi_normal_prior_is_close_to_the_exact_posterior():
     4 MCSE + 0.002 (twice the family's bias, for the optimizer's residual). Over keys 2–9 the error was ≤ 2.6 MCSE.
     """
     _, z = _normal_data(seed=3)
-    fit = eb.hierarchical_svi(jax.random.key(2), z, 1.0, steps=2_000, num_draws=1_000)
+    fit = eb.hierarchical_svi(jax.random.key(2), z, 1.0, num_steps=2_000, num_draws=1_000)
     exact, _ = eb.normal_hierarchical_exact(z, 1.0)
     m, tau = np.asarray(fit.hyper["locs"][0, :, 0]), np.asarray(fit.hyper["scales"][0, :, 0])
     b = 1 / (1 + tau**2)
     cond = b[:, None] * m[:, None] + (1 - b[:, None]) * z  # E[μ_i | z, m, τ] per guide draw
     mcse = cond.std(0) / np.sqrt(cond.shape[0])
-    err = np.abs(np.asarray(fit.posterior.mean) - np.asarray(exact.mean))
+    err = np.abs(np.asarray(fit.posterior.estimate) - np.asarray(exact.estimate))
     assert np.all(err <= 4 * mcse + 0.002), (err.max(), mcse.max())
-    assert np.all(np.abs(np.asarray(fit.posterior.sd) - np.asarray(exact.sd)) < 0.02 * np.asarray(exact.sd))
+    assert np.all(np.abs(np.asarray(fit.posterior.se) - np.asarray(exact.se)) < 0.02 * np.asarray(exact.se))
     assert np.isfinite(fit.diagnostics["loss"]).all() and fit.diagnostics["loss"][-100:].mean() < \
         fit.diagnostics["loss"][:100].mean()
 
@@ -85,7 +86,7 @@ def test_mixture_priors_beat_the_normal_prior_on_a_two_point_truth(prior):
     fit = eb.hierarchical_nuts(jax.random.key(3), z, 1.0, prior=prior, n_components=3, num_warmup=1_000,
                                num_samples=300)
     normal, _ = eb.normal_eb(z, 1.0)
-    mse = np.mean((np.asarray(fit.posterior.mean) - mu) ** 2)
+    mse = np.mean((np.asarray(fit.posterior.estimate) - mu) ** 2)
     assert mse < np.mean((np.asarray(normal.mean) - mu) ** 2) < np.mean((z - mu) ** 2)
     assert fit.diagnostics["r_hat_mu_max"] < 1.05 and fit.diagnostics["ess_mu_min"] > 100
     assert fit.diagnostics["divergences"] == 0

@@ -47,7 +47,7 @@ def test_npmle_matches_a_numpy_em_and_tweedie_with_its_marginal(x64):
     assert float(fit.log_likelihood) - ll_ref < 300 * 1e-8 + 1e-6
     np.testing.assert_allclose(a @ np.asarray(fit.weights), a @ w, rtol=1e-3)  # the marginal is unique
     post = eb.npmle_posterior(fit, z, 1.0)
-    np.testing.assert_allclose(np.asarray(eb.tweedie_mean(z, 1.0, marginal=fit)), np.asarray(post.mean), atol=1e-10)
+    np.testing.assert_allclose(np.asarray(eb.tweedie_mean(z, 1.0, marginal=fit)), np.asarray(post.estimate), atol=1e-10)
     assert np.all(post.ci_low <= post.ci_high)  # discrete posterior: endpoints are grid points (the mean need not be
     assert np.isin(np.asarray(post.ci_low), grid).all() and np.isin(np.asarray(post.ci_high), grid).all()  # inside)
 
