@@ -60,10 +60,21 @@ def probability(name: str, e: Any, shape: tuple[int, ...], dtype: Any) -> Any:
 
 
 def unit_weights(name: str, w: Any, shape: tuple[int, ...], dtype: Any) -> Any:
-    """Non-negative finite weights of ``shape`` (ones when ``None``); weight 0 drops a unit."""
+    """Non-negative finite weights of ``shape`` (ones when ``None``); weight 0 drops a unit.
+
+    The package's one weights convention: weights are *relative* (sampling, importance or analytic) weights —
+    only their ratios matter. They are rescaled here to mean 1 over the kept units of each trial, so every
+    estimate, standard error and weighted nuisance fit (a ridge penalty, a network's loss) is invariant to
+    multiplying all weights by a constant, as with statsmodels' ``WLS`` weights. They are not frequency weights
+    (a unit standing for w identical units): for those, repeat the rows.
+    """
     if w is None:
         return np.ones(shape, dtype)
-    return checks.check_positive(name, like(name, w, shape, dtype), strict=False)
+    w = checks.check_positive(name, like(name, w, shape, dtype), strict=False)
+    m = xp(w)
+    kept = m.sum(w > 0, axis=-1, keepdims=True)
+    total = m.sum(w, axis=-1, keepdims=True)
+    return m.where(total > 0, w * kept / m.where(total > 0, total, 1), w).astype(dtype)
 
 
 def xp(*arrays: Any):

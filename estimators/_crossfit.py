@@ -36,14 +36,15 @@ def fold_ids(key: Array, folds: Array | None, w: Array, groups: Array | None, n_
 def linear_score(psi_a: Array, psi_b: Array, w: Array, clusters: Array | None) -> tuple[Array, Array]:
     """Root and standard error of the linear score ψ = ψ_a θ + ψ_b (DoubleML ``LinearScoreMixin``).
 
-    θ̂ = −Σwψ_b / Σwψ_a, σ̂² = Σ wᵢψᵢ² / (Σw)² / J², J = Σwψ_a / Σw; clustered: G/(G−1) Σ_g (Σ_{i∈g} wψ)² / (Σw J)².
+    θ̂ = −Σwψ_b / Σwψ_a, σ̂² = Σ wᵢ²ψᵢ² / (Σw J)², J = Σwψ_a / Σw (the sandwich of the weighted estimating
+    equation: relative weights, invariant to scaling them); clustered: G/(G−1) Σ_g (Σ_{i∈g} wψ)² / (Σw J)².
     """
     sw = jnp.sum(w)
     J = (w @ psi_a) / sw
     theta = -(w @ psi_b) / (w @ psi_a)
     psi = psi_a * theta + psi_b
     if clusters is None:
-        var = (w @ psi**2) / sw**2 / J**2
+        var = (w**2 @ psi**2) / (sw * J) ** 2
     else:
         meat, g = cluster_meat(w * psi, clusters, w > 0)
         var = g / (g - 1) * meat / (sw * J) ** 2

@@ -17,17 +17,17 @@ __all__ = ["difference_in_means", "regression_adjustment"]
 
 def _dim_kernel(y: Array, t: Array, w: Array, clusters: Array | None, alpha: Array) -> Estimate:
     w1, w0 = w * t, w * (1 - t)
-    n1, n0 = jnp.sum(w1), jnp.sum(w0)
-    m1, m0 = (w1 @ y) / n1, (w0 @ y) / n0
+    sw1, sw0 = jnp.sum(w1), jnp.sum(w0)
+    m1, m0 = (w1 @ y) / sw1, (w0 @ y) / sw0
+    phi = w1 * (y - m1) / sw1 - w0 * (y - m0) / sw0  # the influence of each unit on m1 − m0
     if clusters is None:
-        s1 = (w1 @ (y - m1) ** 2) / (n1 - 1)
-        s0 = (w0 @ (y - m0) ** 2) / (n0 - 1)
-        var = s1 / n1 + s0 / n0
+        # HC2 (the weighted regression of y on [1, t]): leverage hᵢ = wᵢ / Σ_arm w; Neyman's variance for w = 1
+        h = jnp.where(t > 0, w1 / sw1, w0 / sw0)
+        var = jnp.sum(jnp.where(w > 0, phi**2 / jnp.where(w > 0, 1 - h, 1.0), 0.0))
     else:
-        phi = w1 * (y - m1) / n1 - w0 * (y - m0) / n0
         meat, g = cluster_meat(phi, clusters, w > 0)
         var = g / (g - 1) * meat
-    diag = {"n_treated": n1, "n_control": n0, "mean_treated": m1, "mean_control": m0}
+    diag = {"n_treated": jnp.sum(w1 > 0), "n_control": jnp.sum(w0 > 0), "mean_treated": m1, "mean_control": m0}
     return normal_estimate(m1 - m0, jnp.sqrt(var), alpha, jnp.sum(w > 0), diag)
 
 
@@ -41,7 +41,8 @@ def difference_in_means(y: ArrayLike, treatment: ArrayLike, *, weights: ArrayLik
     Args:
       y: outcomes, shape (n,) or (trials, n).
       treatment: 0/1, same shape.
-      weights: frequency weights ≥ 0, same shape; 0 drops a unit (arms of different sizes in one batch).
+      weights: relative weights ≥ 0, same shape (only ratios matter; 0 drops a unit: arms of different sizes in
+        one batch). The SE is HC2 of the weighted regression on [1, t] (Neyman's variance for equal weights).
       clusters: cluster labels, same shape (any dtype), for cluster-robust standard errors.
       alpha: error level of the two-sided interval.
 
@@ -93,7 +94,7 @@ def regression_adjustment(y: ArrayLike, treatment: ArrayLike, covariates: ArrayL
       y: outcomes, (n,) or (trials, n).
       treatment: 0/1, same shape.
       covariates: (n, p) or (trials, n, p).
-      weights: regression weights ≥ 0; 0 drops a unit.
+      weights: relative regression weights ≥ 0 (only ratios matter); 0 drops a unit.
       clusters: cluster labels for CR1 standard errors.
       alpha: error level.
 

@@ -125,7 +125,7 @@ def aipw(key: ArrayLike, y: ArrayLike, treatment: ArrayLike, covariates: ArrayLi
       n_folds: K.
       n_rep: number of independent fold splits.
       folds: explicit fold ids in [0, K), shape (n,) or (n_rep, n) (with trial axes in front).
-      weights: 0/1 mask (0 drops a unit) or non-negative weights.
+      weights: relative weights ≥ 0 (only ratios matter; 0 drops a unit).
       clusters: cluster labels: grouped folds and cluster-robust SE.
       clip: optional propensity clipping threshold in (0, 0.5).
       trim: optional trimming threshold in (0, 0.5).
