@@ -202,6 +202,8 @@ def trial(y: Any, treatment: Any, weights: Any, clusters: Any, alpha: Any, extra
     w = unit_weights("weights", weights, np.shape(y), dtype)
     arms("treatment", t, w, min_arm)
     c = None if clusters is None else codes("clusters", clusters, np.shape(y))
+    if c is not None:  # one cluster: G/(G − 1) is infinite and nothing varies between clusters
+        checks.check_min_count("clusters", groups_present(c, w), 2, "clusters with weight > 0")
     return Trial(y, t, w, c, alpha_array(alpha, batch, dtype), batch, dtype)
 
 
@@ -224,3 +226,54 @@ def equal_scales(context: str, s: Any) -> None:
     """Every s_i is the same (the closed forms and the KDE marginal need one noise level); ``context`` says where
     and what to use instead."""
     checks.check_condition(s == s[0], f"`s` must be equal for {context}", s)
+
+
+def tunable_predictions(yhat: Any, w: Any) -> None:
+    """PPI++ tunes λ̂ = Ĉov(y, ŷ) / Var̂(ŷ): predictions constant over the kept labelled units make it 0/0."""
+    checks.check_not_constant("yhat", yhat, mask=None if w is None else w > 0)
+
+
+# ---- checks on a kernel's result: degenerate data that only the fit reveals (concrete: ValueError; traced:
+# checkify) ----
+
+def no_separation(est: Any, dtype: Any, remedy: str) -> None:
+    """A fitted propensity that reaches 0 or 1 in ``dtype`` (or is NaN): the covariates separate the treatment."""
+    eps = float(np.finfo(dtype).eps)
+    lo, hi = est.diagnostics["propensity_min"], est.diagnostics["propensity_max"]
+    checks.check_condition((lo > eps) & (hi < 1 - eps),
+                           f"`covariates` separate the treatment (perfectly or nearly): the fitted propensity "
+                           f"reaches 0 or 1 in {np.dtype(dtype)}, so inverse weights are infinite; {remedy}. The "
+                           "smallest fitted propensity follows", lo)
+
+
+def arms_after_trim(est: Any, trim: float | None) -> None:
+    """Trimming ê ∉ [trim, 1 − trim] must keep units in both arms (else the weighted means are 0/0)."""
+    if trim is None:
+        return
+    d = est.diagnostics
+    m = xp(d["ess_treated"], d["ess_control"])
+    ok = m.isfinite(d["ess_treated"]) & m.isfinite(d["ess_control"])
+    checks.check_condition(ok, f"`trim`={trim} drops every unit of an arm (no propensity in [{trim}, {1 - trim}] "
+                           "there); lower it", d["n_trimmed"])
+
+
+def identified_treatment(est: Any, dtype: Any) -> None:
+    """PLR: the treatment must vary given the covariates (its cross-fitted residual is what identifies θ)."""
+    d = est.diagnostics
+    share = d["treatment_residual_var"] / d["treatment_var"]
+    threshold = float(np.sqrt(np.finfo(dtype).eps))
+    checks.check_condition(share > threshold, "`treatment` is (almost) a function of `covariates`: the variance of "
+                           "its cross-fitted residual d − m̂(x) is at most √ε of its variance, so θ is not "
+                           "identified; the residual share follows", share)
+
+
+def scale_resolves(name: str, scale: Any, spread: Any, dtype: Any, what: str) -> None:
+    """A Gaussian kernel scale h must keep (spread / h)² and h² representable in ``dtype``: otherwise the exponent
+    −d²/(2h²) overflows (or h² underflows) and the kernel turns into NaN."""
+    info = np.finfo(dtype)
+    low = max(float(np.sqrt(info.tiny)), 0.0)
+    m = xp(scale, spread)
+    ok = (scale > low) & (scale > spread / float(np.sqrt(info.max / 16)))
+    checks.check_condition(m.all(ok), f"`{name}` is too small to compute in {np.dtype(dtype)}: {what} "
+                           f"(spread {float(spread) if m is np else 'traced'}) overflows the Gaussian kernel's "
+                           "exponent; the smallest value follows", m.min(scale))

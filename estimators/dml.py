@@ -33,7 +33,9 @@ def _plr_kernel(key: Array, y: Array, d: Array, X: Array, w: Array, folds: Array
         psi_a = jnp.where(w > 0, -(v_hat**2), 0.0)
         psi_b = jnp.where(w > 0, v_hat * (y - l_hat), 0.0)
         theta, se = linear_score(psi_a, psi_b, w, clusters)
-        return theta, se, {"treatment_residual_var": (w @ v_hat**2) / jnp.sum(w)}
+        d_bar = (w @ d) / jnp.sum(w)
+        return theta, se, {"treatment_residual_var": (w @ v_hat**2) / jnp.sum(w),
+                           "treatment_var": (w @ (d - d_bar) ** 2) / jnp.sum(w)}
 
     thetas, ses, diag = jax.vmap(rep)(jax.random.split(key, n_rep), folds)
     return median_aggregate(thetas, ses, alpha, jnp.sum(w > 0), diag)
@@ -72,8 +74,10 @@ def plr(key: ArrayLike, y: ArrayLike, treatment: ArrayLike, covariates: ArrayLik
                           clusters=clusters, folds=folds, n_folds=n_folds, n_rep=n_rep, alpha=alpha)
     static = {"n_folds": d.n_folds, "n_rep": d.n_rep, "outcome_learner": outcome_learner or ols(),
               "treatment_learner": treatment_learner or ols()}
-    return sweep(_plr_kernel, d.keys, d.y, d.treatment, d.covariates, d.weights, d.folds, d.clusters, d.alpha,
-                 axes=len(d.batch), static=static)
+    est = sweep(_plr_kernel, d.keys, d.y, d.treatment, d.covariates, d.weights, d.folds, d.clusters, d.alpha,
+                axes=len(d.batch), static=static)
+    a.identified_treatment(est, np.dtype(d.y.dtype))
+    return est
 
 
 def irm(key: ArrayLike, y: ArrayLike, treatment: ArrayLike, covariates: ArrayLike, **options: Any) -> Estimate:
@@ -144,5 +148,7 @@ def plr_panel(key: ArrayLike, y: ArrayLike, treatment: ArrayLike, covariates: Ar
                 d.y.dtype)
     static = {"n_folds": d.n_folds, "n_rep": d.n_rep, "outcome_learner": outcome_learner or ols(),
               "treatment_learner": treatment_learner or ols()}
-    return sweep(_plr_panel_kernel, d.keys, d.y, d.treatment, d.covariates, d.weights, units_codes, d.alpha,
-                 axes=len(d.batch), static=static)
+    est = sweep(_plr_panel_kernel, d.keys, d.y, d.treatment, d.covariates, d.weights, units_codes, d.alpha,
+                axes=len(d.batch), static=static)
+    a.identified_treatment(est, np.dtype(d.y.dtype))
+    return est

@@ -94,6 +94,8 @@ def validate_crossfit(key: Any, y: Any, treatment_name: str, treatment: Any, cov
         w = a.unit_weights("weights", weights, np.shape(y_arr), dtype)
         checks.check_min_count(treatment_name, w > 0, 2 * n_folds, "units with weight > 0")
         c = None if clusters is None else a.codes("clusters", clusters, np.shape(y_arr))
+        if c is not None:
+            checks.check_min_count("clusters", a.groups_present(c, w), 2, "clusters with weight > 0")
         alpha_arr = a.alpha_array(alpha, batch, dtype)
     X = a.array("covariates", covariates, dtype, 2, batch, np.shape(y_arr)[-1])
     a.full_rank("covariates", a.with_intercept(X), w, dtype)
@@ -147,5 +149,10 @@ def aipw(key: ArrayLike, y: ArrayLike, treatment: ArrayLike, covariates: ArrayLi
                           clusters=clusters, folds=folds, n_folds=n_folds, n_rep=n_rep, alpha=alpha)
     static = {"n_folds": d.n_folds, "n_rep": d.n_rep, "outcome_learner": outcome_learner or ols(),
               "propensity_learner": propensity_learner or logistic(), "clip": clip, "trim": trim}
-    return sweep(_aipw_kernel, d.keys, d.y, d.treatment, d.covariates, d.weights, d.folds, d.clusters, d.alpha,
-                 axes=len(d.batch), static=static)
+    est = sweep(_aipw_kernel, d.keys, d.y, d.treatment, d.covariates, d.weights, d.folds, d.clusters, d.alpha,
+                axes=len(d.batch), static=static)
+    if clip is None:
+        a.no_separation(est, np.dtype(d.y.dtype), "pass `clip=` (e.g. 0.01, DoubleML's default) or `trim=`, or drop "
+                        "the separating covariates")
+    a.arms_after_trim(est, trim)
+    return est

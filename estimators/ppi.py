@@ -69,6 +69,8 @@ def _validate_ppi(y: Any, yhat: Any, yhat_unlabeled: Any, weights: Any, weights_
     w = None if weights is None else a.unit_weights("weights", weights, np.shape(y), dtype)
     w_u = None if weights_unlabeled is None else a.unit_weights(
         "weights_unlabeled", weights_unlabeled, np.shape(yhat_u)[: len(batch) + 1], dtype)
+    if lam is None and u_core == 1:
+        a.tunable_predictions(yhat, w)
     return _PPIData(y, yhat, yhat_u, w, w_u, _lam(lam, batch, dtype), a.alpha_array(alpha, batch, dtype), batch,
                     dtype)
 
@@ -94,7 +96,8 @@ def ppi_mean(y: ArrayLike, yhat: ArrayLike, yhat_unlabeled: ArrayLike, *, lam: f
       y: gold-standard labels, (n,) or (trials, n).
       yhat: predictions on the labeled units, same shape.
       yhat_unlabeled: predictions on the unlabeled units, (N,) or (trials, N).
-      lam: power-tuning λ, or None to tune it.
+      lam: power-tuning λ, or None to tune it (refused when ``yhat`` is constant: λ̂ = 0/0; ``lam=0`` gives the
+        classical interval).
       weights, weights_unlabeled: unit weights ≥ 0 (ppi_py's ``w``; normalized to mean 1 over kept units);
         0 drops a unit, so trials of different sizes can share one batch.
       alpha: error level.

@@ -116,6 +116,8 @@ def _run(kind: str, y: Any, yhat: Any, covariates: Any, yhat_unlabeled: Any, cov
     w_u = a.unit_weights("weights_unlabeled", weights_unlabeled, np.shape(yhat_u), dtype)
     a.full_rank("covariates", X, w, dtype)
     a.full_rank("covariates_unlabeled", Xu, w_u, dtype)
+    if lam is None:
+        a.tunable_predictions(yhat, w)
     if coord is not None:
         coord = checks.check_int("coord", coord, 0, p - 1)
     return sweep(_ppi_glm_kernel, X, y, yhat, Xu, yhat_u, w, w_u, _lam(lam, batch, dtype),
@@ -137,7 +139,7 @@ def ppi_ols(y: ArrayLike, yhat: ArrayLike, covariates: ArrayLike, yhat_unlabeled
       y: labels (n,) or (trials, n); yhat: predictions on the labeled units, same shape.
       covariates: labeled covariates (n, p) or (trials, n, p).
       yhat_unlabeled: (N,); covariates_unlabeled: (N, p).
-      lam: λ, or None to tune.
+      lam: λ, or None to tune (refused when ``yhat`` is constant: λ̂ = 0/0).
       coord: optional coefficient to tune λ for.
       weights, weights_unlabeled: ppi_py's ``w`` (normalized over kept units); 0 drops a unit.
       alpha: error level.

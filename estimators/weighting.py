@@ -167,5 +167,10 @@ def ipw(y: ArrayLike, treatment: ArrayLike, *, propensity: ArrayLike | None = No
     else:
         X = a.array("covariates", covariates, d.dtype, 2, d.batch, np.shape(d.y)[-1])
         a.full_rank("covariates", a.with_intercept(X), d.weights, d.dtype)
-    return sweep(_ipw_kernel, d.y, d.treatment, X, e, d.weights, d.clusters, d.alpha, axes=len(d.batch),
-                 static={"method": method, "trim": trim})
+    est = sweep(_ipw_kernel, d.y, d.treatment, X, e, d.weights, d.clusters, d.alpha, axes=len(d.batch),
+                static={"method": method, "trim": trim})
+    if propensity is None:
+        a.no_separation(est, d.dtype, "pass `trim=` to drop the units with extreme fitted propensities, or drop the "
+                        "separating covariates")
+    a.arms_after_trim(est, trim)
+    return est

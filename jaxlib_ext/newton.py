@@ -14,6 +14,10 @@ Two properties a plain ``lax.while_loop`` lacks:
   θ̇* = −H⁻¹ (∂∇/∂data · ḋata), H = ∂∇/∂θ at θ* (``jax.custom_jvp``; reverse mode by transposition). A while loop is
   not reverse-differentiable at all.
 
+A step that is not finite (the Hessian became singular because no root exists — perfect separation in a logistic
+fit) ends the iteration at the last finite iterate, so the result stays finite; callers check what it means (the
+estimators refuse separated designs by their fitted propensities).
+
 ``gradient`` and ``direction`` are static (hashable callables: define them at module level).
 
 Example::
@@ -49,9 +53,11 @@ def _moving(state, *data, max_iter):
 def _newton_step(state, *data, direction):
     i, theta, _ = state
     d = direction(theta, *data)
+    finite = jnp.all(jnp.isfinite(d))
+    d = jnp.where(finite, d, 0.0)  # a singular Hessian (no root: e.g. separation) stops at the last finite iterate
     tol = 100 * jnp.finfo(theta.dtype).eps
     small = jnp.max(jnp.abs(d)) <= tol * (1 + jnp.max(jnp.abs(theta)))
-    return i + 1, theta + d, ~small
+    return i + 1, theta + d, finite & ~small
 
 
 @functools.cache

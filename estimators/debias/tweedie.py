@@ -25,6 +25,7 @@ import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
+from estimators import _args as a
 from estimators import _kde
 from estimators.debias.correction import Correction, DebiasWarning, fit_correction, kde_score
 from jaxlib_ext import checks
@@ -149,6 +150,10 @@ def tweedie(y: ArrayLike, yhat: ArrayLike, *, bandwidth: str | float = "scott", 
     else:
         corr = fit_correction(ScoreTweedie, y, yhat, weights, rule=rule, fixed=fixed, score_fn=score,
                               score_params=score_params, **options)
+    if rule == "fixed":
+        m = a.xp(corr.yhat)
+        a.scale_resolves("bandwidth", corr.bandwidth, m.max(corr.yhat) - m.min(corr.yhat), corr.yhat.dtype,
+                         "the squared distance between predictions over h²")
     _warn_zero_sigma(corr)
     return corr
 

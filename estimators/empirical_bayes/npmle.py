@@ -181,6 +181,9 @@ def npmle(z: ArrayLike, s: ArrayLike, *, grid: int | ArrayLike = 300, tol: float
     """
     zz, ss = _args.normal_means(z, s)
     g = _grid(grid, zz, ss)
+    m = _args.xp(zz, g)
+    spread = m.maximum(m.max(zz), m.max(g)) - m.minimum(m.min(zz), m.min(g))
+    _args.scale_resolves("s", ss, spread, zz.dtype, "the squared distance between z and the grid over s²")
     tol = checks.check_number("tol", tol, 0.0, None, inclusive=(False, True))
     max_iter = checks.check_int("max_iter", max_iter, 1)
     m = np.shape(g)[0]
@@ -229,7 +232,8 @@ def npmle_posterior(fit: NPMLE, z: ArrayLike, s: ArrayLike, *, alpha: float = 0.
     Known under-coverage: this is a plug-in posterior. It treats Ĝ as the true prior, ignoring its sampling error,
     and the NPMLE is discrete (a few atoms) even when G is smooth, so the posterior of μ_i is too concentrated.
     On n = 1,000, s = 1, 20 problems each, the 95 % intervals covered 0.87 (normal G), 0.86–0.88 (skewed G) and
-    0.92–0.93 (two-point G); the same code with the true G in place of Ĝ covered 0.95, 0.95 and 0.997. Use
+    0.92–0.93 (two-point G); the same code with the true G in place of Ĝ covered 0.95, 0.95 and 0.997. At n = 100
+    (normal G, 2,000 data sets) they cover 0.72. Use
     :func:`hierarchical_nuts` when the intervals must hold their level.
     """
     if not isinstance(fit, NPMLE):

@@ -19,9 +19,10 @@ def _coverage_data(key, b, n_cal, n, tau):
 
 
 @pytest.mark.parametrize("kind", ["lcc", "tweedie"])
-def test_intervals_cover_over_1000_simulated_data_sets(key, kind):
-    """1,000 (calibration, trial) pairs in one vmapped call; the calibration-aware SE covers ≈ 95 %."""
-    b, tau = 1_000, 0.5
+def test_intervals_cover_over_2000_simulated_data_sets(key, kind):
+    """2,000 (calibration, trial) pairs in one vmapped call; the calibration-aware SE covers 93–97 % (±4 Monte-Carlo
+    sd of a rate at 0.95)."""
+    b, tau = 2_000, 0.5
     cal_p, cal_y, pred, t = _coverage_data(key, b, 300, 400, tau)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", debias.DebiasWarning)

@@ -36,6 +36,15 @@ def rct(key, trials, n=200, tau=TAU):
     return _f32({"y": y, "treatment": t})
 
 
+def rct_covariates(key, trials, n=200, p=2, tau=TAU):
+    """Bernoulli(½) experiment, y = x₁ − x₂ + t (τ + 0.5 x₁) + ε: the effect varies with x₁ (mean 0), ATE = τ."""
+    rng = _rng(key)
+    X = rng.normal(size=(trials, n, p))
+    t = (rng.uniform(size=(trials, n)) < 0.5).astype(float)
+    y = X[..., 0] - X[..., 1] + t * (tau + 0.5 * X[..., 0]) + rng.normal(size=(trials, n))
+    return _f32({"y": y, "treatment": t, "covariates": X})
+
+
 def ppi_mean_data(key, trials, n=200, N=2000, mu=0.5):
     """y ~ N(μ, 1); predictions f = 0.8 y + 0.3 + N(0, 0.5²) (biased): the mean of y is μ."""
     rng = _rng(key)

@@ -1,13 +1,16 @@
-"""Nominal 95 % intervals cover the truth 93–97 % of the time over 2,000 simulated data sets (vmapped)."""
+"""Nominal 95 % intervals cover the truth 93–97 % of the time over 2,000 simulated data sets (vmapped): the band
+is ±4 Monte-Carlo sd of a coverage rate (√(0.95 · 0.05 / 2000) = 0.0049). The empirical-Bayes intervals cover the
+μᵢ of each data set; the plug-in NPMLE's documented under-coverage is asserted at its measured value."""
 
 import jax
-import pytest
+import jax.numpy as jnp
 
 import estimators as E
+from estimators import empirical_bayes as eb
+from jaxlib_ext import sweep
 from tests.estimators import _sim
 
 TRIALS = 2000
-pytestmark = pytest.mark.slow
 
 
 def _assert_covers(est, truth):
@@ -19,6 +22,34 @@ def _assert_covers(est, truth):
 def test_difference_in_means_coverage(key):
     data = _sim.rct(key, TRIALS)
     _assert_covers(E.many_trials(E.difference_in_means, data), _sim.TAU)
+
+
+def test_lin_regression_adjustment_coverage(key):
+    data = _sim.rct_covariates(key, TRIALS)
+    _assert_covers(E.regression_adjustment(data["y"], data["treatment"], data["covariates"]), _sim.TAU)
+
+
+def _eb_problem(key, n=100):
+    """μ ~ N(1, 1.5²), z = μ + N(0, 1): per data set, the share of μᵢ inside the normal-EB and NPMLE intervals.
+
+    The vmapped NPMLE loop runs until its slowest data set stops (EM is sublinear for a smooth prior: 1 of 2,000
+    needed 5,000 iterations, the mean 239), so ``max_iter=500`` bounds the test's time."""
+    k_mu, k_z = jax.random.split(key)
+    mu = 1.0 + 1.5 * jax.random.normal(k_mu, (n,))
+    z = mu + jax.random.normal(k_z, (n,))
+    normal, _ = eb.normal_eb(z, 1.0)
+    grid = eb.npmle_posterior(eb.npmle(z, 1.0, grid=60, max_iter=500), z, 1.0)
+    return (jnp.mean((normal.ci_low <= mu) & (mu <= normal.ci_high)),
+            jnp.mean((grid.ci_low <= mu) & (mu <= grid.ci_high)))
+
+
+def test_empirical_bayes_interval_coverage(key):
+    normal, grid = sweep(_eb_problem, jax.random.split(key, TRIALS))
+    # parametric EB with the marginal-ML prior: nominal (0.945–0.947 measured on three seeds)
+    assert 0.93 <= float(normal.mean()) <= 0.97, float(normal.mean())
+    # the plug-in NPMLE posterior under-covers at n = 100 (documented in npmle_posterior and the README):
+    # 0.722–0.724 on three seeds (max_iter=500), Monte-Carlo sd of the mean 0.002 → the band is ±4 sd around 0.725
+    assert 0.717 <= float(grid.mean()) <= 0.733, float(grid.mean())
 
 
 def test_hajek_ipw_estimated_propensity_coverage(key):
