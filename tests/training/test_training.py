@@ -184,7 +184,7 @@ def test_sigma_distributions_and_weights(key):
 
 
 def test_trained_network_plugs_into_a_sampler(key):
-    samplers = pytest.importorskip("diffusion.samplers")
+    from diffusion import samplers
     from diffusion.sigmas import karras
 
     k_data, k_fit, k_z = jax.random.split(key, 3)
