@@ -41,19 +41,37 @@ def test_diagnostic_warnings():
         debias.compare_corrections(jax.random.key(1), y + 0.1, y, groups="x")
 
 
-def test_hybrid_zero_labels_is_the_correction_and_labels_give_ppi(key):
+def _tweedie_by_hand(cal_p, cal_y, x):
+    """ỹ = x − σ² ∂ log p̂(x): σ² = Var(ŷ − y), p̂ scipy's gaussian_kde of the calibration predictions (Scott)."""
+    from scipy.stats import gaussian_kde
+
+    h = np.sqrt(gaussian_kde(cal_p).covariance[0, 0])
+    d = x[:, None] - cal_p[None, :]
+    k = np.exp(-0.5 * (d / h) ** 2)
+    return x - np.var(cal_p - cal_y) * (k * (-d / h**2)).sum(1) / k.sum(1)
+
+
+def test_hybrid_zero_labels_is_the_correction_and_labels_give_ppi(key, x64):
+    """Against a NumPy/SciPy computation of the Tweedie-corrected outcomes ỹ: zero labels → the difference in
+    means of ỹ; n labels with λ = 1 → PPI, Σ_arms ± [mean ỹ_unlabeled + mean(y − ỹ)_labeled]."""
     k1, k2 = jax.random.split(key)
-    cal_p, cal_y, _ = gaussian_map(k1, (1_000,))
-    pred, y, t = gaussian_map(k2, (3_000,), 1.0)
+    cal_p, cal_y, _ = (np.asarray(a, np.float64) for a in gaussian_map(k1, (1_000,)))
+    pred, y, t = (np.asarray(a, np.float64) for a in gaussian_map(k2, (3_000,), 1.0))
     corr = debias.tweedie(cal_y, cal_p)
+    f = _tweedie_by_hand(cal_p, cal_y, pred)
     pure = debias.hybrid_ate(corr, None, None, None, pred, t)
-    np.testing.assert_allclose(float(pure.estimate), float(debias.debiased_ate(corr, pred, t).estimate))
-    hyb = debias.hybrid_ate(corr, y[:200], pred[:200], t[:200], pred[200:], t[200:])
-    f = debias.corrected_outcomes(corr, pred)
-    ref = estimators.ppi_ate(y[:200], f[:200], t[:200], f[200:], t[200:])
-    np.testing.assert_allclose(float(hyb.estimate), float(ref.estimate), rtol=1e-6)
-    raw = estimators.ppi_ate(y[:200], pred[:200], t[:200], pred[200:], t[200:])
-    assert float(hyb.se) <= float(raw.se) * 1.05  # de-shrunk predictor is at least as efficient
+    np.testing.assert_allclose(float(pure.estimate), f[t == 1].mean() - f[t == 0].mean(), rtol=1e-10)
+    lab, unl = slice(0, 200), slice(200, None)
+    hyb = debias.hybrid_ate(corr, y[lab], pred[lab], t[lab], pred[unl], t[unl], lam=1.0)
+
+    def arm(a):
+        tl, tu = t[lab] == a, t[unl] == a
+        return f[unl][tu].mean() + (y[lab][tl] - f[lab][tl]).mean()
+
+    np.testing.assert_allclose(float(hyb.estimate), arm(1) - arm(0), rtol=1e-10)
+    tuned = debias.hybrid_ate(corr, y[lab], pred[lab], t[lab], pred[unl], t[unl])
+    raw = estimators.ppi_ate(y[lab], pred[lab], t[lab], pred[unl], t[unl])
+    assert float(tuned.se) <= float(raw.se) * 1.05  # the de-shrunk predictor is at least as efficient
 
 
 def test_label_budget(key):
