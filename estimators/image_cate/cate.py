@@ -74,7 +74,16 @@ def t_learner(key: ArrayLike, y: ArrayLike, treatment: ArrayLike, covariates: Ar
         if np.shape(Xn)[1] != np.shape(X)[1]:
             raise ValueError(f"`new_covariates` must have {np.shape(X)[1]} columns like `covariates`, got shape "
                              f"{np.shape(Xn)}")
-    return sweep(_t_kernel, key, y, t, X, Xn, static={"learner": learner or ols()}, axes=0)
+    tau = sweep(_t_kernel, key, y, t, X, Xn, static={"learner": learner or ols()}, axes=0)
+    _finite_fits("t_learner", tau, "each arm")
+    return tau
+
+
+def _finite_fits(where: str, values: Array, split: str) -> None:
+    """Nuisance fits on too few units for the learner (a singular design) give NaN: refuse, never pass it on."""
+    checks.check_condition(jnp.all(jnp.isfinite(values)), f"{where}: the regressions gave non-finite predictions "
+                           f"(too few units in {split} for `covariates`' columns, or collinear columns?); use "
+                           "fewer covariates, fewer folds, or a regularized learner such as ridge()")
 
 
 def _t_kernel(key, y, t, X, Xn, learner):
@@ -160,7 +169,9 @@ def dr_learner(key: ArrayLike, y: ArrayLike, treatment: ArrayLike, covariates: A
         e = a.xp(e).broadcast_to(e, np.shape(y))
     static = {"outcome_learner": outcome_learner or ols(), "final_learner": final_learner or ols(),
               "propensity_learner": propensity_learner or logistic(), "n_folds": n_folds}
-    return sweep(_dr_kernel, key, y, t, X, e, static=static, axes=0)
+    out = sweep(_dr_kernel, key, y, t, X, e, static=static, axes=0)
+    _finite_fits("dr_learner", out.cate, "each fold and arm")
+    return out
 
 
 def _dr_kernel(key, y, t, X, e, outcome_learner, final_learner, propensity_learner, n_folds):
