@@ -47,15 +47,15 @@ def test_monte_carlo_study_in_sweep_matches_eager_calls(study):
             np.testing.assert_allclose(swept[name][i], value, rtol=2e-4, atol=2e-5)
 
 
-def test_singular_nuisance_fits_are_refused_not_passed_on_as_nan():
-    """48 units, 2 folds, 8 covariates: some fold × arm has fewer units than OLS has coefficients."""
-    k_rct, k_dr, _ = jax.random.split(jax.random.split(jax.random.key(0), 3)[0], 3)
-    rct = ic.image_rct(k_rct, 48, size=6)
-    X = jnp.concatenate([ic.image_features(rct.images), rct.covariates], axis=1)
+def test_singular_nuisance_fits_are_refused_not_passed_on_as_nan(key):
+    """20 units, 2 folds, 8 covariates: each fold × arm has 5 units for OLS's 9 coefficients."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20, 8)).astype(np.float32)
+    t = (np.arange(20) % 2).astype(np.float32)
+    y = rng.normal(size=20).astype(np.float32)
     with pytest.raises(ValueError, match="dr_learner: the regressions gave non-finite predictions"):
-        ic.dr_learner(k_dr, rct.y, rct.treatment, X, propensity=0.5, n_folds=2)
-    err, _ = checkify.checkify(jax.jit(lambda X: ic.dr_learner(k_dr, rct.y, rct.treatment, X, propensity=0.5,
-                                                               n_folds=2).cate))(X)
+        ic.dr_learner(key, y, t, X, propensity=0.5, n_folds=2)
+    err, _ = checkify.checkify(jax.jit(lambda X: ic.dr_learner(key, y, t, X, propensity=0.5, n_folds=2).cate))(X)
     assert "non-finite predictions" in err.get()
 
 
@@ -123,11 +123,13 @@ def test_rate_with_all_priorities_tied_is_exactly_zero_and_permutation_invariant
 
 
 def test_fit_image_cate_refuses_traced_input_with_a_clear_error(key):
-    rct = ic.image_rct(key, 12, size=6)
+    rng = np.random.default_rng(4)
+    images = rng.uniform(size=(12, 6, 6, 1)).astype(np.float32)
+    t = (np.arange(12) % 2).astype(np.float32)
 
     @jax.jit
     def fit(y):
-        return ic.fit_image_cate(key, y, rct.treatment, rct.images, network="linear").draws["tau"]
+        return ic.fit_image_cate(key, y, t, images, network="linear").draws["tau"]
 
     with pytest.raises(ValueError, match=r"cannot run inside jax\.jit.*`y` is traced"):
-        fit(rct.y)
+        fit(jnp.zeros(12))

@@ -112,6 +112,8 @@ def test_recovers_planted_cluster_effects_and_outputs(planted_fit):
     assert idata.log_likelihood["y"].shape == (1, 1_000, 1_000)
 
 
+@pytest.mark.slow  # ~10 s of compilation; moved out of CI to pay for test_composable (the conv fit also runs in
+# tests/experiments/test_image_cate.py, slow)
 def test_conv_network_svi_runs_end_to_end(key):
     rct = ic.image_rct(key, 24, size=8)
     fit = ic.fit_image_cate(jax.random.key(2), rct.y, rct.treatment, rct.images, n_clusters=2,
