@@ -28,7 +28,7 @@ from experiments.registry import Benchmark, BenchResult
 
 def _setup(network: str, rct):
     spec = _network.ModelSpec(3, network, 1, 8)
-    images, t, y, x = (jnp.asarray(a) for a in (rct.images, rct.treatment, rct.outcome, rct.covariates))
+    images, t, y, x = (jnp.asarray(a) for a in (rct.images, rct.treatment, rct.y, rct.covariates))
     prior_dict, prior = model._prior(np.asarray(y, np.float64), np.asarray(t), None, 1.0)
     init = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), model._init_values(
         spec, prior_dict["ate"], prior_dict["tau_scale"], prior_dict["sigma_scale"], prior_dict["control_mean"]))
@@ -38,15 +38,15 @@ def _setup(network: str, rct):
     else:
         phi = np.asarray(_network.image_features(images))
         stats = (jnp.asarray(phi.mean(0)), jnp.asarray(phi.std(0) + 1e-6))
-    return spec, (images, t, x, y), jnp.asarray(prior, jnp.float32), graphdef, net_init, stats, init
+    return spec, (y, t, images, x), jnp.asarray(prior, jnp.float32), graphdef, net_init, stats, init
 
 
 def _ours(network, rct, steps):
-    spec, (images, t, x, y), prior, graphdef, net_init, stats, init = _setup(network, rct)
+    spec, data, prior, graphdef, net_init, stats, init = _setup(network, rct)
     runner = model._svi_runner(spec, steps, 0.01, "mvn", 10, None, 1, 1.0, False, graphdef)
 
     def call():
-        return runner(jax.random.key(1), images, t, x, y, prior, net_init, stats, init)[1]
+        return runner(jax.random.key(1), *data, prior, net_init, stats, init)[1]
 
     jax.block_until_ready(call())  # compile
     start = time.perf_counter()
@@ -55,14 +55,14 @@ def _ours(network, rct, steps):
 
 
 def _peer(network, rct, steps):
-    spec, (images, t, x, y), prior, graphdef, net_init, stats, init = _setup(network, rct)
+    spec, data, prior, graphdef, net_init, stats, init = _setup(network, rct)
     m = functools.partial(model.image_cate_model, spec=spec, graphdef=graphdef)
     guide = AutoMultivariateNormal(m, init_loc_fn=init_to_value(values=init), init_scale=0.05)
     tx = optax.chain(optax.clip_by_global_norm(10.0), optax.adam(0.01))
     svi = SVI(m, guide, numpyro.optim.optax_to_numpyro(tx), Trace_ELBO())
     kwargs = {"prior": prior, "net_init": net_init, "feature_stats": stats}
-    state = svi.init(jax.random.key(1), images, t, x, y, **kwargs)
-    update = jax.jit(lambda s: svi.update(s, images, t, x, y, **kwargs))
+    state = svi.init(jax.random.key(1), *data, **kwargs)
+    update = jax.jit(lambda s: svi.update(s, *data, **kwargs))
     state, loss = jax.block_until_ready(update(state))  # compile
     start = time.perf_counter()
     for _ in range(steps):

@@ -73,9 +73,9 @@ def _one_seed(key, cfg: Config, network: str):
     k_tr, k_te, k_fit, k_tp, k_dr, k_rate = jax.random.split(key, 6)
     train = ic.image_rct(k_tr, cfg.n_train, size=cfg.size, effects=EFFECTS)
     test = ic.image_rct(k_te, cfg.n_test, size=cfg.size, effects=EFFECTS)
-    fit = ic.fit_image_cate(k_fit, train.images, train.treatment, train.outcome, n_clusters=3,
-                            covariates=train.covariates, network=network,
-                            steps=cfg.steps if network == "linear" else cfg.conv_steps,
+    fit = ic.fit_image_cate(k_fit, train.y, train.treatment, train.images, covariates=train.covariates,
+                            n_clusters=3, network=network,
+                            num_steps=cfg.steps if network == "linear" else cfg.conv_steps,
                             learning_rate=cfg.learning_rate, num_draws=cfg.num_draws)
     eff = ic.cluster_effects(fit, cfg.alpha)
     truth = np.sort(EFFECTS)
@@ -90,14 +90,14 @@ def _one_seed(key, cfg: Config, network: str):
     ate = ic.implied_ate(fit, cfg.alpha)
     # peers, on the same image features (+ covariate): DR-learner and difference in means
     Xtr, Xte = _features(train), _features(test)
-    dr = ic.dr_learner(k_dr, train.outcome, train.treatment, Xtr, propensity=0.5)
+    dr = ic.dr_learner(k_dr, train.y, train.treatment, Xtr, propensity=0.5)
     from estimators.learners import ols
 
     dr_cate = np.asarray(ols().predict(dr.final_params, jnp.asarray(Xte, jnp.float32)))
-    y, w = np.asarray(train.outcome), np.asarray(train.treatment)
+    y, w = np.asarray(train.y), np.asarray(train.treatment)
     dim = float(y[w == 1].mean() - y[w == 0].mean())
     # evaluation RCT (held out): DR scores and RATE / BLP for each rule
-    dr_test = ic.dr_learner(k_rate, test.outcome, test.treatment, Xte, propensity=0.5)
+    dr_test = ic.dr_learner(k_rate, test.y, test.treatment, Xte, propensity=0.5)
     rows = {}
     for name, pred in (("image-CATE model", model_cate), ("DR-learner", dr_cate)):
         autoc = ic.rate(k_rate, dr_test.pseudo_outcome, pred, target="AUTOC", alpha=cfg.alpha)

@@ -6,9 +6,14 @@ Example::
 
     from estimators import image_cate as ic
     rct = ic.image_rct(jax.random.key(0), 1_000, size=16)
-    fit = ic.fit_image_cate(jax.random.key(1), rct.images, rct.treatment, rct.outcome, n_clusters=3,
-                            network="linear", covariates=rct.covariates)
+    fit = ic.fit_image_cate(jax.random.key(1), rct.y, rct.treatment, rct.images, covariates=rct.covariates,
+                            n_clusters=3, network="linear", num_steps=1_500)
     ic.cluster_effects(fit).summary()
+
+``fit_image_cate`` trains on the host (concrete data; traced input is refused with a ``ValueError``); everything
+else — the CATE learners, BLP, RATE, the marginal likelihood, ``image_rct`` (in ``key``, ``effects``,
+``baselines``) and the outputs evaluated on a fit — is a pure function that works eagerly, under ``jax.jit`` /
+``jax.vmap`` and inside :func:`jaxlib_ext.sweep`.
 
 Reference: C. T. Jerzak, F. Johansson & A. Daoud, "Image-based treatment effect heterogeneity", CLeaR 2023.
 """

@@ -13,15 +13,19 @@ shift invariance.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 from jax import Array
 
+from jaxlib_ext import checks
 from jaxlib_ext.conv import conv_general_dilated
+from jaxlib_ext.sweep import sweep
 
-__all__ = ["NETWORKS", "ConvHeads", "ModelSpec", "heads", "image_features"]
+__all__ = ["NETWORKS", "ConvHeads", "ModelSpec", "check_images", "heads", "image_features"]
 
 NETWORKS = ("conv", "linear")
 N_IMAGE_FEATURES = 7
@@ -52,6 +56,18 @@ class ModelSpec:
             raise ValueError(f"`channels` must be an integer >= 1, got {self.channels!r}")
 
 
+def check_images(name: str, images: Any, dtype: Any) -> Any:
+    """A finite (n, H, W, C) batch in ``dtype`` with n, C ≥ 1 and H, W ≥ 3 (NaN pixels refused; concrete input
+    checked on the host, traced input through checkify)."""
+    arr = checks.check_finite(name, checks.to_float(name, images, dtype))
+    shape = np.shape(arr)
+    if len(shape) != 4:
+        raise ValueError(f"`{name}` must be a batch of images (n, H, W, C), got shape {shape}")
+    if shape[0] < 1 or shape[1] < 3 or shape[2] < 3 or shape[3] < 1:
+        raise ValueError(f"`{name}` must have n ≥ 1, H, W ≥ 3 and C ≥ 1, got shape {shape}")
+    return arr
+
+
 def _smooth_abs(x: Array) -> Array:
     return jnp.sqrt(x * x + 1e-6)
 
@@ -67,8 +83,13 @@ def image_features(images: Array) -> Array:
       images: (n, H, W, C) with H, W ≥ 3.
 
     Returns:
-      (n, 7) features in the images' dtype.
+      (n, 7) features in the images' float dtype.
     """
+    images = check_images("images", images, checks.float_dtype(images))
+    return sweep(_features, images, axes=0)
+
+
+def _features(images: Array) -> Array:
     x = images.mean(axis=-1)
     dh = _smooth_abs(x[:, :, 1:] - x[:, :, :-1]).mean(axis=(1, 2))
     dv = _smooth_abs(x[:, 1:, :] - x[:, :-1, :]).mean(axis=(1, 2))
@@ -128,7 +149,7 @@ def init_conv(key: Array, spec: ModelSpec, in_channels: int) -> tuple[nnx.GraphD
 
 def linear_inputs(images: Array, covariates: Array | None, feature_mean: Array, feature_sd: Array) -> Array:
     """The ``"linear"`` heads' design: standardized φ(M) and the covariates, (n, 7 + p)."""
-    phi = (image_features(images) - feature_mean) / feature_sd
+    phi = (_features(images) - feature_mean) / feature_sd
     return phi if covariates is None else jnp.concatenate([phi, covariates.astype(phi.dtype)], axis=-1)
 
 

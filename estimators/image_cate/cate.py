@@ -1,9 +1,14 @@
 """CATE learners and their evaluation: T-learner, cross-fitted DR-learner, the best-linear-predictor test of
 heterogeneity and the rank-weighted average treatment effect (RATE: AUTOC and Qini) with bootstrap SEs.
 
+Every function here is a pure function of one data set: it runs eagerly, inside the user's ``jax.jit`` /
+``jax.vmap`` and inside :func:`jaxlib_ext.sweep` with the same numbers, and checks its arguments through
+:mod:`jaxlib_ext.checks` (concrete input: ``ValueError`` naming the argument; traced input: checkify).
+:func:`dr_pseudo_outcome` and :func:`blp_test` are differentiable in their continuous inputs.
+
 Example::
 
-    dr = dr_learner(key, y, w, X, propensity=0.5)          # dr.pseudo_outcome, dr.cate
+    dr = dr_learner(key, y, treatment, covariates, propensity=0.5)   # dr.pseudo_outcome, dr.cate
     blp_test(dr.pseudo_outcome, dr.cate).summary(["ATE", "heterogeneity"])
     rate(key, dr.pseudo_outcome, priority=dr.cate, target="AUTOC")
 
@@ -15,7 +20,6 @@ prioritization rules via rank-weighted average treatment effects", JASA (2024).
 
 from __future__ import annotations
 
-import functools
 from typing import NamedTuple
 
 import jax
@@ -24,24 +28,26 @@ import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
-from estimators import _validate as v
+from estimators import _args as a
 from estimators._crossfit import cross_fit
 from estimators._folds import random_folds
 from estimators.estimate import Estimate, normal_estimate
 from estimators.learners import Learner, logistic, ols
 from jaxlib_ext import checks
+from jaxlib_ext.sweep import sweep
 
 __all__ = ["DRLearner", "blp_test", "dr_learner", "dr_pseudo_outcome", "rate", "t_learner"]
 
 TARGETS = ("AUTOC", "QINI")
 
 
-def _data(y, treatment, covariates):
-    dtype = v.float_dtype(y, covariates)
-    y = v.array("y", y, 1, (), dtype=dtype)
-    t = v.binary("treatment", treatment, y.shape, dtype)
-    X = v.array("covariates", covariates, 2, (), y.shape[0], dtype)
-    v.arms("treatment", t, np.ones_like(t))
+def _data(y, treatment, covariates, min_arm):
+    """Outcome (n,), 0/1 treatment (n,), covariates (n, p) in one float dtype; each arm ≥ ``min_arm`` units."""
+    dtype = checks.float_dtype(y, covariates)
+    y = a.array("y", y, dtype, 1, ())
+    t = a.binary("treatment", treatment, np.shape(y), dtype)
+    X = a.array("covariates", covariates, dtype, 2, (), np.shape(y)[0])
+    a.arms("treatment", t, a.xp(t).ones_like(t), min_arm)
     return y, t, X
 
 
@@ -51,7 +57,8 @@ def t_learner(key: ArrayLike, y: ArrayLike, treatment: ArrayLike, covariates: Ar
 
     Args:
       key: a ``jax.random.key`` (stochastic learners).
-      y, treatment: (n,) outcomes and 0/1 treatment.
+      y: (n,) outcomes.
+      treatment: (n,) 0/1.
       covariates: (n, p).
       learner: regression :class:`~estimators.Learner` (default ``ols()``).
       new_covariates: (m, p) where to predict (default: ``covariates``).
@@ -59,26 +66,62 @@ def t_learner(key: ArrayLike, y: ArrayLike, treatment: ArrayLike, covariates: Ar
     Returns:
       (m,) CATE predictions.
     """
-    y, t, X = _data(y, treatment, covariates)
-    Xn = X if new_covariates is None else v.array("new_covariates", new_covariates, 2, (), dtype=X.dtype)
-    if Xn.shape[1] != X.shape[1]:
-        raise ValueError(f"`new_covariates` must have {X.shape[1]} columns, got shape {Xn.shape}")
-    return _t_kernel(jnp.asarray(key), y, t, X, Xn, learner or ols())
+    key = a.keys(key, ())
+    y, t, X = _data(y, treatment, covariates, 2)
+    Xn = X
+    if new_covariates is not None:
+        Xn = a.array("new_covariates", new_covariates, X.dtype, 2, ())
+        if np.shape(Xn)[1] != np.shape(X)[1]:
+            raise ValueError(f"`new_covariates` must have {np.shape(X)[1]} columns like `covariates`, got shape "
+                             f"{np.shape(Xn)}")
+    tau = sweep(_t_kernel, key, y, t, X, Xn, static={"learner": learner or ols()}, axes=0)
+    _finite_fits("t_learner", tau, "each arm")
+    return tau
 
 
-@functools.partial(jax.jit, static_argnums=(5,))
+def _finite_fits(where: str, values: Array, split: str) -> None:
+    """Nuisance fits on too few units for the learner (a singular design) give NaN: refuse, never pass it on."""
+    checks.check_condition(jnp.all(jnp.isfinite(values)), f"{where}: the regressions gave non-finite predictions "
+                           f"(too few units in {split} for `covariates`' columns, or collinear columns?); use "
+                           "fewer covariates, fewer folds, or a regularized learner such as ridge()")
+
+
 def _t_kernel(key, y, t, X, Xn, learner):
     k1, k0 = jax.random.split(key)
     p1, p0 = learner.fit(k1, X, y, t), learner.fit(k0, X, y, 1 - t)
     return learner.predict(p1, Xn) - learner.predict(p0, Xn)
 
 
-def dr_pseudo_outcome(y: Array, t: Array, mu0: Array, mu1: Array, e: Array) -> Array:
+def _phi(y, t, mu0, mu1, e):
+    return mu1 - mu0 + t * (y - mu1) / e - (1 - t) * (y - mu0) / (1 - e)
+
+
+def dr_pseudo_outcome(y: ArrayLike, treatment: ArrayLike, mu0: ArrayLike, mu1: ArrayLike,
+                      propensity: ArrayLike) -> Array:
     """The doubly robust (AIPW) pseudo-outcome φ = μ̂₁ − μ̂₀ + W(Y − μ̂₁)/ê − (1 − W)(Y − μ̂₀)/(1 − ê).
 
-    E[φ | X] = τ(X) when either ê or (μ̂₀, μ̂₁) is correct (traceable, elementwise).
+    E[φ | X] = τ(X) when either ê or (μ̂₀, μ̂₁) is correct. Elementwise; the arguments broadcast together.
+
+    Args:
+      y: outcomes.
+      treatment: 0/1.
+      mu0, mu1: outcome-model predictions under control and treatment.
+      propensity: ê in (0, 1) (in the computation's float dtype).
+
+    Returns:
+      φ with the broadcast shape.
     """
-    return mu1 - mu0 + t * (y - mu1) / e - (1 - t) * (y - mu0) / (1 - e)
+    named = {"y": y, "treatment": treatment, "mu0": mu0, "mu1": mu1, "propensity": propensity}
+    dtype = checks.float_dtype(*named.values())
+    vals = {k: checks.check_finite(k, checks.to_float(k, v, dtype)) for k, v in named.items()}
+    try:
+        np.broadcast_shapes(*(np.shape(v) for v in vals.values()))
+    except ValueError:
+        shapes = ", ".join(f"`{k}` {np.shape(v)}" for k, v in vals.items())
+        raise ValueError(f"arguments must broadcast together, got shapes {shapes}") from None
+    checks.check_binary("treatment", vals["treatment"])
+    checks.check_probability("propensity", vals["propensity"])
+    return sweep(_phi, *vals.values(), axes=0)
 
 
 class DRLearner(NamedTuple):
@@ -103,7 +146,8 @@ def dr_learner(key: ArrayLike, y: ArrayLike, treatment: ArrayLike, covariates: A
 
     Args:
       key: a ``jax.random.key`` (folds, stochastic learners).
-      y, treatment: (n,) outcomes, 0/1 treatment.
+      y: (n,) outcomes.
+      treatment: (n,) 0/1; each arm needs at least ``max(2, n_folds)`` units.
       covariates: (n, p).
       outcome_learner: default ``ols()``.
       final_learner: default ``ols()``.
@@ -113,17 +157,23 @@ def dr_learner(key: ArrayLike, y: ArrayLike, treatment: ArrayLike, covariates: A
     Returns:
       A :class:`DRLearner`.
     """
-    y, t, X = _data(y, treatment, covariates)
-    n_folds = v.positive_int("n_folds", n_folds, 2)
-    v.arms("treatment", t, np.ones_like(t), minimum=max(2, n_folds))
+    key = a.keys(key, ())
+    n_folds = checks.check_int("n_folds", n_folds, 2)
+    y, t, X = _data(y, treatment, covariates, max(2, n_folds))
     e = None
     if propensity is not None:
-        e = np.broadcast_to(checks.check_probability("propensity", propensity), y.shape).astype(y.dtype)
-    return _dr_kernel(jnp.asarray(key), y, t, X, e, outcome_learner or ols(), final_learner or ols(),
-                      propensity_learner or logistic(), n_folds)
+        e = checks.check_probability("propensity", checks.to_float("propensity", propensity, y.dtype))
+        if np.shape(e) not in ((), np.shape(y)):
+            raise ValueError(f"`propensity` must be a scalar or have shape {np.shape(y)} like `y`, got shape "
+                             f"{np.shape(e)}")
+        e = a.xp(e).broadcast_to(e, np.shape(y))
+    static = {"outcome_learner": outcome_learner or ols(), "final_learner": final_learner or ols(),
+              "propensity_learner": propensity_learner or logistic(), "n_folds": n_folds}
+    out = sweep(_dr_kernel, key, y, t, X, e, static=static, axes=0)
+    _finite_fits("dr_learner", out.cate, "each fold and arm")
+    return out
 
 
-@functools.partial(jax.jit, static_argnums=(5, 6, 7, 8))
 def _dr_kernel(key, y, t, X, e, outcome_learner, final_learner, propensity_learner, n_folds):
     kf, k1, k0, ke, kc, kall = jax.random.split(key, 6)
     ones = jnp.ones_like(y)
@@ -132,7 +182,7 @@ def _dr_kernel(key, y, t, X, e, outcome_learner, final_learner, propensity_learn
     mu0 = cross_fit(k0, outcome_learner, X, y, 1 - t, folds, n_folds)
     if e is None:
         e = cross_fit(ke, propensity_learner, X, t, ones, folds, n_folds)
-    phi = dr_pseudo_outcome(y, t, mu0, mu1, e)
+    phi = _phi(y, t, mu0, mu1, e)
     cate = cross_fit(kc, final_learner, X, phi, ones, folds, n_folds)
     return DRLearner(phi, cate, final_learner.fit(kall, X, phi, ones), folds)
 
@@ -144,23 +194,22 @@ def blp_test(pseudo_outcome: ArrayLike, cate: ArrayLike, alpha: float = 0.05) ->
     about heterogeneity. The test of heterogeneity is H₀: β₂ = 0 (``pvalue``; reject one-sided for β₂ > 0).
 
     Args:
-      pseudo_outcome: (n,) doubly robust scores φᵢ (honest: not fitted on unit i).
-      cate: (n,) CATE predictions S(Xᵢ) (out-of-fold).
+      pseudo_outcome: (n,) doubly robust scores φᵢ (honest: not fitted on unit i), n ≥ 3.
+      cate: (n,) CATE predictions S(Xᵢ) (out-of-fold), not constant.
       alpha: error level.
 
     Returns:
       An :class:`Estimate` with two coefficients (ATE, heterogeneity loading β₂).
     """
-    alpha = v.alpha_(alpha)
-    phi = v.array("pseudo_outcome", pseudo_outcome, 1, ())
-    s = v.array("cate", cate, 1, (), phi.shape[0])
-    if np.std(s) <= 0:
-        raise ValueError(f"`cate` must vary across units for the BLP test, got a constant {s[0]!r}")
-    dtype = v.float_dtype(phi, s)
-    return _blp_kernel(phi.astype(dtype), s.astype(dtype), jnp.asarray(alpha, dtype))
+    dtype = checks.float_dtype(pseudo_outcome, cate)
+    phi = a.array("pseudo_outcome", pseudo_outcome, dtype, 1, ())
+    if np.shape(phi)[0] < 3:
+        raise ValueError(f"`pseudo_outcome` needs at least 3 units for two coefficients and their HC1 errors, got "
+                         f"shape {np.shape(phi)}")
+    s = checks.check_not_constant("cate", a.array("cate", cate, dtype, 1, (), np.shape(phi)[0]))
+    return sweep(_blp_kernel, phi, s, a.alpha_array(alpha, (), dtype), axes=0)
 
 
-@jax.jit
 def _blp_kernel(phi, s, alpha):
     n = phi.shape[0]
     Z = jnp.stack([jnp.ones_like(s), s - s.mean()], axis=1)
@@ -171,22 +220,19 @@ def _blp_kernel(phi, s, alpha):
     return normal_estimate(beta, jnp.sqrt(jnp.diag(cov)), alpha, n)
 
 
-def _rate_statistic(phi: Array, order: Array, tie_group: Array, weights: Array, target: str) -> Array:
-    """Weighted TOC integral: units sorted by priority (descending), φ averaged within tied priorities."""
-    w = weights[order]
-    p = phi[order]
-    g = tie_group[order]
+def _rate_statistic(phi: Array, group: Array, weights: Array, target: str) -> Array:
+    """Weighted TOC integral of units already sorted by priority (descending); ``group`` numbers the runs of tied
+    priorities 0, 1, ... and φ is averaged within each."""
     n = phi.shape[0]
-    # ties: each unit's φ replaced by the weighted mean over its tie group
-    gw = jax.ops.segment_sum(w, g, num_segments=n)
-    gp = jax.ops.segment_sum(w * p, g, num_segments=n) / jnp.where(gw > 0, gw, 1.0)
-    p = gp[g]
-    W = jnp.sum(w)
-    cum_w, cum_p = jnp.cumsum(w), jnp.cumsum(w * p)
+    gw = jax.ops.segment_sum(weights, group, num_segments=n)
+    gp = jax.ops.segment_sum(weights * phi, group, num_segments=n) / jnp.where(gw > 0, gw, 1.0)
+    p = gp[group]
+    W = jnp.sum(weights)
+    cum_w, cum_p = jnp.cumsum(weights), jnp.cumsum(weights * p)
     toc = cum_p / jnp.where(cum_w > 0, cum_w, 1.0) - cum_p[-1] / W
     q = cum_w / W
-    weight = w / W if target == "AUTOC" else q * w / W
-    return jnp.sum(jnp.where(w > 0, weight * toc, 0.0))
+    weight = weights / W if target == "AUTOC" else q * weights / W
+    return jnp.sum(jnp.where(weights > 0, weight * toc, 0.0))
 
 
 def rate(key: ArrayLike, pseudo_outcome: ArrayLike, priority: ArrayLike, *, target: str = "AUTOC",
@@ -207,30 +253,30 @@ def rate(key: ArrayLike, pseudo_outcome: ArrayLike, priority: ArrayLike, *, targ
       alpha: error level.
 
     Returns:
-      An :class:`Estimate`; diagnostics: ``toc`` at the unweighted data and ``boot`` replicates.
+      An :class:`Estimate`; diagnostics: ``boot``, the bootstrap replicates.
     """
-    if target not in TARGETS:
-        raise ValueError(f"`target` must be one of {TARGETS}, got {target!r}")
-    n_boot = v.positive_int("n_boot", n_boot, 2)
-    alpha = v.alpha_(alpha)
-    phi = v.array("pseudo_outcome", pseudo_outcome, 1, ())
-    pr = v.array("priority", priority, 1, (), phi.shape[0])
-    dtype = v.float_dtype(phi, pr)
-    order = np.argsort(-pr, kind="stable")
-    _, tie = np.unique(-pr, return_inverse=True)
-    return _rate_kernel(jnp.asarray(key), phi.astype(dtype), jnp.asarray(order), jnp.asarray(tie.reshape(-1)),
-                        jnp.asarray(alpha, dtype), target, n_boot)
+    key = a.keys(key, ())
+    target = checks.check_choice("target", target, TARGETS)
+    n_boot = checks.check_int("n_boot", n_boot, 2)
+    dtype = checks.float_dtype(pseudo_outcome, priority)
+    phi = a.array("pseudo_outcome", pseudo_outcome, dtype, 1, ())
+    pr = a.array("priority", priority, dtype, 1, (), np.shape(phi)[0])
+    return sweep(_rate_kernel, key, phi, pr, a.alpha_array(alpha, (), dtype), static={"target": target,
+                                                                                       "n_boot": n_boot}, axes=0)
 
 
-@functools.partial(jax.jit, static_argnums=(5, 6))
-def _rate_kernel(key, phi, order, tie, alpha, target, n_boot):
+def _rate_kernel(key, phi, priority, alpha, target, n_boot):
     n = phi.shape[0]
-    est = _rate_statistic(phi, order, tie, jnp.ones_like(phi), target)
+    order = jnp.argsort(-priority, stable=True)
+    ranked = priority[order]
+    group = jnp.concatenate([jnp.zeros(1, jnp.int32), jnp.cumsum(ranked[1:] != ranked[:-1]).astype(jnp.int32)])
+    phi = phi[order]
+    est = _rate_statistic(phi, group, jnp.ones_like(phi), target)
 
     def boot(k):
         idx = jax.random.randint(k, (n,), 0, n)
         w = jnp.zeros_like(phi).at[idx].add(1.0)
-        return _rate_statistic(phi, order, tie, w, target)
+        return _rate_statistic(phi, group, w, target)
 
     reps = jax.vmap(boot)(jax.random.split(key, n_boot))
     return normal_estimate(est, jnp.std(reps, ddof=1), alpha, n, {"boot": reps})

@@ -10,7 +10,7 @@ with a tabular covariate x ~ N(0, 1). The true CATE of an image is τ_{type}; th
 
 Example::
 
-    rct = image_rct(jax.random.key(0), 1_000, size=16)      # rct.images (1000, 16, 16, 1), rct.outcome, rct.cate
+    rct = image_rct(jax.random.key(0), 1_000, size=16)      # rct.images (1000, 16, 16, 1), rct.y, rct.cate
 
 Reference: C. T. Jerzak, F. Johansson & A. Daoud, "Image-based treatment effect heterogeneity", CLeaR 2023.
 """
@@ -37,7 +37,7 @@ class ImageRCT(NamedTuple):
     Attributes:
       images: (n, size, size, 1) float32 tiles in [0, 1].
       treatment: (n,) float32 0/1, completely randomized.
-      outcome: (n,) float32 observed Y.
+      y: (n,) float32 observed outcome Y.
       covariates: (n, 1) float32 tabular covariate x.
       tile_type: (n,) int32 latent type, indexes :data:`TILE_TYPES` (0 road, 1 water, 2 field).
       cate: (n,) float32 true effect τ_{type}.
@@ -47,7 +47,7 @@ class ImageRCT(NamedTuple):
 
     images: Array
     treatment: Array
-    outcome: Array
+    y: Array
     covariates: Array
     tile_type: Array
     cate: Array
@@ -61,12 +61,15 @@ def image_rct(key: Array, n: int, *, size: int = 16, effects: tuple[float, float
               noise_sd: float = 1.0, p_treat: float = 0.5) -> ImageRCT:
     """Simulate an image RCT whose effect is set by the tile type (road, water, field).
 
+    Traceable in ``key``, ``effects`` and ``baselines`` (simulate many RCTs with ``jax.vmap`` or ``sweep``); the
+    sizes and the remaining options are static.
+
     Args:
       key: a ``jax.random.key``.
       n: number of units (≥ 4).
       size: image side in pixels (≥ 4).
-      effects: τ for (road, water, field).
-      baselines: b for (road, water, field), the type part of μ₀.
+      effects: τ for (road, water, field), finite.
+      baselines: b for (road, water, field), the type part of μ₀, finite.
       type_probs: probabilities of the types.
       brightness_coef: γ, the effect of mean brightness on μ₀.
       covariate_coef: β, the effect of the tabular covariate on μ₀.
@@ -76,22 +79,25 @@ def image_rct(key: Array, n: int, *, size: int = 16, effects: tuple[float, float
     Returns:
       An :class:`ImageRCT`.
     """
-    if not isinstance(n, int | np.integer) or n < 4:
-        raise ValueError(f"`n` must be an integer >= 4, got {n!r}")
-    if not isinstance(size, int | np.integer) or size < 4:
-        raise ValueError(f"`size` must be an integer >= 4, got {size!r}")
+    key = checks.check_key("key", key)
+    n = checks.check_int("n", n, 4)
+    size = checks.check_int("size", size, 4)
+    types = {}
     for name, value in (("effects", effects), ("baselines", baselines)):
-        arr = checks.check_finite(name, value)
-        if arr.shape != (3,):
-            raise ValueError(f"`{name}` must have 3 entries (road, water, field), got shape {arr.shape}")
-    checks.check_positive("noise_sd", noise_sd)
-    checks.check_probability("p_treat", p_treat)
+        arr = checks.check_finite(name, checks.to_float(name, value, np.float32))
+        if np.shape(arr) != (3,):
+            raise ValueError(f"`{name}` must have 3 entries (road, water, field), got shape {np.shape(arr)}")
+        types[name] = arr
+    noise_sd = checks.check_number("noise_sd", noise_sd, 0.0, None, inclusive=(False, True))
+    p_treat = checks.check_number("p_treat", p_treat, 0.0, 1.0, inclusive=(False, False))
+    brightness_coef = checks.check_number("brightness_coef", brightness_coef)
+    covariate_coef = checks.check_number("covariate_coef", covariate_coef)
     k_tiles, k_rest = jax.random.split(key)
-    tiles = textured_tiles(k_tiles, int(n), int(size), tuple(float(p) for p in type_probs))
+    with jax.ensure_compile_time_eval():  # textured_tiles checks `probs` with jnp: keep that on the host
+        tiles = textured_tiles(k_tiles, n, size, tuple(float(p) for p in type_probs))
     n_treated = min(max(round(p_treat * n), 1), n - 1)
-    return _simulate(k_rest, tiles.images, tiles.labels, jnp.asarray(effects, jnp.float32),
-                     jnp.asarray(baselines, jnp.float32), float(brightness_coef), float(covariate_coef),
-                     float(noise_sd), int(n_treated))
+    return _simulate(k_rest, tiles.images, tiles.labels, jnp.asarray(types["effects"]),
+                     jnp.asarray(types["baselines"]), brightness_coef, covariate_coef, noise_sd, n_treated)
 
 
 @functools.partial(jax.jit, static_argnums=(5, 6, 7, 8))

@@ -11,7 +11,7 @@ and NUTS samples p(θ | y) directly. f and μ₀: :mod:`estimators.image_cate._n
 
 Example::
 
-    fit = fit_image_cate(jax.random.key(0), images, w, y, n_clusters=3, network="conv", steps=2_000)
+    fit = fit_image_cate(jax.random.key(0), y, treatment, images, n_clusters=3, network="conv", num_steps=2_000)
     cluster_effects(fit).summary()
 
 Reference: C. T. Jerzak, F. Johansson & A. Daoud, "Image-based treatment effect heterogeneity", CLeaR 2023.
@@ -35,11 +35,13 @@ from numpyro.distributions import constraints
 from numpyro.infer import MCMC, NUTS, SVI, Trace_ELBO, init_to_value
 from numpyro.infer.autoguide import AutoMultivariateNormal, AutoNormal
 
+from estimators import _args as a
 from estimators.image_cate import _network
-from estimators.image_cate._checks import validate_data
-from estimators.image_cate._network import N_IMAGE_FEATURES, ModelSpec
-from jaxlib_ext import progress
+from estimators.image_cate._network import N_IMAGE_FEATURES, ModelSpec, check_images
+from jaxlib_ext import checks
+from jaxlib_ext import progress as progress_lib
 from jaxlib_ext.conv import reverse_mode_only
+from jaxlib_ext.sweep import sweep
 
 __all__ = ["GUIDES", "METHODS", "ImageCATEFit", "fit_image_cate", "image_cate_model", "marginal_log_likelihood"]
 
@@ -60,7 +62,7 @@ class ImageCATEFit(NamedTuple):
       prior: ``{"ate": τ̂_DiM, "tau_scale": s_τ, "sigma_scale": s_σ}``.
       losses: the negative ELBO per SVI step (None for NUTS).
       n_chains: chains the draws come from (draws are chain-major).
-      data: the training data ``(images, treatment, outcome, covariates)``.
+      data: the training data ``(images, treatment, y, covariates)``.
       diagnostics: method-specific numbers (NUTS divergences, final ELBO, ...).
     """
 
@@ -77,20 +79,36 @@ class ImageCATEFit(NamedTuple):
     diagnostics: dict[str, Any]
 
 
-def marginal_log_likelihood(logits: Array, mu0: Array, tau: Array, sigma: Array, y: Array, t: Array) -> Array:
+def marginal_log_likelihood(logits: ArrayLike, mu0: ArrayLike, tau: ArrayLike, sigma: ArrayLike, y: ArrayLike,
+                            treatment: ArrayLike) -> Array:
     """Pointwise log p(yᵢ | Mᵢ, Wᵢ) = logsumexp_k [log softmax(logitsᵢ)ₖ + log N(yᵢ; μ₀ᵢ + Wᵢτₖ, σ²)].
+
+    Differentiable in every continuous argument; works under ``jit`` / ``vmap`` / ``grad`` (traced data are
+    checked through checkify).
 
     Args:
       logits: (n, K) cluster logits.
       mu0: (n,) control means.
       tau: (K,) cluster effects.
-      sigma: () noise sd.
+      sigma: () noise sd > 0.
       y: (n,) outcomes.
-      t: (n,) 0/1 treatment.
+      treatment: (n,) 0/1.
 
     Returns:
       (n,) log-likelihoods with z summed out exactly.
     """
+    dtype = checks.float_dtype(logits, mu0, tau, sigma, y)
+    y = a.array("y", y, dtype, 1, ())
+    n = np.shape(y)[0]
+    t = a.binary("treatment", treatment, (n,), dtype)
+    logits = a.array("logits", logits, dtype, 2, (), n)
+    mu0 = a.array("mu0", mu0, dtype, 1, (), n)
+    tau = checks.check_shape("tau", a.array("tau", tau, dtype, 1, ()), (np.shape(logits)[1],))
+    sigma = checks.check_positive("sigma", checks.check_ndim("sigma", a.array("sigma", sigma, dtype, 0, ()), 0))
+    return sweep(_loglik, logits, mu0, tau, sigma, y, t, axes=0)
+
+
+def _loglik(logits: Array, mu0: Array, tau: Array, sigma: Array, y: Array, t: Array) -> Array:
     loc = mu0[:, None] + t[:, None] * tau[None, :]
     comp = dist.Normal(loc, sigma).log_prob(y[:, None])
     return jax.nn.logsumexp(jax.nn.log_softmax(logits, axis=-1) + comp, axis=-1)
@@ -113,14 +131,17 @@ class _EnumeratedNormalMixture(dist.Distribution):
         return mean + self.sigma * jax.random.normal(k_e, sample_shape + self.batch_shape, mean.dtype)
 
     def log_prob(self, value):
-        return marginal_log_likelihood(self.logits, self.mu0, self.tau, self.sigma, value, self.t)
+        return _loglik(self.logits, self.mu0, self.tau, self.sigma, value, self.t)
 
 
-def image_cate_model(images: Array, treatment: Array, covariates: Array | None, outcome: Array | None, *,
+def image_cate_model(y: Array | None, treatment: Array, images: Array, covariates: Array | None = None, *,
                      spec: ModelSpec, prior: Array, graphdef: Any = None, net_init: dict | None = None,
                      net_prior_scale: float = 1.0, feature_stats: tuple[Array, Array] | None = None,
                      batch_size: int | None = None) -> None:
     """The numpyro model (see the module docstring). ``prior`` = (τ̂_DiM, s_τ, s_σ, s_w, ȳ₀) as an array.
+
+    ``y`` (n,) is observed, or None to draw it (prior / posterior predictive); ``treatment`` (n,) 0/1, ``images``
+    (n, H, W, C), ``covariates`` (n, p) or None — already checked arrays (:func:`fit_image_cate` checks them).
 
     Sites: ``tau`` (K,), ``sigma``, for ``"linear"`` the head weights ``logit_coef``, ``logit_bias``,
     ``mu0_coef``, ``mu0_bias`` (Normal(0, s_w) priors); for ``"conv"`` the parameter ``net`` with a Normal(0,
@@ -151,10 +172,10 @@ def image_cate_model(images: Array, treatment: Array, covariates: Array | None, 
     with numpyro.plate("units", n, subsample_size=batch_size) as idx:
         im, t = images[idx], treatment[idx]
         x = None if covariates is None else covariates[idx]
-        y = None if outcome is None else outcome[idx]
+        obs = None if y is None else y[idx]
         mean, sd = (None, None) if feature_stats is None else feature_stats
         logits, mu0 = _network.heads(spec, graphdef, net, draw, im, x, mean, sd)
-        numpyro.sample("y", _EnumeratedNormalMixture(logits, mu0, tau, sigma, t), obs=y)
+        numpyro.sample("y", _EnumeratedNormalMixture(logits, mu0, tau, sigma, t), obs=obs)
 
 
 def _init_values(spec: ModelSpec, ate: float, tau_scale: float, sigma0: float, control_mean: float
@@ -171,11 +192,11 @@ def _init_values(spec: ModelSpec, ate: float, tau_scale: float, sigma0: float, c
 
 
 @functools.cache
-def _svi_runner(spec: ModelSpec, steps: int, learning_rate: float, guide_kind: str, num_draws: int,
+def _svi_runner(spec: ModelSpec, num_steps: int, learning_rate: float, guide_kind: str, num_draws: int,
                 batch_size: int | None, num_particles: int, net_prior_scale: float, show: bool, graphdef: Any):
     """A jitted ``(key, data, prior, net_init, feature_stats, init) -> (params, losses, draws)`` (cached)."""
 
-    def run(key, images, treatment, covariates, outcome, prior, net_init, feature_stats, init):
+    def run(key, y, treatment, images, covariates, prior, net_init, feature_stats, init):
         model = functools.partial(image_cate_model, spec=spec, graphdef=graphdef, net_prior_scale=net_prior_scale,
                                   batch_size=batch_size)
         init_loc = init_to_value(values=init)
@@ -183,7 +204,7 @@ def _svi_runner(spec: ModelSpec, steps: int, learning_rate: float, guide_kind: s
         guide = guide_cls(model, init_loc_fn=init_loc, init_scale=0.05)
         tx = optax.chain(optax.clip_by_global_norm(10.0), optax.adam(learning_rate))
         svi = SVI(model, guide, numpyro.optim.optax_to_numpyro(tx), Trace_ELBO(num_particles=num_particles))
-        args = (images, treatment, covariates, outcome)
+        args = (y, treatment, images, covariates)
         kwargs = {"prior": prior, "net_init": net_init, "feature_stats": feature_stats}
         k_init, k_run, k_draw = jax.random.split(key, 3)
         state = svi.init(k_init, *args, **kwargs)
@@ -193,7 +214,8 @@ def _svi_runner(spec: ModelSpec, steps: int, learning_rate: float, guide_kind: s
             return s, loss
 
         with reverse_mode_only():  # the conv network's gradient stays on XLA:CPU's fast kernels in the scan
-            state, losses = progress.scan(body, state, None, length=steps, desc="SVI (image CATE)", enable=show)
+            state, losses = progress_lib.scan(body, state, None, length=num_steps, desc="SVI (image CATE)",
+                                              enable=show)
         params = svi.get_params(state)
         draws = guide.sample_posterior(k_draw, params, *args, sample_shape=(num_draws,), **kwargs)
         del k_run
@@ -213,98 +235,127 @@ def _prior(y: np.ndarray, t: np.ndarray, tau_prior_scale: float | None, weight_s
     return prior, np.asarray([ate, tau_scale, sd, weight_scale, y0])
 
 
-def fit_image_cate(key: ArrayLike, images: ArrayLike, treatment: ArrayLike, outcome: ArrayLike, *,
-                   n_clusters: int = 2, covariates: ArrayLike | None = None, network: str = "conv",
-                   method: str = "svi", steps: int = 2_000, learning_rate: float = 0.01, guide: str = "mvn",
+def _training_data(y: ArrayLike, treatment: ArrayLike, images: ArrayLike, covariates: ArrayLike | None):
+    """Outcome, 0/1 treatment (each arm ≥ 2 units), images and covariates of one experiment, in the images' float
+    dtype, with the same number of units (host checks: :func:`fit_image_cate` trains on concrete data)."""
+    dtype = checks.float_dtype(images)
+    im = check_images("images", images, dtype)
+    n = np.shape(im)[0]
+    y = a.array("y", y, dtype, 1, ())
+    t = checks.check_binary("treatment", checks.to_float("treatment", treatment, dtype))
+    checks.check_ndim("treatment", t, 1)
+    checks.check_same_length(images=im, treatment=t, y=y)
+    a.arms("treatment", t, np.ones_like(t), 2)
+    x = None if covariates is None else a.array("covariates", covariates, dtype, 2, (), n)
+    return y, t, im, x
+
+
+def fit_image_cate(key: ArrayLike, y: ArrayLike, treatment: ArrayLike, images: ArrayLike, *,
+                   covariates: ArrayLike | None = None, n_clusters: int = 2, network: str = "conv",
+                   method: str = "svi", num_steps: int = 2_000, learning_rate: float = 0.01, guide: str = "mvn",
                    num_draws: int = 1_000, num_particles: int = 1, batch_size: int | None = None,
                    channels: int = 8, net_prior_scale: float = 1.0, tau_prior_scale: float | None = None,
                    weight_scale: float = 1.0, num_warmup: int = 500, num_samples: int = 500, num_chains: int = 2,
-                   progress_bar: bool | None = None) -> ImageCATEFit:
+                   progress: bool | None = None) -> ImageCATEFit:
     """Fit the image-CATE cluster model by SVI (true ELBO, z enumerated) or NUTS (``network="linear"``).
+
+    A host-level function: it trains on concrete data (SVI runs as one compiled ``lax.scan``, NUTS through
+    numpyro's ``MCMC``) and refuses traced input (inside ``jax.jit`` / ``jax.vmap`` / ``sweep``) with a
+    ``ValueError``; fit each data set by a call, then evaluate the fits with the traceable outputs.
 
     Args:
       key: a ``jax.random.key``.
-      images: (n, H, W, C) float images, finite.
-      treatment: (n,) 0/1.
-      outcome: (n,) finite outcomes.
-      n_clusters: K ≥ 1 (K = 1 is the ATE model Y = μ₀(M) + Wτ + ε).
+      y: (n,) finite outcomes.
+      treatment: (n,) 0/1, at least 2 units in each arm.
+      images: (n, H, W, C) float images, finite, H, W ≥ 3.
       covariates: optional (n, p) tabular covariates, entering f and μ₀ linearly.
+      n_clusters: K ≥ 1 (K = 1 is the ATE model Y = μ₀(M) + Wτ + ε).
       network: ``"conv"`` (flax NNX conv net, weights point-estimated) or ``"linear"`` (Bayesian linear heads on
         fixed image features φ(M)).
       method: ``"svi"`` or ``"nuts"`` (NUTS needs ``network="linear"``).
-      steps, learning_rate, guide, num_draws, num_particles, batch_size: SVI options (Adam on the negative ELBO;
-        ``guide`` ``"mvn"`` (full-rank Gaussian) or ``"normal"`` (mean-field); ``num_draws`` posterior draws;
-        ``batch_size`` units per step, None for full batch).
+      num_steps, learning_rate, guide, num_draws, num_particles, batch_size: SVI options (Adam on the negative
+        ELBO for ``num_steps`` steps; ``guide`` ``"mvn"`` (full-rank Gaussian) or ``"normal"`` (mean-field);
+        ``num_draws`` posterior draws; ``batch_size`` units per step, None for full batch).
       channels: conv trunk width.
       net_prior_scale: Normal prior sd of the conv weights (MAP penalty).
       tau_prior_scale: s_τ (default 2 sd(y)).
       weight_scale: Normal prior sd of the linear head weights.
       num_warmup, num_samples, num_chains: NUTS options (chains vectorized, draws chain-major).
-      progress_bar: show a bar (default: :func:`jaxlib_ext.progress.enabled`).
+      progress: show a bar (default: :func:`jaxlib_ext.progress.enabled`).
 
     Returns:
       An :class:`ImageCATEFit`.
 
     Raises:
-      ValueError: naming the argument: mismatched counts, non-binary treatment, K < 1, NaN pixels, bad options.
+      ValueError: naming the argument: mismatched counts, non-binary treatment, K < 1, NaN pixels, bad options,
+        traced input.
 
     Example::
 
-        fit = fit_image_cate(jax.random.key(0), images, w, y, n_clusters=3, network="linear", method="nuts")
+        fit = fit_image_cate(jax.random.key(0), y, treatment, images, n_clusters=3, network="linear",
+                             method="nuts")
     """
-    images, t, y, x = validate_data(images, treatment, outcome, covariates)
-    if not isinstance(n_clusters, int | np.integer) or isinstance(n_clusters, bool) or n_clusters < 1:
-        raise ValueError(f"`n_clusters` must be an integer >= 1, got {n_clusters!r}")
-    if method not in METHODS:
-        raise ValueError(f"`method` must be one of {METHODS}, got {method!r}")
-    if guide not in GUIDES:
-        raise ValueError(f"`guide` must be one of {GUIDES}, got {guide!r}")
+    for name, value in (("key", key), ("y", y), ("treatment", treatment), ("images", images),
+                        ("covariates", covariates)):
+        if checks.is_traced(value):
+            raise ValueError(f"fit_image_cate trains on concrete data (a host-level loop over SVI / NUTS) and cannot "
+                             f"run inside jax.jit, jax.vmap, jax.grad or sweep: `{name}` is traced. Fit each data "
+                             "set with its own call outside the transformation; the outputs (cate, transport, "
+                             "cluster_probabilities, ...) then compose with jit / vmap.")
+    checks.check_key("key", key)
+    y, t, images, x = _training_data(y, treatment, images, covariates)
+    n_clusters = checks.check_int("n_clusters", n_clusters, 1)
+    network = checks.check_choice("network", network, _network.NETWORKS)
+    method = checks.check_choice("method", method, METHODS)
+    guide = checks.check_choice("guide", guide, GUIDES)
     if method == "nuts" and network != "linear":
         raise ValueError(f"`method`='nuts' needs network='linear' (a small model), got network={network!r}")
-    for name, value in (("steps", steps), ("num_draws", num_draws), ("num_particles", num_particles),
-                        ("num_warmup", num_warmup), ("num_samples", num_samples), ("num_chains", num_chains)):
-        if not isinstance(value, int | np.integer) or value < 1:
-            raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}")
-    if batch_size is not None and (not isinstance(batch_size, int | np.integer) or not 1 <= batch_size <= len(y)):
-        raise ValueError(f"`batch_size` must be None or an integer in [1, {len(y)}], got {batch_size!r}")
-    for name, value in (("learning_rate", learning_rate), ("net_prior_scale", net_prior_scale),
-                        ("weight_scale", weight_scale)) + ((("tau_prior_scale", tau_prior_scale),)
-                                                          if tau_prior_scale is not None else ()):
-        if not np.isfinite(value) or value <= 0:
-            raise ValueError(f"`{name}` must be a finite number > 0, got {value!r}")
-    spec = ModelSpec(int(n_clusters), network, 0 if x is None else x.shape[1], int(channels))
+    num_steps = checks.check_int("num_steps", num_steps, 1)
+    num_draws = checks.check_int("num_draws", num_draws, 1)
+    num_particles = checks.check_int("num_particles", num_particles, 1)
+    num_warmup = checks.check_int("num_warmup", num_warmup, 1)
+    num_samples = checks.check_int("num_samples", num_samples, 1)
+    num_chains = checks.check_int("num_chains", num_chains, 1)
+    channels = checks.check_int("channels", channels, 1)
+    if batch_size is not None:
+        batch_size = checks.check_int("batch_size", batch_size, 1, len(y))
+    learning_rate = checks.check_number("learning_rate", learning_rate, 0.0, None, inclusive=(False, True))
+    net_prior_scale = checks.check_number("net_prior_scale", net_prior_scale, 0.0, None, inclusive=(False, True))
+    weight_scale = checks.check_number("weight_scale", weight_scale, 0.0, None, inclusive=(False, True))
+    if tau_prior_scale is not None:
+        tau_prior_scale = checks.check_number("tau_prior_scale", tau_prior_scale, 0.0, None,
+                                              inclusive=(False, True))
+    spec = ModelSpec(n_clusters, network, 0 if x is None else x.shape[1], channels)
     prior_dict, prior = _prior(np.asarray(y, np.float64), np.asarray(t), tau_prior_scale, weight_scale)
     dtype = images.dtype
     prior = jnp.asarray(prior, dtype)
-    k_net, k_fit = jax.random.split(jnp.asarray(key))
+    k_net, k_fit = jax.random.split(key)
     graphdef, net_init, feature_stats = None, None, None
     if network == "conv":
         graphdef, net_init = _network.init_conv(k_net, spec, images.shape[-1])
-        net_init = jax.tree.map(lambda a: a.astype(dtype), net_init)
+        net_init = jax.tree.map(lambda v: v.astype(dtype), net_init)
     else:
-        phi = np.asarray(_network.image_features(jnp.asarray(images)))
+        phi = np.asarray(_network.image_features(images))
         feature_stats = (jnp.asarray(phi.mean(0), dtype), jnp.asarray(phi.std(0) + 1e-6, dtype))
-    init = jax.tree.map(lambda a: jnp.asarray(a, dtype), _init_values(
+    init = jax.tree.map(lambda v: jnp.asarray(v, dtype), _init_values(
         spec, prior_dict["ate"], prior_dict["tau_scale"], prior_dict["sigma_scale"], prior_dict["control_mean"]))
-    show = progress.enabled(progress_bar)
+    show = progress_lib.enabled(progress)
     data = (jnp.asarray(images), jnp.asarray(t), jnp.asarray(y), None if x is None else jnp.asarray(x))
     if method == "svi":
-        runner = _svi_runner(spec, int(steps), float(learning_rate), guide, int(num_draws), batch_size,
-                             int(num_particles), float(net_prior_scale), show, graphdef)
-        params, losses, draws = runner(k_fit, data[0], data[1], data[3], data[2], prior, net_init, feature_stats,
+        runner = _svi_runner(spec, num_steps, learning_rate, guide, num_draws, batch_size, num_particles,
+                             net_prior_scale, show, graphdef)
+        params, losses, draws = runner(k_fit, data[2], data[1], data[0], data[3], prior, net_init, feature_stats,
                                        init)
         draws = {k: v for k, v in draws.items() if k in init}
-        diag = {"final_elbo": float(-jnp.mean(losses[-max(1, steps // 20):]))}
+        diag = {"final_elbo": float(-jnp.mean(losses[-max(1, num_steps // 20):]))}
         return ImageCATEFit(spec, draws, graphdef, params.get("net"), *(feature_stats or (None, None)),
                             prior_dict, losses, 1, data, diag)
     model = functools.partial(image_cate_model, spec=spec, feature_stats=feature_stats)
     kernel = NUTS(model, init_strategy=init_to_value(values=init))
-    mcmc = MCMC(kernel, num_warmup=int(num_warmup), num_samples=int(num_samples), num_chains=int(num_chains),
+    mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
                 chain_method="vectorized", progress_bar=show)
-    mcmc.run(k_fit, data[0], data[1], data[3], data[2], prior=prior, extra_fields=("diverging",))
+    mcmc.run(k_fit, data[2], data[1], data[0], data[3], prior=prior, extra_fields=("diverging",))
     draws = {k: v for k, v in mcmc.get_samples().items() if k in init}
     diverging = mcmc.get_extra_fields()["diverging"]
     diag = {"divergences": int(jnp.sum(diverging))}
-    return ImageCATEFit(spec, draws, None, None, *feature_stats, prior_dict, None, int(num_chains), data, diag)
-
-
+    return ImageCATEFit(spec, draws, None, None, *feature_stats, prior_dict, None, num_chains, data, diag)

@@ -15,11 +15,12 @@ import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
-from estimators import _validate as v
+from estimators import _args as a
 from estimators.estimate import Estimate
 from estimators.image_cate import _network
-from estimators.image_cate._checks import covariates_, images_
-from estimators.image_cate.model import ImageCATEFit, marginal_log_likelihood
+from estimators.image_cate._network import check_images
+from estimators.image_cate.model import ImageCATEFit, _loglik
+from jaxlib_ext import checks
 
 __all__ = ["Transport", "cate", "cluster_effects", "cluster_probabilities", "implied_ate", "responsibilities",
            "salience", "to_inference_data", "transport"]
@@ -27,24 +28,30 @@ __all__ = ["Transport", "cate", "cluster_effects", "cluster_probabilities", "imp
 
 def _posterior_estimate(draws: Array, alpha: float, n: int) -> Estimate:
     """Posterior mean, sd and equal-tailed interval over the leading (draw) axis."""
-    lo, hi = jnp.quantile(draws, jnp.asarray([alpha / 2, 1 - alpha / 2], draws.dtype), axis=0)
+    lo, hi = jnp.quantile(draws, jnp.stack([alpha / 2, 1 - alpha / 2]).astype(draws.dtype), axis=0)
     mean = draws.mean(axis=0)
     return Estimate(mean, draws.std(axis=0, ddof=1), lo, hi, jnp.asarray(alpha, mean.dtype), jnp.asarray(n), {})
 
 
 def _inputs(fit: ImageCATEFit, images: ArrayLike | None, covariates: ArrayLike | None):
+    """New images (and covariates) checked against the fit — concrete: host checks; traced: static checks now and
+    NaN checks through checkify — or the training data when ``images`` is None."""
     if images is None:
+        if covariates is not None:
+            raise ValueError("`covariates` without `images`: pass the images they belong to (None evaluates the "
+                             "training data with its own covariates)")
         return fit.data[0], fit.data[3]
-    im = images_(images)
     train = fit.data[0]
-    if im.shape[1:] != tuple(train.shape[1:]):
+    dtype = checks.float_dtype(images, train)
+    im = check_images("images", images, dtype)
+    if tuple(np.shape(im)[1:]) != tuple(train.shape[1:]):
         raise ValueError(f"`images` must have the training images' shape (n, {', '.join(map(str, train.shape[1:]))})"
-                         f", got shape {im.shape}")
-    x = covariates_(covariates, im.shape[0], im.dtype)
-    if (x is None) != (fit.spec.n_covariates == 0) or (x is not None and x.shape[1] != fit.spec.n_covariates):
+                         f", got shape {np.shape(im)}")
+    x = None if covariates is None else a.array("covariates", covariates, dtype, 2, (), np.shape(im)[0])
+    if (x is None) != (fit.spec.n_covariates == 0) or (x is not None and np.shape(x)[1] != fit.spec.n_covariates):
         raise ValueError(f"`covariates` must have shape (n, {fit.spec.n_covariates}) as in the fit"
                          f"{' (or be None)' if fit.spec.n_covariates == 0 else ''}, got "
-                         f"{None if x is None else x.shape}")
+                         f"{None if x is None else np.shape(x)}")
     return jnp.asarray(im), None if x is None else jnp.asarray(x)
 
 
@@ -60,7 +67,7 @@ def _per_draw_heads(fit: ImageCATEFit, images: Array, covariates: Array | None) 
 
 def cluster_effects(fit: ImageCATEFit, alpha: float = 0.05) -> Estimate:
     """The posterior of the cluster effects τ₁ < … < τ_K: mean, sd and equal-tailed interval, shape (K,)."""
-    alpha = v.alpha_(alpha)
+    alpha = checks.check_alpha(alpha)
     est = _posterior_estimate(fit.draws["tau"], alpha, fit.data[2].shape[0])
     return est._replace(diagnostics={"draws": fit.draws["tau"]})
 
@@ -97,7 +104,7 @@ def cate(fit: ImageCATEFit, images: ArrayLike | None = None, covariates: ArrayLi
 
     With ``images`` that have no experimental data this is the transported effect (see :func:`transport`).
     """
-    alpha = v.alpha_(alpha)
+    alpha = checks.check_alpha(alpha)
     im, x = _inputs(fit, images, covariates)
     draws, _ = _cate_draws(fit, im, x)
     return _posterior_estimate(draws, alpha, im.shape[0])
@@ -105,7 +112,7 @@ def cate(fit: ImageCATEFit, images: ArrayLike | None = None, covariates: ArrayLi
 
 def implied_ate(fit: ImageCATEFit, alpha: float = 0.05) -> Estimate:
     """The ATE the model implies for the experimental sample, (1/n) Σᵢ τ(Mᵢ), per draw → an :class:`Estimate`."""
-    alpha = v.alpha_(alpha)
+    alpha = checks.check_alpha(alpha)
     draws, _ = _cate_draws(fit, fit.data[0], fit.data[3])
     return _posterior_estimate(draws.mean(axis=1), alpha, draws.shape[1])
 
@@ -141,10 +148,11 @@ def transport(key: ArrayLike, fit: ImageCATEFit, images: ArrayLike, covariates: 
     Returns:
       A :class:`Transport`.
     """
-    alpha = v.alpha_(alpha)
+    key = a.keys(key, ())
+    alpha = checks.check_alpha(alpha)
     im, x = _inputs(fit, images, covariates)
     draws, probs = _cate_draws(fit, im, x)
-    z = jax.random.categorical(jnp.asarray(key), jnp.log(probs))
+    z = jax.random.categorical(key, jnp.log(probs))
     effect = jnp.take_along_axis(fit.draws["tau"], z, axis=1)
     mean_probs = probs.mean(axis=0)
     return Transport(_posterior_estimate(draws, alpha, im.shape[0]), _posterior_estimate(effect, alpha, im.shape[0]),
@@ -157,9 +165,7 @@ def salience(fit: ImageCATEFit, images: ArrayLike, cluster: int, covariates: Arr
 
     Each image's probability depends only on that image, so one gradient of Σᵢ πₖ(Mᵢ) gives every map.
     """
-    K = fit.spec.n_clusters
-    if not isinstance(cluster, int | np.integer) or not 0 <= cluster < K:
-        raise ValueError(f"`cluster` must be an integer in [0, {K}), got {cluster!r}")
+    cluster = checks.check_int("cluster", cluster, 0, fit.spec.n_clusters - 1)
     im, x = _inputs(fit, images, covariates)
 
     def total_prob(pixels, draw):
@@ -180,7 +186,7 @@ def to_inference_data(fit: ImageCATEFit):
 
     images, t, y, x = fit.data
     logits, mu0 = _per_draw_heads(fit, images, x)
-    loglik = jax.vmap(marginal_log_likelihood, in_axes=(0, 0, 0, 0, None, None))(
+    loglik = jax.vmap(_loglik, in_axes=(0, 0, 0, 0, None, None))(
         logits, mu0, fit.draws["tau"], fit.draws["sigma"], y, t)
     c = fit.n_chains
 

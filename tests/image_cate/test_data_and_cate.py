@@ -12,7 +12,7 @@ def test_image_rct_plants_the_type_effects(key):
     assert rct.images.shape == (300, 8, 8, 1) and rct.covariates.shape == (300, 1)
     assert float(rct.treatment.sum()) == 150.0
     np.testing.assert_array_equal(np.asarray(rct.cate), np.asarray(effects, np.float32)[np.asarray(rct.tile_type)])
-    resid = np.asarray(rct.outcome - rct.mu0 - rct.treatment * rct.cate)
+    resid = np.asarray(rct.y - rct.mu0 - rct.treatment * rct.cate)
     assert abs(resid.mean()) < 4 / np.sqrt(300) and 0.8 < resid.std() < 1.2
     # road tiles are brighter than water tiles (the planted pattern the model must see)
     m = np.asarray(rct.images.mean(axis=(1, 2, 3)))
@@ -38,7 +38,7 @@ def test_dr_pseudo_outcome_is_unbiased_for_a_known_cate(key, x64):
     k_t, k_y = jax.random.split(key)
     t = jax.random.bernoulli(k_t, e, (reps, 5)).astype(jnp.float64)
     y = mu0_true + t * tau + jax.random.normal(k_y, (reps, 5))
-    phi = dr_pseudo_outcome(y, t, mu0=jnp.zeros(5) + 3.0, mu1=-x, e=jnp.full(5, e))
+    phi = dr_pseudo_outcome(y, t, mu0=jnp.zeros(5) + 3.0, mu1=-x, propensity=jnp.full(5, e))
     se = phi.std(axis=0) / np.sqrt(reps)
     assert np.all(np.abs(np.asarray(phi.mean(axis=0) - tau)) < 4 * np.asarray(se))
 

@@ -35,7 +35,7 @@ def _trace(spec, images, t, y, x, values):
     phi = ic.image_features(images)
     stats = (phi.mean(0), phi.std(0) + 1e-6)
     model = handlers.substitute(handlers.seed(ic.image_cate_model, 0), values)
-    return handlers.trace(model).get_trace(images, t, x, y, spec=spec, prior=prior, feature_stats=stats), stats
+    return handlers.trace(model).get_trace(y, t, images, x, spec=spec, prior=prior, feature_stats=stats), stats
 
 
 @pytest.mark.parametrize("K", [1, 3])
@@ -43,7 +43,7 @@ def test_model_observation_site_is_the_enumerated_marginal(key, x64, K):
     n = 6
     rct = ic.image_rct(key, n, size=8)
     images = rct.images.astype(jnp.float64)
-    t, y = rct.treatment.astype(jnp.float64), rct.outcome.astype(jnp.float64)
+    t, y = rct.treatment.astype(jnp.float64), rct.y.astype(jnp.float64)
     d = 7
     values = {"tau": jnp.linspace(-1.0, 1.0, K) if K > 1 else jnp.array([0.8]), "sigma": jnp.array(0.9),
               "mu0_bias": jnp.array(0.2), "mu0_coef": jnp.linspace(-0.5, 0.5, d)}
@@ -61,11 +61,11 @@ def test_model_observation_site_is_the_enumerated_marginal(key, x64, K):
 def test_k1_posterior_matches_the_regression_ate(key):
     """K = 1 is the ATE model Y = a + φ(M)ᵀb + Wτ + ε: NUTS's posterior of τ matches OLS (weak priors, n = 300)."""
     rct = ic.image_rct(key, 300, size=8)
-    fit = ic.fit_image_cate(jax.random.key(1), rct.images, rct.treatment, rct.outcome, n_clusters=1,
+    fit = ic.fit_image_cate(jax.random.key(1), rct.y, rct.treatment, rct.images, n_clusters=1,
                             network="linear", method="nuts", num_warmup=300, num_samples=500, num_chains=2)
     X = np.asarray(ic._network.linear_inputs(rct.images, None, fit.feature_mean, fit.feature_sd), np.float64)
     Z = np.column_stack([np.ones(300), X, np.asarray(rct.treatment)])
-    y = np.asarray(rct.outcome, np.float64)
+    y = np.asarray(rct.y, np.float64)
     beta, res, *_ = np.linalg.lstsq(Z, y, rcond=None)
     s2 = res[0] / (300 - Z.shape[1])
     se = np.sqrt(s2 * np.linalg.inv(Z.T @ Z)[-1, -1])
@@ -80,8 +80,8 @@ def test_k1_posterior_matches_the_regression_ate(key):
 @pytest.fixture(scope="module")
 def planted_fit():
     rct = ic.image_rct(jax.random.key(0), 1_000, size=16)
-    fit = ic.fit_image_cate(jax.random.key(1), rct.images, rct.treatment, rct.outcome, n_clusters=3,
-                            covariates=rct.covariates, network="linear", steps=1_500, learning_rate=0.02)
+    fit = ic.fit_image_cate(jax.random.key(1), rct.y, rct.treatment, rct.images, n_clusters=3,
+                            covariates=rct.covariates, network="linear", num_steps=1_500, learning_rate=0.02)
     return rct, fit
 
 
@@ -112,10 +112,12 @@ def test_recovers_planted_cluster_effects_and_outputs(planted_fit):
     assert idata.log_likelihood["y"].shape == (1, 1_000, 1_000)
 
 
+@pytest.mark.slow  # ~10 s of compilation; moved out of CI to pay for test_composable (the conv fit also runs in
+# tests/experiments/test_image_cate.py, slow)
 def test_conv_network_svi_runs_end_to_end(key):
     rct = ic.image_rct(key, 24, size=8)
-    fit = ic.fit_image_cate(jax.random.key(2), rct.images, rct.treatment, rct.outcome, n_clusters=2,
-                            network="conv", steps=20, num_draws=50, channels=4, batch_size=12)
+    fit = ic.fit_image_cate(jax.random.key(2), rct.y, rct.treatment, rct.images, n_clusters=2,
+                            network="conv", num_steps=20, num_draws=50, channels=4, batch_size=12)
     assert fit.losses.shape == (20,) and np.all(np.isfinite(fit.losses))
     assert fit.draws["tau"].shape == (50, 2) and np.all(np.diff(np.asarray(fit.draws["tau"]), axis=1) > 0)
     assert ic.cate(fit).estimate.shape == (24,)
@@ -124,18 +126,18 @@ def test_conv_network_svi_runs_end_to_end(key):
 
 def test_bad_input_names_the_argument(key):
     rct = ic.image_rct(key, 12, size=8)
-    im, t, y = rct.images, rct.treatment, rct.outcome
+    im, t, y = rct.images, rct.treatment, rct.y
     with pytest.raises(ValueError, match="`images` has 11"):
-        ic.fit_image_cate(key, im[:11], t, y)
+        ic.fit_image_cate(key, y, t, im[:11])
     with pytest.raises(ValueError, match="`treatment`"):
-        ic.fit_image_cate(key, im, t.at[0].set(0.5), y)
+        ic.fit_image_cate(key, y, t.at[0].set(0.5), im)
     with pytest.raises(ValueError, match="`n_clusters`"):
-        ic.fit_image_cate(key, im, t, y, n_clusters=0)
+        ic.fit_image_cate(key, y, t, im, n_clusters=0)
     with pytest.raises(ValueError, match="`images`"):
-        ic.fit_image_cate(key, im.at[0, 1, 1, 0].set(jnp.nan), t, y)
+        ic.fit_image_cate(key, y, t, im.at[0, 1, 1, 0].set(jnp.nan))
     with pytest.raises(ValueError, match="`method`"):
-        ic.fit_image_cate(key, im, t, y, network="conv", method="nuts")
-    with pytest.raises(ValueError, match="`outcome`"):
-        ic.fit_image_cate(key, im, t, y.at[2].set(jnp.inf))
+        ic.fit_image_cate(key, y, t, im, network="conv", method="nuts")
+    with pytest.raises(ValueError, match="`y`"):
+        ic.fit_image_cate(key, y.at[2].set(jnp.inf), t, im)
 
 
