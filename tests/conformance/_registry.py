@@ -578,3 +578,9 @@ EXEMPT: dict[str, str] = {
     "diffusion.analytic.Empirical": "a model type (built by empirical)",
     "diffusion.analytic.LocalEmpirical": "a model type (built by local_empirical)",
 }
+
+# estimators.image_cate's cases live beside its tests' data (fits built from fixed arrays, no training)
+from tests.conformance import _registry_image_cate as _ic  # noqa: E402
+
+CASES = CASES + tuple(_ic.CASES)
+EXEMPT = {**EXEMPT, **_ic.EXEMPT}

@@ -141,7 +141,7 @@ def _public(module: types.ModuleType, prefix: str) -> set[str]:
 def test_registry_is_complete():
     """Every public name of estimators (and its subpackages) and of diffusion.analytic is registered or exempt."""
     names = _public(estimators, "estimators") | _public(diffusion.analytic, "diffusion.analytic")
-    for sub in ("debias", "empirical_bayes"):
+    for sub in ("debias", "empirical_bayes", "image_cate"):
         names |= _public(getattr(estimators, sub), f"estimators.{sub}")
     registered = {c.name.split("[")[0] for c in CASES}
     missing = sorted(names - registered - set(EXEMPT))
