@@ -15,6 +15,7 @@ import ast
 import dataclasses
 import sys
 import time
+import traceback
 import types
 import typing
 from pathlib import Path
@@ -190,9 +191,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
+    """Run the experiments; one that raises is recorded and the others still run.
+
+    Returns 0 when every experiment ran, 1 when any raised (its traceback is printed and written to
+    ``<out>/error.txt``; the summary table shows it). A non-finite metric is flagged in the table's ``status``
+    column (and in ``results.json`` / the report) without changing the exit status.
+    """
     import jax
 
-    from experiments.output import markdown_table, write_result
+    from experiments.output import markdown_table, nonfinite_metrics, write_result
     from experiments.registry import experiment_names, get_experiment
     from jaxlib_ext import is_main_process, progress
 
@@ -205,24 +212,42 @@ def _run(args: argparse.Namespace) -> int:
     if args.set and len(names) > 1:
         raise ValueError("`--set` overrides one experiment's config; give a NAME instead of --all")
     scale = "full" if args.full else "quick"
-    rows = []
-    for exp in progress.bar(experiments, desc="experiments", enable=None if len(experiments) > 1 else False):
-        config = apply_overrides(exp.full if args.full else exp.quick, args.set)
-        start = time.perf_counter()
-        result = exp.run(jax.random.key(args.seed), config)
-        wall = time.perf_counter() - start
+    configs = [apply_overrides(exp.full if args.full else exp.quick, args.set) for exp in experiments]
+    rows, failed = [], []
+    for exp, config in progress.bar(list(zip(experiments, configs, strict=True)), desc="experiments",
+                                    enable=None if len(experiments) > 1 else False):
         out_dir = args.out or Path("results") / exp.name
-        if is_main_process():
-            write_result(exp, config, args.seed, result, out_dir, wall, scale)
+        start = time.perf_counter()
+        try:
+            result = exp.run(jax.random.key(args.seed), config)
+            wall = time.perf_counter() - start
+            if is_main_process():
+                write_result(exp, config, args.seed, result, out_dir, wall, scale)
+                (out_dir / "error.txt").unlink(missing_ok=True)  # a stale failure of an earlier run
+        except Exception as err:  # one failing experiment must not lose the others
+            wall = time.perf_counter() - start
+            failed.append(exp.name)
+            trace = traceback.format_exc()
+            print(f"\nexperiment {exp.name!r} failed:\n{trace}", file=sys.stderr)
+            if is_main_process():
+                out_dir.mkdir(parents=True, exist_ok=True)
+                (out_dir / "error.txt").write_text(trace)
+            message = f"{type(err).__name__}: {err}".splitlines()[0][:120]
+            rows.append({"experiment": exp.name, "status": f"FAILED ({message}); see error.txt",
+                         "wall s": round(wall, 1), "headline": "", "results": str(out_dir)})
+            continue
+        bad = nonfinite_metrics(result.metrics)
         headline = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                              for k, v in list(result.metrics.items())[:4])
-        rows.append({"experiment": exp.name, "wall s": round(wall, 1), "headline": headline,
-                     "results": str(out_dir)})
+        rows.append({"experiment": exp.name, "status": f"NON-FINITE metrics: {', '.join(bad)}" if bad else "ok",
+                     "wall s": round(wall, 1), "headline": headline, "results": str(out_dir)})
     if is_main_process():
         import pandas as pd
 
         print("\n" + markdown_table(pd.DataFrame(rows)))
-    return 0
+        if failed:
+            print(f"{len(failed)} of {len(rows)} experiments failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -161,3 +161,67 @@ def test_set_reaches_nested_configs_and_bools():
 def test_bad_set_is_a_clean_cli_error(capsys):
     assert cli.main(["run", "ci-coverage", "--set", "reps=5OOO"]) == 2
     assert "error: `reps` must be an int, got '5OOO'" in capsys.readouterr().err
+
+
+@dataclasses.dataclass(frozen=True)
+class _TinyConfig:
+    value: float = 1.0
+
+
+def _result(metrics):
+    import pandas as pd
+
+    return registry.Result(table=pd.DataFrame({"x": [1.0]}), metrics=metrics)
+
+
+def _boom(key, config):
+    raise RuntimeError("the injected failure")
+
+
+_INJECTED = {
+    "a-boom": registry.Experiment("a-boom", "raises", _TinyConfig(), _TinyConfig(), _boom),
+    "b-fine": registry.Experiment("b-fine", "finite", _TinyConfig(), _TinyConfig(),
+                                  lambda key, cfg: _result({"est": cfg.value, "se": 0.25})),
+    "c-nan": registry.Experiment("c-nan", "NaN headline", _TinyConfig(), _TinyConfig(),
+                                 lambda key, cfg: _result({"est": float("nan"), "curve": [1.0, float("inf")],
+                                                           "n": 3})),
+}
+
+
+def test_run_all_survives_a_failing_experiment_and_flags_nan(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(registry, "experiment_names", lambda: sorted(_INJECTED))
+    monkeypatch.setattr(registry, "get_experiment", _INJECTED.__getitem__)
+    (tmp_path / "results" / "b-fine").mkdir(parents=True)
+    (tmp_path / "results" / "b-fine" / "error.txt").write_text("stale failure of an earlier run")
+    assert cli.main(["run", "--all"]) == 1  # non-zero at the end ...
+    results = tmp_path / "results"
+    for name in ("b-fine", "c-nan"):  # ... after the others ran
+        assert (results / name / "results.json").exists()
+    assert not (results / "b-fine" / "error.txt").exists()
+    error = (results / "a-boom" / "error.txt").read_text()
+    assert "Traceback" in error and "RuntimeError: the injected failure" in error and "_boom" in error
+    assert not (results / "a-boom" / "results.json").exists()
+    captured = capsys.readouterr()
+    rows = {line.split("|")[1].strip(): line for line in captured.out.splitlines() if line.startswith("| ")}
+    assert "FAILED (RuntimeError: the injected failure); see error.txt" in rows["a-boom"]
+    assert "| ok |" in rows["b-fine"]
+    assert "NON-FINITE metrics: est, curve" in rows["c-nan"]
+    assert "1 of 3 experiments failed: a-boom" in captured.err
+    record = json.loads((results / "c-nan" / "results.json").read_text())
+    assert record["metrics"]["est"] is None and record["nonfinite_metrics"] == ["est", "curve"]
+
+    assert cli.main(["report"]) == 0
+    report = (results / "REPORT.md").read_text()
+    assert "- **a-boom: FAILED** (see `a-boom/error.txt`)" in report
+    assert "RuntimeError: the injected failure" in report.split("## a-boom — FAILED")[1]
+    assert "- **c-nan: non-finite metrics** est, curve" in report
+    assert "| est | **NaN/inf** |" in report and "| n | 3 |" in report
+    assert "## b-fine" in report and "| se | 0.25 |" in report and "b-fine: " not in report
+
+
+def test_a_single_failing_run_exits_non_zero(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(registry, "get_experiment", _INJECTED.__getitem__)
+    assert cli.main(["run", "a-boom", "--out", "out"]) == 1
+    assert "the injected failure" in (tmp_path / "out" / "error.txt").read_text()
