@@ -1,5 +1,7 @@
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -127,10 +129,13 @@ def _flip(path):
     path.write_bytes(bytes(data))
 
 
-def _array_file(step_dir):
-    """The largest data file of a step: the one holding the (incompressible) big array."""
-    return max((p for p in (step_dir / "default").rglob("*") if p.is_file() and p.parent.name == "d"),
-               key=lambda p: p.stat().st_size)
+def _flip_array_files(step_dir):
+    """Damage every data file of a step's arrays (OCDBT keeps them under ``d/`` folders; which one holds which
+    array depends on orbax's merge of the per-process databases)."""
+    files = [p for p in (step_dir / "default").rglob("*") if p.is_file() and p.parent.name == "d"]
+    assert files
+    for path in files:
+        _flip(path)
 
 
 def _noisy_state(key, s):
@@ -141,7 +146,7 @@ def test_corrupted_array_file_is_named_and_skipped(tmp_path, key):
     with Checkpointer(tmp_path, keep=3) as ckpt:
         for s in (1, 2):
             ckpt.save(s, _noisy_state(key, s))
-        _flip(_array_file(tmp_path / "2"))
+        _flip_array_files(tmp_path / "2")
         with pytest.raises(ValueError, match=r"checkpoint step 2: .*" + str(tmp_path / "2" / "default")):
             ckpt.restore(_noisy_state(key, 0), step=2)
         with pytest.warns(UserWarning, match=r"skipping corrupted checkpoint step 2 \(moved to .*2\.corrupt\)"):
@@ -151,6 +156,20 @@ def test_corrupted_array_file_is_named_and_skipped(tmp_path, key):
         np.testing.assert_array_equal(restored["w"], _noisy_state(key, 1)["w"])
         ckpt.save(2, _noisy_state(key, 2))  # the step can be written again after the fallback
         assert ckpt.steps() == [1, 2] and ckpt.latest_step() == 2
+
+
+def test_readable_but_wrong_arrays_fail_the_checksum(tmp_path, key):
+    with Checkpointer(tmp_path) as ckpt:
+        ckpt.save(1, _noisy_state(key, 1))
+        ckpt.save(2, _noisy_state(key, 2))
+    shutil.rmtree(tmp_path / "2" / "default")  # step 2 now holds step 1's (valid) arrays under step 2's checksum
+    shutil.copytree(tmp_path / "1" / "default", tmp_path / "2" / "default")
+    with Checkpointer(tmp_path) as ckpt:
+        with pytest.raises(ValueError, match=re.escape(f"checkpoint step 2: checksum mismatch for ['state/step', "
+                                                       f"'state/w'] in {tmp_path / '2' / 'default'}")):
+            ckpt.restore(_noisy_state(key, 0), step=2)
+        with pytest.warns(UserWarning, match="skipping corrupted checkpoint step 2"):
+            assert ckpt.latest_step() == 1
 
 
 @pytest.mark.parametrize("damaged", ["checksum/checksum.json", "default/_METADATA"])
@@ -174,7 +193,7 @@ def test_run_checkpointed_falls_back_to_the_newest_intact_step(tmp_path, key):
     x0 = jax.random.normal(key, (2000,))
     whole = run_checkpointed(step_fn, x0, 30, directory=tmp_path / "a", every=10)
     partial = run_checkpointed(step_fn, x0, 30, directory=tmp_path / "b", every=10)
-    _flip(_array_file(tmp_path / "b" / "30"))
+    _flip_array_files(tmp_path / "b" / "30")
     with pytest.warns(UserWarning, match="skipping corrupted checkpoint step 30"):
         resumed = run_checkpointed(step_fn, x0, 30, directory=tmp_path / "b", every=10)
     np.testing.assert_array_equal(resumed, whole)  # redone from step 20, bit-identical
