@@ -122,7 +122,9 @@ class Checkpointer:
         Each step, newest first, is read back and checked against its checksum. A corrupted step is moved aside
         to ``<directory>/<step>.corrupt`` (kept for inspection, invisible to later saves and to ``keep``) with a
         ``UserWarning`` naming it and the error, and the next older step is tried: a run that resumes from
-        ``latest_step()`` falls back to the newest intact kept step.
+        ``latest_step()`` falls back to the newest intact kept step. The check reads the step's arrays once (as
+        host numpy arrays), so a resume reads the checkpoint twice. Under several processes only process 0 moves
+        folders.
         """
         for step in reversed(self.steps()):
             try:
@@ -201,7 +203,7 @@ class Checkpointer:
         return restored
 
     def restore(self, like: Any, step: int | None = None) -> Any:
-        """Restore checkpoint ``step`` (default: the latest) into the structure of ``like``.
+        """Restore checkpoint ``step`` (default: :meth:`latest_step`, the newest intact one) into ``like``'s structure.
 
         ``like`` is a pytree with the same structure, shapes and dtypes as the saved state (e.g. a freshly
         initialised state); typed keys in ``like`` come back as typed keys.
