@@ -15,6 +15,9 @@ import ast
 import dataclasses
 import sys
 import time
+import traceback
+import types
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -23,25 +26,141 @@ from jaxlib_ext.distributed import ENV_ADDRESS, initialize_from_env, launch_loca
 __all__ = ["apply_overrides", "main"]
 
 
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+_NAMES = {int: "int", float: "float", bool: "bool", str: "string"}
+
+
+def _describe(tp: Any) -> str:
+    """How a type reads in an error message: 'an int', 'a tuple of floats', 'an int or None', ..."""
+    if tp in _NAMES:
+        name = _NAMES[tp] + {bool: " (true/false)", float: " (not NaN)"}.get(tp, "")
+        return ("an " if name[0] in "aeiou" else "a ") + name
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) in (types.UnionType, typing.Union):
+        return " or ".join("None" if a is type(None) else _describe(a) for a in args)
+    if typing.get_origin(tp) is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"a tuple of {_NAMES.get(args[0], args[0])}s (e.g. 1,2 or (1, 2))"
+        if len(set(args)) == 1:
+            return f"a tuple of {len(args)} {_NAMES.get(args[0], args[0])}s"
+        return f"a tuple ({', '.join(_NAMES.get(a, str(a)) for a in args)})"
+    if typing.get_origin(tp) is typing.Literal:
+        return f"one of {list(args)}"
+    return f"a {getattr(tp, '__name__', tp)}"
+
+
+def _coerce(value: Any, tp: Any) -> Any:
+    """``value`` (a string from the command line, or a parsed literal) as type ``tp``.
+
+    Raises a bare ValueError when ``value`` is not a ``tp`` (the caller words the message), TypeError when ``tp``
+    is not a type the command line can express.
+    """
+    if isinstance(value, str) and tp is not str:
+        value = value.strip()
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in _TRUE + _FALSE:
+            return value.lower() in _TRUE
+        raise ValueError
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise ValueError
+        return int(value)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ValueError
+        out = float(value)
+        if out != out:
+            raise ValueError  # NaN: never a meaningful setting
+        return out
+    if tp is str:
+        if not isinstance(value, str):
+            raise ValueError
+        return value
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (types.UnionType, typing.Union):
+        if type(None) in args and (value is None or (isinstance(value, str) and value.lower() in ("none", "null"))):
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg)
+            except ValueError:
+                pass
+        raise ValueError
+    if origin is typing.Literal:
+        for choice in args:
+            if value == choice or (isinstance(value, str) and str(choice) == value):
+                return choice
+        raise ValueError
+    if origin is tuple:
+        if isinstance(value, str):
+            if value[:1] in "([":
+                try:
+                    value = ast.literal_eval(value)
+                except (ValueError, SyntaxError) as err:
+                    raise ValueError from err
+                if not isinstance(value, tuple | list):
+                    raise ValueError
+            else:
+                value = [v for v in value.split(",")]
+                value = value[:-1] if len(value) > 1 and not value[-1].strip() else value
+        elif not isinstance(value, tuple | list):
+            raise ValueError
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0]) for v in value)
+        if len(value) != len(args):
+            raise ValueError
+        return tuple(_coerce(v, a) for v, a in zip(value, args, strict=True))
+    raise TypeError(f"{_describe(tp)} cannot be set from the command line")
+
+
 def apply_overrides(config: Any, assignments: list[str]) -> Any:
-    """``dataclasses.replace`` ``config`` with ``field=value`` strings (values parsed as Python literals).
+    """``dataclasses.replace`` ``config`` with ``field=value`` strings, each parsed to the field's annotated type.
+
+    Types: ``int``, ``float`` (NaN refused), ``bool`` (true/false, 1/0, yes/no), ``str``, ``X | None`` (``None``),
+    ``Literal[...]``, and tuples of those (``1,2,3`` or ``(1, 2, 3)``; ``5`` is the 1-tuple). A field holding a
+    nested config dataclass is set field by field: ``training.num_steps=100``. The config's own checks
+    (``__post_init__``) then run once on the result.
 
     Raises:
-      ValueError: unknown field, or a malformed assignment.
+      ValueError: a malformed assignment; an unknown field (lists the valid ones); a value that does not parse
+        as the field's type (names the field, the type and the value, e.g. "`reps` must be an int, got '5OOO'").
     """
-    fields = {f.name for f in dataclasses.fields(config)}
-    changes = {}
+    hints = typing.get_type_hints(type(config))
+    fields = [f.name for f in dataclasses.fields(config)]
+    changes: dict[str, Any] = {}
+    nested: dict[str, list[str]] = {}
     for item in assignments:
         name, sep, raw = item.partition("=")
-        if not sep:
+        name = name.strip()
+        if not sep or not name:
             raise ValueError(f"`--set` expects field=value, got {item!r}")
-        if name not in fields:
-            raise ValueError(f"`--set`: {type(config).__name__} has no field {name!r}; fields: {sorted(fields)}")
+        head, dot, rest = name.partition(".")
+        if head not in fields:
+            raise ValueError(f"`--set`: {type(config).__name__} has no field {head!r}; fields: {fields}")
+        sub = getattr(config, head)
+        if dataclasses.is_dataclass(sub):
+            if not dot:
+                raise ValueError(f"`{head}` is a {type(sub).__name__}; set its fields as {head}.FIELD=value "
+                                 f"(fields: {[f.name for f in dataclasses.fields(sub)]})")
+            nested.setdefault(head, []).append(f"{rest}={raw}")
+            continue
+        if dot:
+            raise ValueError(f"`--set`: `{head}` of {type(config).__name__} has no fields (got {name!r})")
         try:
-            value = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            value = raw
-        changes[name] = value
+            changes[head] = _coerce(raw, hints[head])
+        except ValueError:
+            raise ValueError(f"`{head}` must be {_describe(hints[head])}, got {raw!r}") from None
+        except TypeError as err:
+            raise ValueError(f"`{head}`: {err}") from None
+    for head, subs in nested.items():
+        try:
+            changes[head] = apply_overrides(getattr(config, head), subs)
+        except ValueError as err:
+            raise ValueError(f"`{head}`: {err}") from err
     return dataclasses.replace(config, **changes)
 
 
@@ -72,9 +191,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
+    """Run the experiments; one that raises is recorded and the others still run.
+
+    Returns 0 when every experiment ran, 1 when any raised (its traceback is printed and written to
+    ``<out>/error.txt``; the summary table shows it). A non-finite metric is flagged in the table's ``status``
+    column (and in ``results.json`` / the report) without changing the exit status.
+    """
     import jax
 
-    from experiments.output import markdown_table, write_result
+    from experiments.output import markdown_table, nonfinite_metrics, write_result
     from experiments.registry import experiment_names, get_experiment
     from jaxlib_ext import is_main_process, progress
 
@@ -87,24 +212,42 @@ def _run(args: argparse.Namespace) -> int:
     if args.set and len(names) > 1:
         raise ValueError("`--set` overrides one experiment's config; give a NAME instead of --all")
     scale = "full" if args.full else "quick"
-    rows = []
-    for exp in progress.bar(experiments, desc="experiments", enable=None if len(experiments) > 1 else False):
-        config = apply_overrides(exp.full if args.full else exp.quick, args.set)
-        start = time.perf_counter()
-        result = exp.run(jax.random.key(args.seed), config)
-        wall = time.perf_counter() - start
+    configs = [apply_overrides(exp.full if args.full else exp.quick, args.set) for exp in experiments]
+    rows, failed = [], []
+    for exp, config in progress.bar(list(zip(experiments, configs, strict=True)), desc="experiments",
+                                    enable=None if len(experiments) > 1 else False):
         out_dir = args.out or Path("results") / exp.name
-        if is_main_process():
-            write_result(exp, config, args.seed, result, out_dir, wall, scale)
+        start = time.perf_counter()
+        try:
+            result = exp.run(jax.random.key(args.seed), config)
+            wall = time.perf_counter() - start
+            if is_main_process():
+                write_result(exp, config, args.seed, result, out_dir, wall, scale)
+                (out_dir / "error.txt").unlink(missing_ok=True)  # a stale failure of an earlier run
+        except Exception as err:  # one failing experiment must not lose the others
+            wall = time.perf_counter() - start
+            failed.append(exp.name)
+            trace = traceback.format_exc()
+            print(f"\nexperiment {exp.name!r} failed:\n{trace}", file=sys.stderr)
+            if is_main_process():
+                out_dir.mkdir(parents=True, exist_ok=True)
+                (out_dir / "error.txt").write_text(trace)
+            message = f"{type(err).__name__}: {err}".splitlines()[0][:120]
+            rows.append({"experiment": exp.name, "status": f"FAILED ({message}); see error.txt",
+                         "wall s": round(wall, 1), "headline": "", "results": str(out_dir)})
+            continue
+        bad = nonfinite_metrics(result.metrics)
         headline = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                              for k, v in list(result.metrics.items())[:4])
-        rows.append({"experiment": exp.name, "wall s": round(wall, 1), "headline": headline,
-                     "results": str(out_dir)})
+        rows.append({"experiment": exp.name, "status": f"NON-FINITE metrics: {', '.join(bad)}" if bad else "ok",
+                     "wall s": round(wall, 1), "headline": headline, "results": str(out_dir)})
     if is_main_process():
         import pandas as pd
 
         print("\n" + markdown_table(pd.DataFrame(rows)))
-    return 0
+        if failed:
+            print(f"{len(failed)} of {len(rows)} experiments failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,7 +18,7 @@ import pandas as pd
 
 from experiments.registry import Experiment, Result
 
-__all__ = ["environment", "markdown_table", "to_jsonable", "write_result"]
+__all__ = ["environment", "markdown_table", "nonfinite_metrics", "to_jsonable", "write_result"]
 
 _PACKAGES = ("tweedie-lab", "jax", "jaxlib", "flax", "optax", "numpyro", "orbax-checkpoint", "numpy", "pandas")
 
@@ -62,6 +62,21 @@ def to_jsonable(x: Any) -> Any:
     return x
 
 
+def nonfinite_metrics(metrics: Any) -> list[str]:
+    """Names of the metrics holding a NaN or ±inf (scalars, or anywhere inside lists / arrays)."""
+    def bad(v: Any) -> bool:
+        if isinstance(v, dict):
+            return any(bad(u) for u in v.values())
+        if isinstance(v, list | tuple):
+            return any(bad(u) for u in v)
+        if isinstance(v, np.ndarray | jax.Array | np.generic | float):
+            a = np.asarray(v)
+            return a.dtype.kind in "fc" and not bool(np.all(np.isfinite(a)))
+        return False
+
+    return [str(k) for k, v in metrics.items() if bad(v)]
+
+
 def _cell(v: Any) -> str:
     if isinstance(v, float | np.floating):
         if not math.isfinite(v):
@@ -81,7 +96,10 @@ def markdown_table(df: pd.DataFrame) -> str:
 
 def write_result(experiment: Experiment, config: Any, seed: int, result: Result, out_dir: Path,
                  wall_time_s: float, scale: str) -> Path:
-    """Write one run's files into ``out_dir`` and return the path of ``results.json``."""
+    """Write one run's files into ``out_dir`` and return the path of ``results.json``.
+
+    Metrics holding a NaN or ±inf are stored as JSON ``null`` and listed under ``nonfinite_metrics``.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     result.table.to_csv(out_dir / "table.csv", index=False)
     (out_dir / "table.md").write_text(markdown_table(result.table))
@@ -95,7 +113,8 @@ def write_result(experiment: Experiment, config: Any, seed: int, result: Result,
         "started": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "wall_time_s": round(wall_time_s, 3),
         "environment": environment(),
-        "metrics": to_jsonable(dict(result.metrics)),
+        "metrics": to_jsonable(dict(result.metrics)),  # NaN / inf become null ...
+        "nonfinite_metrics": nonfinite_metrics(result.metrics),  # ... and are named here
         "table": to_jsonable(result.table.to_dict(orient="records")),
         "figures": [Path(f).name for f in figures],
     }

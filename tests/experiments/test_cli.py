@@ -105,3 +105,123 @@ def test_run_with_two_processes(tmp_path, monkeypatch):
     assert code == 0
     record = json.loads((tmp_path / "mp" / "results.json").read_text())
     assert record["environment"]["process_count"] == 2 and record["environment"]["device_count"] == 4
+
+
+def _cli_text(value):
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value) + ("," if len(value) == 1 else "")
+    return str(value)
+
+
+@pytest.mark.parametrize("name", registry.experiment_names())
+def test_every_config_field_round_trips_through_set(name):
+    cfg = registry.get_experiment(name).quick
+    assignments = []
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            assignments += [f"{f.name}.{g.name}={_cli_text(getattr(value, g.name))}" for g in dataclasses.fields(value)]
+        else:
+            assignments.append(f"{f.name}={_cli_text(value)}")
+    assert cli.apply_overrides(cfg, assignments) == cfg
+
+
+def test_set_parses_to_the_field_type():
+    cfg = CoverageConfig()
+    out = cli.apply_overrides(cfg, ["reps=5000", "alpha=0.1", "sample_sizes=3,30", "distributions=(\"normal\",)",
+                                    "batch_size=64"])
+    assert (out.reps, out.alpha, out.sample_sizes, out.distributions, out.batch_size) == (
+        5000, 0.1, (3, 30), ("normal",), 64)
+    assert type(out.reps) is int and type(out.alpha) is float
+    assert cli.apply_overrides(cfg, ["sample_sizes=5"]).sample_sizes == (5,)
+    assert cli.apply_overrides(out, ["batch_size=None"]).batch_size is None
+    for item, message in [("reps=5OOO", "`reps` must be an int, got '5OOO'"),
+                          ("reps=5.5", "`reps` must be an int, got '5.5'"),
+                          ("reps=true", "`reps` must be an int, got 'true'"),
+                          ("alpha=nan", "`alpha` must be a float (not NaN), got 'nan'"),
+                          ("sample_sizes=(3, x)", "`sample_sizes` must be a tuple of ints"),
+                          ("batch_size=big", "`batch_size` must be an int or None, got 'big'")]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            cli.apply_overrides(cfg, [item])
+    with pytest.raises(ValueError, match=re.escape("has no field 'nope'; fields: ['sample_sizes', 'distributions'")):
+        cli.apply_overrides(cfg, ["nope=1"])
+
+
+def test_set_reaches_nested_configs_and_bools():
+    cfg = registry.get_experiment("hallucination").quick
+    out = cli.apply_overrides(cfg, ["training_1d.num_steps=7", "training_1d.ema=true", "training_1d.scale=None"])
+    assert (out.training_1d.num_steps, out.training_1d.ema, out.training_1d.scale) == (7, True, None)
+    assert out.training_2d == cfg.training_2d
+    with pytest.raises(ValueError, match=r"`training_1d` is a Training; set its fields as training_1d\.FIELD"):
+        cli.apply_overrides(cfg, ["training_1d=3"])
+    with pytest.raises(ValueError, match=r"`training_1d`: `ema` must be a bool \(true/false\), got 'maybe'"):
+        cli.apply_overrides(cfg, ["training_1d.ema=maybe"])
+
+
+def test_bad_set_is_a_clean_cli_error(capsys):
+    assert cli.main(["run", "ci-coverage", "--set", "reps=5OOO"]) == 2
+    assert "error: `reps` must be an int, got '5OOO'" in capsys.readouterr().err
+
+
+@dataclasses.dataclass(frozen=True)
+class _TinyConfig:
+    value: float = 1.0
+
+
+def _result(metrics):
+    import pandas as pd
+
+    return registry.Result(table=pd.DataFrame({"x": [1.0]}), metrics=metrics)
+
+
+def _boom(key, config):
+    raise RuntimeError("the injected failure")
+
+
+_INJECTED = {
+    "a-boom": registry.Experiment("a-boom", "raises", _TinyConfig(), _TinyConfig(), _boom),
+    "b-fine": registry.Experiment("b-fine", "finite", _TinyConfig(), _TinyConfig(),
+                                  lambda key, cfg: _result({"est": cfg.value, "se": 0.25})),
+    "c-nan": registry.Experiment("c-nan", "NaN headline", _TinyConfig(), _TinyConfig(),
+                                 lambda key, cfg: _result({"est": float("nan"), "curve": [1.0, float("inf")],
+                                                           "n": 3})),
+}
+
+
+def test_run_all_survives_a_failing_experiment_and_flags_nan(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(registry, "experiment_names", lambda: sorted(_INJECTED))
+    monkeypatch.setattr(registry, "get_experiment", _INJECTED.__getitem__)
+    (tmp_path / "results" / "b-fine").mkdir(parents=True)
+    (tmp_path / "results" / "b-fine" / "error.txt").write_text("stale failure of an earlier run")
+    assert cli.main(["run", "--all"]) == 1  # non-zero at the end ...
+    results = tmp_path / "results"
+    for name in ("b-fine", "c-nan"):  # ... after the others ran
+        assert (results / name / "results.json").exists()
+    assert not (results / "b-fine" / "error.txt").exists()
+    error = (results / "a-boom" / "error.txt").read_text()
+    assert "Traceback" in error and "RuntimeError: the injected failure" in error and "_boom" in error
+    assert not (results / "a-boom" / "results.json").exists()
+    captured = capsys.readouterr()
+    rows = {line.split("|")[1].strip(): line for line in captured.out.splitlines() if line.startswith("| ")}
+    assert "FAILED (RuntimeError: the injected failure); see error.txt" in rows["a-boom"]
+    assert "| ok |" in rows["b-fine"]
+    assert "NON-FINITE metrics: est, curve" in rows["c-nan"]
+    assert "1 of 3 experiments failed: a-boom" in captured.err
+    record = json.loads((results / "c-nan" / "results.json").read_text())
+    assert record["metrics"]["est"] is None and record["nonfinite_metrics"] == ["est", "curve"]
+
+    assert cli.main(["report"]) == 0
+    report = (results / "REPORT.md").read_text()
+    assert "- **a-boom: FAILED** (see `a-boom/error.txt`)" in report
+    assert "RuntimeError: the injected failure" in report.split("## a-boom — FAILED")[1]
+    assert "- **c-nan: non-finite metrics** est, curve" in report
+    assert "| est | **NaN/inf** |" in report and "| n | 3 |" in report
+    assert "## b-fine" in report and "| se | 0.25 |" in report and "b-fine: " not in report
+
+
+def test_a_single_failing_run_exits_non_zero(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(registry, "get_experiment", _INJECTED.__getitem__)
+    assert cli.main(["run", "a-boom", "--out", "out"]) == 1
+    assert "the injected failure" in (tmp_path / "out" / "error.txt").read_text()

@@ -1,4 +1,7 @@
+import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -115,3 +118,98 @@ def test_run_checkpointed_in_process(tmp_path):
         run_checkpointed(step_fn, jnp.int32(0), 5, directory=tmp_path, every=10)
     with pytest.raises(ValueError, match="`every` must be a positive int"):
         run_checkpointed(step_fn, jnp.int32(0), 5, directory=tmp_path / "x", every=0)
+
+
+# --- corruption: each step's arrays carry a checksum; damaged steps are named, skipped on resume ---------------
+
+def _flip(path):
+    data = bytearray(path.read_bytes())
+    for i in range(len(data) // 2, min(len(data), len(data) // 2 + 4)):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _flip_array_files(step_dir):
+    """Damage every data file of a step's arrays (OCDBT keeps them under ``d/`` folders; which one holds which
+    array depends on orbax's merge of the per-process databases)."""
+    files = [p for p in (step_dir / "default").rglob("*") if p.is_file() and p.parent.name == "d"]
+    assert files
+    for path in files:
+        _flip(path)
+
+
+def _noisy_state(key, s):
+    return {"w": jax.random.normal(jax.random.fold_in(key, s), (2000,)), "step": jnp.int32(s), "key": key}
+
+
+def test_corrupted_array_file_is_named_and_skipped(tmp_path, key):
+    with Checkpointer(tmp_path, keep=3) as ckpt:
+        for s in (1, 2):
+            ckpt.save(s, _noisy_state(key, s))
+        _flip_array_files(tmp_path / "2")
+        with pytest.raises(ValueError, match=r"checkpoint step 2: .*" + str(tmp_path / "2" / "default")):
+            ckpt.restore(_noisy_state(key, 0), step=2)
+        with pytest.warns(UserWarning, match=r"skipping corrupted checkpoint step 2 \(moved to .*2\.corrupt\)"):
+            assert ckpt.latest_step() == 1
+        assert ckpt.steps() == [1] and (tmp_path / "2.corrupt").is_dir()
+        restored = ckpt.restore(_noisy_state(key, 0))
+        np.testing.assert_array_equal(restored["w"], _noisy_state(key, 1)["w"])
+        ckpt.save(2, _noisy_state(key, 2))  # the step can be written again after the fallback
+        assert ckpt.steps() == [1, 2] and ckpt.latest_step() == 2
+
+
+def test_readable_but_wrong_arrays_fail_the_checksum(tmp_path, key):
+    with Checkpointer(tmp_path) as ckpt:
+        ckpt.save(1, _noisy_state(key, 1))
+        ckpt.save(2, _noisy_state(key, 2))
+    shutil.rmtree(tmp_path / "2" / "default")  # step 2 now holds step 1's (valid) arrays under step 2's checksum
+    shutil.copytree(tmp_path / "1" / "default", tmp_path / "2" / "default")
+    with Checkpointer(tmp_path) as ckpt:
+        with pytest.raises(ValueError, match=re.escape(f"checkpoint step 2: checksum mismatch for ['state/step', "
+                                                       f"'state/w'] in {tmp_path / '2' / 'default'}")):
+            ckpt.restore(_noisy_state(key, 0), step=2)
+        with pytest.warns(UserWarning, match="skipping corrupted checkpoint step 2"):
+            assert ckpt.latest_step() == 1
+
+
+@pytest.mark.parametrize("damaged", ["checksum/checksum.json", "default/_METADATA"])
+def test_corrupted_metadata_is_a_value_error_naming_the_file(tmp_path, key, damaged):
+    with Checkpointer(tmp_path) as ckpt:
+        ckpt.save(1, _noisy_state(key, 1))
+        ckpt.save(2, _noisy_state(key, 2))
+        _flip(tmp_path / "2" / damaged)
+        folder = str(tmp_path / "2" / damaged.split("/")[0])
+        with pytest.raises(ValueError, match=r"checkpoint step 2: corrupted .*metadata.*" + folder) as info:
+            ckpt.restore(_noisy_state(key, 0), step=2)
+        assert not isinstance(info.value, UnicodeDecodeError | json.JSONDecodeError)
+        with pytest.warns(UserWarning, match="skipping corrupted checkpoint step 2"):
+            assert ckpt.latest_step() == 1
+
+
+def test_run_checkpointed_falls_back_to_the_newest_intact_step(tmp_path, key):
+    def step_fn(state, step):
+        return state + jnp.sin(state) * 1e-3 + step
+
+    x0 = jax.random.normal(key, (2000,))
+    whole = run_checkpointed(step_fn, x0, 30, directory=tmp_path / "a", every=10)
+    partial = run_checkpointed(step_fn, x0, 30, directory=tmp_path / "b", every=10)
+    _flip_array_files(tmp_path / "b" / "30")
+    with pytest.warns(UserWarning, match="skipping corrupted checkpoint step 30"):
+        resumed = run_checkpointed(step_fn, x0, 30, directory=tmp_path / "b", every=10)
+    np.testing.assert_array_equal(resumed, whole)  # redone from step 20, bit-identical
+    np.testing.assert_array_equal(partial, whole)
+
+
+def test_format_1_checkpoint_without_checksum_restores_with_a_warning(tmp_path, key):
+    import orbax.checkpoint as ocp
+
+    from jaxlib_ext.checkpoint import _to_storable
+
+    state = _noisy_state(key, 1)
+    options = ocp.CheckpointManagerOptions(enable_async_checkpointing=False, create=True)
+    with ocp.CheckpointManager(tmp_path, options=options, item_handlers=ocp.StandardCheckpointHandler()) as old:
+        old.save(5, args=ocp.args.StandardSave(_to_storable(state)))
+        old.wait_until_finished()
+    with Checkpointer(tmp_path) as ckpt, pytest.warns(UserWarning, match="step 5 .* has no checksum"):
+        restored = ckpt.restore(_noisy_state(key, 0))
+    np.testing.assert_array_equal(restored["w"], state["w"])
