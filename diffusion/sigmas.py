@@ -211,9 +211,11 @@ def vp_timesteps(n: int, num_train_timesteps: int = 1000, spacing: str = "traili
     elif spacing == "leading":
         steps = (np.arange(n) * (big_t // n)).astype(np.float64)[::-1] + steps_offset
     else:  # "trailing"
-        steps = np.round(np.arange(big_t, 0, -big_t / n)) - 1.0
+        # T − k·T/n for k < n: exactly n values (diffusers' arange(T, 0, −T/n) gives n + 1 for n = 223, the last −1)
+        steps = np.round(big_t - np.arange(n) * (big_t / n)) - 1.0
     check_condition(steps <= big_t - 1, f"`steps_offset` = {steps_offset} puts a timestep above T − 1 = {big_t - 1}",
                     steps)
+    check_in_range("timesteps", steps, 0, big_t - 1)
     return np.ascontiguousarray(steps, dtype=np.float64)
 
 
