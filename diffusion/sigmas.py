@@ -4,6 +4,11 @@ A grid is a 1-D array σ_0 > σ_1 > … > σ_{n−1} > 0, optionally followed by
 k-diffusion convention: the last step lands on the clean estimate). Solver and discretization are independent
 choices: every sampler takes ``(denoiser, x_T, sigmas)`` and calls :func:`validate_sigmas` on the host.
 
+Grids are valid *in the dtype they are computed in*: strictly decreasing after the cast (1 − 1e-9 is 1.0 in
+float32), and every positive σ within :func:`sigma_bounds` — σ² a normal, finite number (float32: 1.08e-19 …
+1.84e19), since samplers divide by σ² and XLA flushes subnormals to 0. The grid builders check their output the
+same way and name their arguments when it fails.
+
 Example::
 
     sigmas = karras(18, 0.002, 80.0)              # 19 values, EDM's default grid, ending at 0
@@ -21,7 +26,16 @@ from jax import Array
 from jax.typing import ArrayLike
 
 from diffusion.alpha_bar import cosine_alpha_bar, ddpm_linear_alpha_bar, rescale_zero_terminal_snr
-from jaxlib_ext.checks import check_in_range, check_positive, check_strictly_decreasing
+from jaxlib_ext.checks import (
+    check_choice,
+    check_condition,
+    check_in_range,
+    check_int,
+    check_number,
+    check_strictly_decreasing,
+    is_traced,
+    to_float,
+)
 
 __all__ = [
     "SPACINGS",
@@ -30,6 +44,7 @@ __all__ = [
     "from_alpha_bar",
     "karras",
     "log_linear",
+    "sigma_bounds",
     "validate_sigmas",
     "vp_timesteps",
 ]
@@ -39,40 +54,91 @@ _ZERO_SNR_FLOOR = 2.0**-24  # diffusers' Euler scheduler floor for ᾱ_T = 0, so
 
 
 def _check_n(n: int) -> int:
-    if not isinstance(n, int | np.integer) or n < 1:
-        raise ValueError(f"`n` must be a positive integer, got {n!r}")
-    return int(n)
+    return check_int("n", n, 1)
 
 
-def _finish(sigmas: np.ndarray, append_zero: bool, dtype) -> Array:
-    if append_zero:
+def _dtype(dtype) -> np.dtype:
+    """The float dtype a grid is made in: ``dtype`` (default float) as JAX canonicalizes it."""
+    return np.dtype(jax.dtypes.canonicalize_dtype(np.float64 if dtype is None else dtype))
+
+
+def sigma_bounds(dtype) -> tuple[float, float]:
+    """``(lo, hi)``: the positive σ a sampler computing in ``dtype`` can use, √tiny ≤ σ ≤ √max (σ² normal, finite).
+
+    Example: ``sigma_bounds(jnp.float32)  # (1.08e-19, 1.84e19)``.
+    """
+    info = jnp.finfo(dtype)
+    return float(np.sqrt(float(info.tiny))), float(np.sqrt(float(info.max)))
+
+
+def _finish(sigmas: np.ndarray, append_zero: bool, dtype, blame: str) -> Array:
+    """The grid in ``dtype``, validated there; a failure names the builder's arguments in ``blame``."""
+    if check_choice("append_zero", append_zero, (False, True)):
         sigmas = np.concatenate([sigmas, [0.0]])
-    return jnp.asarray(sigmas, dtype=dtype if dtype is not None else jnp.result_type(float))
+    dtype = _dtype(dtype)
+    try:
+        return validate_sigmas(sigmas, dtype=dtype)
+    except ValueError as err:
+        raise ValueError(f"{blame} give a grid that is not valid in {dtype}: {err}") from None
 
 
-def _check_range(sigma_min: float, sigma_max: float) -> None:
-    check_positive("sigma_min", sigma_min)
-    check_in_range("sigma_max", sigma_max, float(sigma_min), None, inclusive=(False, True))
+def _check_range(sigma_min: float, sigma_max: float, dtype) -> None:
+    """0 < σ_min < σ_max, both within :func:`sigma_bounds` of the output dtype."""
+    sigma_min = check_number("sigma_min", sigma_min, 0.0, None, inclusive=(False, True))
+    sigma_max = check_number("sigma_max", sigma_max, sigma_min, None, inclusive=(False, True))
+    dtype = _dtype(dtype)
+    lo, hi = sigma_bounds(dtype)
+    if sigma_min < lo:
+        raise ValueError(f"`sigma_min` must be >= {lo:.3g} in {dtype} (smaller σ have σ² subnormal or 0), got "
+                         f"{sigma_min!r}; pass dtype=jnp.float64 (with jax_enable_x64) for smaller σ")
+    if sigma_max > hi:
+        raise ValueError(f"`sigma_max` must be <= {hi:.3g} in {dtype} (larger σ have σ² = inf), got {sigma_max!r}")
 
 
-def validate_sigmas(sigmas: ArrayLike) -> Array:
-    """Check on the host that ``sigmas`` is 1-D, finite, strictly decreasing and positive but for a final 0.
+def validate_sigmas(sigmas: ArrayLike, *, dtype=None) -> Array:
+    """Check that ``sigmas`` is a valid grid in ``dtype``: 1-D, finite, strictly decreasing, positive but for a
+    final 0, and every positive σ within :func:`sigma_bounds` (σ² a normal, finite number of ``dtype``).
+
+    The checks run on the grid *cast to* ``dtype``, the dtype the sampler computes in: ``[1, 1 − 1e-9, 0]`` is
+    valid in float64 but ``[1, 1, 0]`` in float32, and ``1e-30`` is a float32 number whose square is 0. Concrete
+    grids are checked on the host; a traced grid gets the shape check at trace time and the value checks as
+    ``checkify`` checks (free under a plain ``jit``).
 
     Args:
       sigmas: candidate grid, shape (n,), n ≥ 2.
+      dtype: the computing dtype (default: ``sigmas``' own float dtype, float for other input).
 
     Returns:
-      ``sigmas`` as a JAX array (dtype kept).
+      ``sigmas`` in ``dtype`` as a JAX array (``sigmas`` itself when it already is one).
 
     Raises:
-      ValueError naming ``sigmas`` and the offending entry.
+      ValueError naming ``sigmas``, the offending entry and the dtype.
 
     Example: ``validate_sigmas(karras(10, 0.01, 10.0))``.
     """
-    arr = check_strictly_decreasing("sigmas", sigmas)
-    check_positive("sigmas", arr[:-1])
-    check_positive("sigmas", arr[-1:], strict=False)
-    return sigmas if isinstance(sigmas, jax.Array) else jnp.asarray(sigmas)
+    if dtype is None:
+        own = np.dtype(getattr(sigmas, "dtype", None) or np.asarray(sigmas).dtype)
+        dtype = _dtype(own if np.issubdtype(own, np.floating) or own == jnp.bfloat16 else None)
+    dtype = np.dtype(dtype)
+    arr = check_strictly_decreasing("sigmas", _cast(sigmas, dtype))
+    lo, hi = sigma_bounds(dtype)
+    check_in_range("sigmas", arr[:-1], lo, hi)
+    last = arr[-1:]
+    check_condition((last == 0) | ((last >= lo) & (last <= hi)),
+                    f"`sigmas` must end at 0 or at a σ in [{lo:.3g}, {hi:.3g}] (σ² a normal {dtype} number)", last)
+    if isinstance(sigmas, jax.Array) and not is_traced(sigmas) and sigmas.dtype == dtype:
+        return sigmas
+    return arr.astype(dtype) if is_traced(arr) else jnp.asarray(arr, dtype)
+
+
+def _cast(sigmas: ArrayLike, dtype: np.dtype):
+    """``sigmas`` rounded to ``dtype``; ml_dtypes floats (bfloat16, …: NumPy kind "V", which the shared checks do
+    not read) are held exactly in float32 for the checks (their ranges are float32's or narrower)."""
+    if np.dtype(getattr(sigmas, "dtype", np.float64)).kind == "V":
+        sigmas = sigmas.astype(np.float32)
+    if dtype.kind != "V":
+        return to_float("sigmas", sigmas, dtype)
+    return to_float("sigmas", sigmas, np.float32).astype(dtype).astype(np.float32)
 
 
 def karras(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0, *, append_zero: bool = True,
@@ -94,13 +160,13 @@ def karras(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0, *, appe
     eq. (5).
     """
     n = _check_n(n)
-    _check_range(sigma_min, sigma_max)
-    check_positive("rho", rho)
+    _check_range(sigma_min, sigma_max, dtype)
+    rho = check_number("rho", rho, 0.0, None, inclusive=(False, True))
     ramp = np.linspace(0.0, 1.0, n) if n > 1 else np.zeros(1)
     lo, hi = sigma_min ** (1.0 / rho), sigma_max ** (1.0 / rho)
     sigmas = (hi + ramp * (lo - hi)) ** rho
     sigmas[0], sigmas[-1] = (sigma_max, sigma_min) if n > 1 else (sigma_max, sigma_max)
-    return _finish(sigmas, append_zero, dtype)
+    return _finish(sigmas, append_zero, dtype, "`n`, `sigma_min`, `sigma_max` and `rho`")
 
 
 def log_linear(n: int, sigma_min: float, sigma_max: float, *, append_zero: bool = True, dtype=None) -> Array:
@@ -110,10 +176,10 @@ def log_linear(n: int, sigma_min: float, sigma_max: float, *, append_zero: bool 
     Reference: k-diffusion ``get_sigmas_exponential``; Lu et al. (2022), "DPM-Solver" (uniform λ steps).
     """
     n = _check_n(n)
-    _check_range(sigma_min, sigma_max)
+    _check_range(sigma_min, sigma_max, dtype)
     sigmas = np.exp(np.linspace(math.log(sigma_max), math.log(sigma_min), n))
     sigmas[0], sigmas[-1] = (sigma_max, sigma_min) if n > 1 else (sigma_max, sigma_max)
-    return _finish(sigmas, append_zero, dtype)
+    return _finish(sigmas, append_zero, dtype, "`n`, `sigma_min` and `sigma_max`")
 
 
 def vp_timesteps(n: int, num_train_timesteps: int = 1000, spacing: str = "trailing",
@@ -137,17 +203,18 @@ def vp_timesteps(n: int, num_train_timesteps: int = 1000, spacing: str = "traili
     Reference: Lin et al. (2024), "Common Diffusion Noise Schedules and Sample Steps are Flawed", Table 2.
     """
     n = _check_n(n)
-    if not isinstance(num_train_timesteps, int | np.integer) or num_train_timesteps < n:
-        raise ValueError(f"`num_train_timesteps` must be an integer >= n = {n}, got {num_train_timesteps!r}")
-    big_t = int(num_train_timesteps)
+    big_t = check_int("num_train_timesteps", num_train_timesteps, n)
+    steps_offset = check_int("steps_offset", steps_offset, 0)
+    check_choice("spacing", spacing, SPACINGS)
     if spacing == "linspace":
         steps = np.linspace(0.0, big_t - 1, n)[::-1]
     elif spacing == "leading":
         steps = (np.arange(n) * (big_t // n)).astype(np.float64)[::-1] + steps_offset
-    elif spacing == "trailing":
-        steps = np.round(np.arange(big_t, 0, -big_t / n)) - 1.0
-    else:
-        raise ValueError(f"`spacing` must be one of {SPACINGS}, got {spacing!r}")
+    else:  # "trailing"
+        # T − k·T/n for k < n: exactly n values (diffusers' arange(T, 0, −T/n) gives n + 1 for n = 223, the last −1)
+        steps = np.round(big_t - np.arange(n) * (big_t / n)) - 1.0
+    check_condition(steps <= big_t - 1, f"`steps_offset` = {steps_offset} puts a timestep above T − 1 = {big_t - 1}",
+                    steps)
     check_in_range("timesteps", steps, 0, big_t - 1)
     return np.ascontiguousarray(steps, dtype=np.float64)
 
@@ -158,7 +225,9 @@ def from_alpha_bar(alpha_bar: ArrayLike, n: int, *, spacing: str = "trailing", s
 
     Fractional timesteps ("linspace") interpolate σ linearly between table entries, as diffusers' Euler
     scheduler. A zero-SNR table (ᾱ_T = 0) has σ_T = ∞; like diffusers, that one 0 is replaced by 2⁻²⁴
-    (σ ≈ 4096).
+    (σ ≈ 4096). Where that floor lies above ᾱ at a timestep the grid visits (DDPM-linear rescaled to zero SNR
+    has ᾱ_998 = 4.2e-9: "trailing" grids of n ≥ 300 steps), σ_T would not be the largest σ and the grid would
+    not decrease: that is a ``ValueError`` naming ``n``, not a grid.
 
     Args:
       alpha_bar: shape (T,), strictly decreasing in [0, 1].
@@ -168,17 +237,27 @@ def from_alpha_bar(alpha_bar: ArrayLike, n: int, *, spacing: str = "trailing", s
       dtype: output dtype.
 
     Returns:
-      Array of shape (n,) or (n + 1,), strictly decreasing.
+      Array of shape (n,) or (n + 1,), strictly decreasing in ``dtype``.
+
+    Raises:
+      ValueError naming ``alpha_bar``, ``n``, ``spacing`` or ``steps_offset``.
 
     Example: ``from_alpha_bar(ddpm_linear_alpha_bar(), 50, spacing="leading", steps_offset=1)``.
     Reference: Karras et al. (2022), EDM, Table 1 (the VP → VE map); Lin et al. (2024) for the spacings.
     """
     table = check_strictly_decreasing("alpha_bar", np.asarray(alpha_bar, np.float64))
     check_in_range("alpha_bar", table, 0.0, 1.0)
+    zero_snr = table[-1] == 0.0
     table = np.where(table == 0.0, _ZERO_SNR_FLOOR, table)
     steps = vp_timesteps(n, table.shape[0], spacing, steps_offset)
     sigma_table = np.sqrt((1.0 - table) / table)
-    return _finish(np.interp(steps, np.arange(table.shape[0]), sigma_table), append_zero, dtype)
+    grid = np.interp(steps, np.arange(table.shape[0]), sigma_table)
+    if zero_snr and n > 1 and np.any(grid[1:] >= grid[0]):
+        t = steps[1:][np.argmax(grid[1:] >= grid[0])]
+        raise ValueError(f"`n` = {n} ({spacing!r} spacing) visits timestep {t:g}, whose σ = {np.max(grid[1:]):.6g} is "
+                         f"not below σ_T = {grid[0]:.6g}, the σ of the 2⁻²⁴ floor (diffusers') on the zero-SNR "
+                         f"table's ᾱ_T = 0: the grid would not decrease; use fewer steps")
+    return _finish(grid, append_zero, dtype, "`n`, `spacing` and `steps_offset`")
 
 
 def ddpm_linear(n: int, *, spacing: str = "trailing", num_train_timesteps: int = 1000,
@@ -187,11 +266,14 @@ def ddpm_linear(n: int, *, spacing: str = "trailing", num_train_timesteps: int =
                 append_zero: bool = True, dtype=None) -> Array:
     """Sigma grid of DDPM's linear β schedule (1e-4 → 0.02 over 1000 steps), optionally rescaled to zero SNR.
 
+    With ``zero_terminal_snr=True`` σ_max is diffusers' 4096 and "trailing" / "linspace" grids of n ≥ 300 steps
+    raise a ``ValueError`` naming ``n`` (they would not decrease; see :func:`from_alpha_bar`).
+
     Example: ``ddpm_linear(10, spacing="trailing")[0]  # ≈ 157.4 = σ_ve at t = 999``.
     Reference: Ho et al. (2020), "Denoising Diffusion Probabilistic Models".
     """
     table = ddpm_linear_alpha_bar(num_train_timesteps, beta_start, beta_end)
-    if zero_terminal_snr:
+    if check_choice("zero_terminal_snr", zero_terminal_snr, (False, True)):
         table = rescale_zero_terminal_snr(table)
     return from_alpha_bar(table, n, spacing=spacing, steps_offset=steps_offset, append_zero=append_zero,
                           dtype=dtype)
@@ -206,7 +288,7 @@ def cosine(n: int, *, spacing: str = "trailing", num_train_timesteps: int = 1000
     Reference: Nichol & Dhariwal (2021), "Improved Denoising Diffusion Probabilistic Models".
     """
     table = cosine_alpha_bar(num_train_timesteps, s)
-    if zero_terminal_snr:
+    if check_choice("zero_terminal_snr", zero_terminal_snr, (False, True)):
         table = rescale_zero_terminal_snr(table)
     return from_alpha_bar(table, n, spacing=spacing, steps_offset=steps_offset, append_zero=append_zero,
                           dtype=dtype)

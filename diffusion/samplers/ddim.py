@@ -18,6 +18,7 @@ from jax import Array
 
 from diffusion.samplers.base import Sampler, StepInfo, expand, nfe
 from jaxlib_ext import random as jrandom
+from jaxlib_ext.checks import check_number
 
 __all__ = ["DDIMState", "ddim"]
 
@@ -39,9 +40,7 @@ def ddim(eta: float = 0.0) -> Sampler:
 
         x0, info = sample(model.denoise, x_T, ddpm_linear(50), method="ddim", eta=0.5, key=key)
     """
-    if isinstance(eta, bool) or not isinstance(eta, int | float) or not 0.0 <= eta <= 1.0:
-        raise ValueError(f"`eta` must be a number in [0, 1], got {eta!r}")
-    eta = float(eta)
+    eta = check_number("eta", eta, 0.0, 1.0)
 
     def init(x_T, sigmas):
         return DDIMState(x_T)

@@ -22,7 +22,7 @@ from jax import Array
 
 from diffusion.samplers.base import Sampler, StepInfo, expand, nfe
 from jaxlib_ext import random as jrandom
-from jaxlib_ext.checks import check_in_range
+from jaxlib_ext.checks import check_number
 
 __all__ = ["DDPMState", "ddpm", "posterior_sigmas"]
 
@@ -60,7 +60,7 @@ def ddpm(eta: float = 1.0) -> Sampler:
 
     Reference: Ho et al. (2020), "Denoising Diffusion Probabilistic Models", eq. (7).
     """
-    eta = float(check_in_range("eta", eta, 0.0, 1.0))
+    eta = check_number("eta", eta, 0.0, 1.0)
 
     def init(x_T, sigmas):
         return DDPMState(x_T)

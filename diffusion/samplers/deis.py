@@ -23,7 +23,7 @@ from jax import Array
 
 from diffusion.samplers._helpers import combine, past_sigmas, push
 from diffusion.samplers.base import Sampler, StepInfo, expand, nfe
-from jaxlib_ext.checks import check_choice
+from jaxlib_ext.checks import check_int
 
 __all__ = ["DEISState", "deis", "lagrange_coefficients"]
 
@@ -69,7 +69,7 @@ def deis(order: int = 3) -> Sampler:
 
         x0, info = sample(model.denoise, 80.0 * z, karras(20, 0.002, 80.0), method="deis", order=3)
     """
-    check_choice("order", order, (1, 2, 3))
+    order = check_int("order", order, 1, 3)
     keep = max(order - 1, 1)
 
     def weights(sigmas):

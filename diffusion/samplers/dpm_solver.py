@@ -25,7 +25,7 @@ from jax import Array
 
 from diffusion.samplers._helpers import FINAL_STEPS, extrapolate_to_zero, push
 from diffusion.samplers.base import Sampler, StepInfo, expand, nfe
-from jaxlib_ext.checks import check_choice
+from jaxlib_ext.checks import check_choice, check_int
 
 __all__ = ["DPMSolverState", "dpm_solver"]
 
@@ -52,7 +52,7 @@ def dpm_solver(order: int = 2, final_step: str = "extrapolate") -> Sampler:
 
         x0, info = sample(model.denoise, 80.0 * z, log_linear(10, 0.002, 80.0), method="dpm_solver", order=3)
     """
-    check_choice("order", order, (1, 2, 3))
+    order = check_int("order", order, 1, 3)
     check_choice("final_step", final_step, FINAL_STEPS)
     keep = max(order - 1, 1)
     k_final = order if final_step == "extrapolate" else 1

@@ -37,7 +37,7 @@ from diffusion.samplers._helpers import (
     threshold,
 )
 from diffusion.samplers.base import Sampler, StepInfo, expand, nfe
-from jaxlib_ext.checks import check_choice
+from jaxlib_ext.checks import check_choice, check_int, check_number
 
 __all__ = ["DPMSolverPPState", "dpm_solver_pp", "multistep_update"]
 
@@ -99,13 +99,11 @@ def dpm_solver_pp(order: int = 2, variant: str = "multistep", final_step: str = 
     """
     check_choice("variant", variant, ("multistep", "singlestep"))
     check_choice("final_step", final_step, FINAL_STEPS)
-    check_choice("order", order, (1, 2, 3) if variant == "multistep" else (1, 2))
-    if not 0.0 < quantile <= 1.0:
-        raise ValueError(f"`quantile` must lie in (0, 1], got {quantile!r}")
-    if not max_value >= 1.0:
-        raise ValueError(f"`max_value` must be ≥ 1, got {max_value!r}")
-    if not isinstance(event_ndim, int) or event_ndim < 0:
-        raise ValueError(f"`event_ndim` must be a non-negative int, got {event_ndim!r}")
+    order = check_int("order", order, 1, 3 if variant == "multistep" else 2)
+    check_choice("thresholding", thresholding, (False, True))
+    quantile = check_number("quantile", quantile, 0.0, 1.0, inclusive=(False, True))
+    max_value = check_number("max_value", max_value, 1.0, None)
+    event_ndim = check_int("event_ndim", event_ndim, 0)
     keep = max(order - 1, 1)
     k_final = order if final_step == "extrapolate" else 1
 

@@ -21,7 +21,7 @@ from jax.tree_util import Partial
 from diffusion.samplers.base import Denoiser
 from diffusion.samplers.registry import build
 from diffusion.sigmas import validate_sigmas
-from jaxlib_ext.checks import check_ndim
+from jaxlib_ext.checks import check_finite, check_int, is_traced
 
 __all__ = ["Record", "SampleInfo", "sample"]
 
@@ -41,9 +41,8 @@ class Record(NamedTuple):
     def validate(self) -> Record:
         if (self.window is None) == (self.every is None):
             raise ValueError(f"`record` needs exactly one of window= or every=, got {self}")
-        k = self.window if self.window is not None else self.every
-        if not isinstance(k, int) or k < 1:
-            raise ValueError(f"`record` window/every must be a positive int, got {self}")
+        field = "window" if self.window is not None else "every"
+        check_int(f"record.{field}", getattr(self, field), 1)
         return self
 
 
@@ -55,12 +54,15 @@ class SampleInfo(NamedTuple):
       x0_hat: recorded x̂₀, shape (k, *x.shape) in chronological order, or None.
       sigmas: the σᵢ at which each recorded x̂₀ was taken, shape (k,), or None.
       last: the final step's :class:`~diffusion.samplers.base.StepInfo` (method-specific diagnostics).
+      nonfinite: number of NaN / ±inf entries in the returned sample (int32; 0 on a healthy run). A denoiser
+        that returns NaN or inf makes it positive; under ``checkify`` the run reports the first such call.
     """
 
     nfe: Array
     x0_hat: Array | None
     sigmas: Array | None
     last: Any
+    nonfinite: Array
 
 
 def _as_pytree(denoiser: Denoiser) -> Any:
@@ -103,20 +105,40 @@ def _unused_key() -> Array:
         return jax.random.key(0)
 
 
-# grids already validated, by identity: a jax.Array never changes, and the weak reference ends with it
+# grids already validated in their own dtype, by identity: a jax.Array never changes, and the weak reference
+# ends with it
 _VALID_GRIDS: weakref.WeakValueDictionary[int, jax.Array] = weakref.WeakValueDictionary()
 
 
-def _validated_grid(sigmas) -> Array:
-    """``validate_sigmas`` once per concrete jax.Array: the check reads the grid back to the host, which costs
-    about 0.1 ms — several denoiser calls' worth on a short run with a cheap model."""
-    if not isinstance(sigmas, jax.Array):
-        return validate_sigmas(sigmas)
+def _validated_grid(sigmas, dtype) -> Array:
+    """``sigmas`` in the computing ``dtype``, validated there (``validate_sigmas``: checkify checks when traced).
+
+    A concrete jax.Array already in ``dtype`` is validated once: the check reads the grid back to the host, which
+    costs about 0.1 ms — several denoiser calls' worth on a short run with a cheap model."""
+    if is_traced(sigmas) or not isinstance(sigmas, jax.Array) or sigmas.dtype != dtype:
+        return validate_sigmas(sigmas, dtype=dtype)
     if _VALID_GRIDS.get(id(sigmas)) is sigmas:
         return sigmas
-    sigmas = validate_sigmas(sigmas)
+    sigmas = validate_sigmas(sigmas, dtype=dtype)
     _VALID_GRIDS[id(sigmas)] = sigmas
     return sigmas
+
+
+def _checked_call(denoiser: Denoiser, x: Array, sigma: Array) -> Array:
+    """``denoiser(x, sigma)`` with a checkify check that its output is finite.
+
+    Only where ``sample`` is traced by its caller: a checkify check gives the jitted function an effect, which
+    sends every call through JAX's slower Python dispatch (~0.15 ms for ``_run``); an eager call, which nothing
+    could checkify, counts the damage in ``info.nonfinite`` instead."""
+    return check_finite("denoiser(x, sigma)", denoiser(x, sigma))
+
+
+def _check_x_T(x_T: Array) -> None:
+    """NaN / inf in ``x_T``: a ValueError on the host for a concrete array, a checkify check for a traced one."""
+    if not is_traced(x_T) and x_T.dtype.kind == "V":  # bfloat16 & co: the host check reads float32
+        check_finite("x_T", x_T.astype(jnp.float32))
+    else:
+        check_finite("x_T", x_T)
 
 
 def _check_hashable(options: dict) -> tuple:
@@ -138,9 +160,12 @@ def _hashable(v: Any) -> bool:
     return True
 
 
-@functools.partial(jax.jit, static_argnames=("method", "options", "record", "unroll"))
-def _run(denoiser, x_T, sigmas, key, *, method: str, options: tuple, record: Record | None, unroll: int):
+@functools.partial(jax.jit, static_argnames=("method", "options", "record", "unroll", "checks"))
+def _run(denoiser, x_T, sigmas, key, *, method: str, options: tuple, record: Record | None, unroll: int,
+         checks: bool):
     sampler = _build(method, options)
+    if checks:  # traced by the caller (jit / vmap / checkify): every denoiser output gets a checkify check
+        denoiser = Partial(_checked_call, denoiser)
     n = sigmas.shape[0] - 1
     keys = jax.random.split(key, n)
     state = sampler.init(x_T, sigmas)
@@ -178,7 +203,8 @@ def _run(denoiser, x_T, sigmas, key, *, method: str, options: tuple, record: Rec
             buf, buf_sigma = jnp.roll(buf, -shift, axis=0), jnp.roll(buf_sigma, -shift, axis=0)
         else:
             buf, buf_sigma = buf[:n], buf_sigma[:n]
-    return state.x, SampleInfo(total, buf if record else None, buf_sigma if record else None, last)
+    nonfinite = jnp.sum(~jnp.isfinite(state.x), dtype=jnp.int32)
+    return state.x, SampleInfo(total, buf if record else None, buf_sigma if record else None, last, nonfinite)
 
 
 def sample(denoiser: Denoiser, x_T: Array, sigmas: Array, *, method: str, key: Array | None = None,
@@ -199,11 +225,18 @@ def sample(denoiser: Denoiser, x_T: Array, sigmas: Array, *, method: str, key: A
       **options: the method's static options (e.g. ``order=3`` for ``dpm_solver_pp``).
 
     Returns:
-      ``(x0, info)``: the final sample and :class:`SampleInfo`.
+      ``(x0, info)``: the final sample and :class:`SampleInfo`; ``info.nonfinite`` counts NaN / inf entries
+      of ``x0`` (a denoiser that returned non-finite values).
 
     Raises:
-      ValueError: unknown method or option, a bad grid, a missing key, or ``x_T`` of a shape the denoiser
-        does not return.
+      ValueError: unknown method or option (or option value), a grid that is not valid in ``x_T``'s dtype
+        (:func:`~diffusion.sigmas.validate_sigmas`), NaN / inf in ``x_T``, a missing key, or ``x_T`` of a shape
+        the denoiser does not return. Traced ``x_T`` / ``sigmas`` (under the user's ``jit`` / ``vmap``) get
+        those value checks, and (when any input is traced) every denoiser output a finiteness check, as
+        ``checkify`` checks::
+
+            err, (x0, info) = checkify.checkify(jax.jit(run))(x_T)
+            err.throw()  # `denoiser(x, sigma)` must be finite, got 8 non-finite value(s) (dtype float32)
 
     Example::
 
@@ -215,15 +248,11 @@ def sample(denoiser: Denoiser, x_T: Array, sigmas: Array, *, method: str, key: A
     sampler = _build(method, opts)
     if isinstance(unroll, bool) or not isinstance(unroll, int) or unroll < 1:
         raise ValueError(f"`unroll` must be a positive int, got {unroll!r}")
-    if isinstance(sigmas, jax.core.Tracer):
-        check_ndim("sigmas", sigmas, 1)
-    else:
-        sigmas = _validated_grid(sigmas)
     x_T = x_T if isinstance(x_T, jax.Array) else jnp.asarray(x_T)
     if not jnp.issubdtype(x_T.dtype, jnp.floating):
         raise ValueError(f"`x_T` must be a float array, got dtype {x_T.dtype}")
-    if sigmas.dtype != x_T.dtype:
-        sigmas = sigmas.astype(x_T.dtype)
+    _check_x_T(x_T)
+    sigmas = _validated_grid(sigmas, x_T.dtype)  # checked in the dtype the sampler computes in
     if record is not None:
         record = Record(*record).validate() if not isinstance(record, Record) else record.validate()
     if sampler.stochastic and key is None:
@@ -236,5 +265,6 @@ def sample(denoiser: Denoiser, x_T: Array, sigmas: Array, *, method: str, key: A
         raise ValueError(f"`x_T` of shape {x_T.shape} does not fit the denoiser: {err}") from err
     if out.shape != x_T.shape:
         raise ValueError(f"`x_T` has shape {x_T.shape} but the denoiser returns shape {out.shape}")
-    return _run(tree, x_T, sigmas, key, method=method, options=opts, record=record, unroll=unroll)
+    checks = is_traced(x_T, sigmas, key, tree)
+    return _run(tree, x_T, sigmas, key, method=method, options=opts, record=record, unroll=unroll, checks=checks)
 

@@ -22,7 +22,7 @@ from jax import Array
 from diffusion.samplers.base import Sampler, StepInfo, expand
 from diffusion.samplers.heun import heun_update
 from jaxlib_ext import random as jrandom
-from jaxlib_ext.checks import check_in_range
+from jaxlib_ext.checks import check_number
 
 __all__ = ["EDMStochasticState", "edm_stochastic"]
 
@@ -54,12 +54,10 @@ def edm_stochastic(s_churn: float = 40.0, s_tmin: float = 0.0, s_tmax: float = m
     Reference: Karras et al. (2022), "Elucidating the Design Space of Diffusion-Based Generative Models",
     Algorithm 2 and Table 5.
     """
-    s_churn = float(check_in_range("s_churn", s_churn, 0.0, None))
-    s_tmin = float(check_in_range("s_tmin", s_tmin, 0.0, None))
-    if not (isinstance(s_tmax, int | float) and s_tmax >= s_tmin):
-        raise ValueError(f"`s_tmax` must be a number >= s_tmin = {s_tmin}, got {s_tmax!r}")
-    s_tmax = float(s_tmax)
-    s_noise = float(check_in_range("s_noise", s_noise, 0.0, None))
+    s_churn = check_number("s_churn", s_churn, 0.0, None)
+    s_tmin = check_number("s_tmin", s_tmin, 0.0, None)
+    s_tmax = math.inf if s_tmax == math.inf else check_number("s_tmax", s_tmax, s_tmin, None)
+    s_noise = check_number("s_noise", s_noise, 0.0, None)
     churn = s_churn > 0 and s_noise > 0
 
     def init(x_T, sigmas):

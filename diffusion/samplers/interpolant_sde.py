@@ -25,7 +25,7 @@ from jax import Array
 
 from diffusion.samplers.base import Sampler, StepInfo, expand, nfe
 from jaxlib_ext import random as jrandom
-from jaxlib_ext.checks import check_in_range
+from jaxlib_ext.checks import check_choice, check_number
 
 __all__ = ["INTERPOLANTS", "InterpolantState", "interpolant_sde"]
 
@@ -57,9 +57,8 @@ def interpolant_sde(epsilon: float = 1.0, interpolant: str = "ve") -> Sampler:
     Reference: Albergo, Boffi & Vanden-Eijnden (2023), "Stochastic Interpolants: A Unifying Framework for Flows and
     Diffusions", section 2.
     """
-    epsilon = float(check_in_range("epsilon", epsilon, 0.0, None))
-    if interpolant not in INTERPOLANTS:
-        raise ValueError(f"`interpolant` must be one of {INTERPOLANTS}, got {interpolant!r}")
+    epsilon = check_number("epsilon", epsilon, 0.0, None)
+    check_choice("interpolant", interpolant, INTERPOLANTS)
 
     def init(x_T, sigmas):
         return InterpolantState(x_T)

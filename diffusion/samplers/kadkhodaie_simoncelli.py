@@ -31,6 +31,7 @@ from jax import Array
 
 from diffusion.samplers.base import Sampler
 from jaxlib_ext import random as jrandom
+from jaxlib_ext.checks import check_int, check_number
 
 __all__ = ["KSInfo", "KSState", "kadkhodaie_simoncelli"]
 
@@ -54,12 +55,6 @@ class KSInfo(NamedTuple):
     iterations: Array
     sigma_hat: Array
     done: Array
-
-
-def _check_unit(name: str, value: float) -> float:
-    if not isinstance(value, int | float) or not 0.0 < value <= 1.0:
-        raise ValueError(f"`{name}` must lie in (0, 1], got {value!r}")
-    return float(value)
 
 
 def kadkhodaie_simoncelli(h0: float = 0.01, beta: float = 0.01, event_ndim: int = 1) -> Sampler:
@@ -86,9 +81,9 @@ def kadkhodaie_simoncelli(h0: float = 0.01, beta: float = 0.01, event_ndim: int 
     Reference: Kadkhodaie & Simoncelli (2021), "Stochastic Solutions for Linear Inverse Problems using the Prior
     Implicit in a Denoiser", Algorithm 1.
     """
-    h0, beta = _check_unit("h0", h0), _check_unit("beta", beta)
-    if not isinstance(event_ndim, int) or event_ndim < 0:
-        raise ValueError(f"`event_ndim` must be a non-negative int, got {event_ndim!r}")
+    h0 = check_number("h0", h0, 0.0, 1.0, inclusive=(False, True))
+    beta = check_number("beta", beta, 0.0, 1.0, inclusive=(False, True))
+    event_ndim = check_int("event_ndim", event_ndim, 0)
 
     def init(x_T, sigmas):
         batch = x_T.shape[: x_T.ndim - event_ndim]

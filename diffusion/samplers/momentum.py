@@ -26,6 +26,7 @@ import numpy as np
 from jax import Array
 
 from diffusion.samplers.base import Sampler, StepInfo, expand, nfe
+from jaxlib_ext.checks import check_choice, check_int, check_number
 
 __all__ = ["MomentumState", "ghvb_weights", "momentum"]
 
@@ -99,20 +100,13 @@ def momentum(solver: str = "dpm_solver_pp", variant: str = "hb", beta: float = 0
     Reference: Wizadwongsa et al. (2023), "Diffusion Sampling with Momentum for Mitigating Divergence Artifacts",
     Algorithms 1–2.
     """
-    if solver not in SOLVERS:
-        raise ValueError(f"`solver` must be one of {SOLVERS}, got {solver!r}")
-    if variant not in VARIANTS:
-        raise ValueError(f"`variant` must be one of {VARIANTS}, got {variant!r}")
+    check_choice("solver", solver, SOLVERS)
+    check_choice("variant", variant, VARIANTS)
     if variant == "ghvb" and solver != "plms":
         raise ValueError(f"`variant` 'ghvb' is defined for solver 'plms' only, got solver {solver!r}")
-    if not isinstance(beta, int | float) or not 0.0 < beta <= 1.0:
-        raise ValueError(f"`beta` must lie in (0, 1], got {beta!r}")
-    beta = float(beta)
-    top = 5 if solver == "plms" else 2
-    if not isinstance(order, int) or not 1 <= order <= top:
-        raise ValueError(f"`order` must be an int in [1, {top}] for solver {solver!r}, got {order!r}")
-    if warmup not in WARMUPS:
-        raise ValueError(f"`warmup` must be one of {WARMUPS}, got {warmup!r}")
+    beta = check_number("beta", beta, 0.0, 1.0, inclusive=(False, True))
+    order = check_int("order", order, 1, 5 if solver == "plms" else 2)
+    check_choice("warmup", warmup, WARMUPS)
     table = _table(order, beta if variant == "ghvb" else 1.0)
 
     def init(x_T, sigmas):

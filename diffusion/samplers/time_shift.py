@@ -19,7 +19,7 @@ import jax.numpy as jnp
 from jax import Array
 
 from diffusion.samplers.base import Sampler, nfe
-from jaxlib_ext.checks import check_in_range
+from jaxlib_ext.checks import check_int, check_number
 
 __all__ = ["TimeShiftInfo", "TimeShiftState", "time_shift"]
 
@@ -61,13 +61,10 @@ def time_shift(window: int = 4, width: float = 0.5, sigma_cutoff: float = 0.0, e
     Reference: Li et al. (2024), "Alleviating Exposure Bias in Diffusion Models through Sampling with Shifted Time
     Steps", Algorithm 2.
     """
-    if not isinstance(window, int) or window < 0:
-        raise ValueError(f"`window` must be a non-negative int, got {window!r}")
-    if not isinstance(width, int | float) or not 0.0 < width <= 1.0:
-        raise ValueError(f"`width` must lie in (0, 1], got {width!r}")
-    sigma_cutoff = float(check_in_range("sigma_cutoff", sigma_cutoff, 0.0, None))
-    if not isinstance(event_ndim, int) or event_ndim < 0:
-        raise ValueError(f"`event_ndim` must be a non-negative int, got {event_ndim!r}")
+    window = check_int("window", window, 0)
+    width = check_number("width", width, 0.0, 1.0, inclusive=(False, True))
+    sigma_cutoff = check_number("sigma_cutoff", sigma_cutoff, 0.0, None)
+    event_ndim = check_int("event_ndim", event_ndim, 0)
     offsets = [width * k / window for k in range(-window, window + 1)] if window else [0.0]
 
     def init(x_T, sigmas):

@@ -34,7 +34,7 @@ from diffusion.samplers._helpers import (
     push,
 )
 from diffusion.samplers.base import Sampler, StepInfo, expand, nfe
-from jaxlib_ext.checks import check_choice
+from jaxlib_ext.checks import check_choice, check_int
 
 __all__ = ["UniPCState", "unipc"]
 
@@ -106,7 +106,7 @@ def unipc(order: int = 2, final_step: str = "extrapolate") -> Sampler:
 
         x0, info = sample(model.denoise, 80.0 * z, log_linear(10, 0.002, 80.0), method="unipc", order=2)
     """
-    check_choice("order", order, (1, 2, 3))
+    order = check_int("order", order, 1, 3)
     check_choice("final_step", final_step, FINAL_STEPS)
     k_final = order if final_step == "extrapolate" else 1
 
