@@ -7,6 +7,7 @@
 * σ distributions :class:`UniformSigma`, :class:`QuadraticSigma`, :class:`LogNormalSigma`;
 * :class:`Interpolant`, :func:`velocity_loss` (L_b), :func:`noise_loss` (L_s) — stochastic interpolants;
   :class:`FlowMatchingLoss` (flow matching of a denoiser network, a loss ``fit`` takes), :func:`reflow_pairs`;
+* :class:`MeanFlowLoss`, :func:`meanflow_target` (the JVP identity), :func:`instantaneous_velocity` — MeanFlow;
 * :class:`TrainState`, :func:`init_train_state`, :func:`make_optimizer` (Adam + learning-rate schedules).
 """
 
@@ -14,6 +15,7 @@ from diffusion.training.flow_matching import OBJECTIVES, FlowMatchingLoss, reflo
 from diffusion.training.interpolants import Interpolant, noise_loss, velocity_loss
 from diffusion.training.loop import FitResult, fit, make_train_step
 from diffusion.training.loss import WEIGHTINGS, DSMLoss, dsm_loss, loss_weight
+from diffusion.training.meanflow import MeanFlowLoss, instantaneous_velocity, meanflow_target
 from diffusion.training.noise import LogNormalSigma, QuadraticSigma, SigmaDistribution, UniformSigma
 from diffusion.training.state import SCHEDULES, TrainMetrics, TrainState, init_train_state, make_optimizer
 
@@ -26,6 +28,7 @@ __all__ = [
     "FlowMatchingLoss",
     "Interpolant",
     "LogNormalSigma",
+    "MeanFlowLoss",
     "QuadraticSigma",
     "SigmaDistribution",
     "TrainMetrics",
@@ -34,9 +37,11 @@ __all__ = [
     "dsm_loss",
     "fit",
     "init_train_state",
+    "instantaneous_velocity",
     "loss_weight",
     "make_optimizer",
     "make_train_step",
+    "meanflow_target",
     "noise_loss",
     "reflow_pairs",
     "velocity_loss",
