@@ -8,9 +8,11 @@
 * :class:`Interpolant`, :func:`velocity_loss` (L_b), :func:`noise_loss` (L_s) — stochastic interpolants;
   :class:`FlowMatchingLoss` (flow matching of a denoiser network, a loss ``fit`` takes), :func:`reflow_pairs`;
 * :class:`MeanFlowLoss`, :func:`meanflow_target` (the JVP identity), :func:`instantaneous_velocity` — MeanFlow;
+* :class:`AmbientLoss`, :func:`ambient_target`, :func:`ambient_sigmas` — learning a clean denoiser from noisy data;
 * :class:`TrainState`, :func:`init_train_state`, :func:`make_optimizer` (Adam + learning-rate schedules).
 """
 
+from diffusion.training.ambient import AmbientLoss, ambient_sigmas, ambient_target
 from diffusion.training.flow_matching import OBJECTIVES, FlowMatchingLoss, reflow_pairs
 from diffusion.training.interpolants import Interpolant, noise_loss, velocity_loss
 from diffusion.training.loop import FitResult, fit, make_train_step
@@ -23,6 +25,7 @@ __all__ = [
     "OBJECTIVES",
     "SCHEDULES",
     "WEIGHTINGS",
+    "AmbientLoss",
     "DSMLoss",
     "FitResult",
     "FlowMatchingLoss",
@@ -34,6 +37,8 @@ __all__ = [
     "TrainMetrics",
     "TrainState",
     "UniformSigma",
+    "ambient_sigmas",
+    "ambient_target",
     "dsm_loss",
     "fit",
     "init_train_state",
