@@ -48,9 +48,9 @@ def _expand(a: Array, x: Array) -> Array:
     return jnp.reshape(a, a.shape + (1,) * (x.ndim - a.ndim)).astype(x.dtype)
 
 
-def ambient_target(x: Array, x0_hat: Array, sigma: ArrayLike, sigma_n: float) -> Array:
-    """The prediction of the noisy observation, (σ_n²/σ²) x + (1 − σ_n²/σ²) x̂₀ (σ scalar or of batch shape)."""
-    ratio = _expand(sigma_n**2 / jnp.asarray(sigma, x.dtype) ** 2, x)
+def ambient_target(x: Array, x0_hat: Array, sigma: ArrayLike, sigma_n: ArrayLike) -> Array:
+    """The prediction of the noisy observation, (σ_n²/σ²) x + (1 − σ_n²/σ²) x̂₀ (σ, σ_n scalars or of batch shape)."""
+    ratio = _expand(jnp.asarray(sigma_n, x.dtype) ** 2 / jnp.asarray(sigma, x.dtype) ** 2, x)
     return ratio * x + (1.0 - ratio) * x0_hat
 
 
@@ -64,12 +64,16 @@ class AmbientLoss:
       sigma_n: the observation noise σ_n ≥ 0 (0: ordinary DSM, draw for draw).
       sigma: distribution of s.
       weighting: ``"uniform"`` or ``"edm"``; sigma_data: σ_d of the EDM weighting.
+      noise_column: the batch is (N, d + 1) flat data whose last column is each example's own σ_n (0 for clean
+        examples), and ``sigma_n`` is ignored: a few clean and many noisy examples train one model, the clean
+        ones alone below the noisy ones' σ_n (the recipe of Daras et al. 2025).
     """
 
     sigma_n: float = 0.0
     sigma: SigmaDistribution = _EDM_SIGMA
     weighting: str = "edm"
     sigma_data: float = 0.5
+    noise_column: bool = False
 
     def __post_init__(self):
         check_in_range("sigma_n", self.sigma_n, 0.0, None)
@@ -82,11 +86,17 @@ class AmbientLoss:
                  y: Array) -> tuple[Array, tuple[Any, Array]]:
         """``(mean λ(σ) ‖ambient_target − y‖²/d, (aux, sigma))`` on a batch of noisy observations y."""
         k_sigma, k_eps = jax.random.split(key)
+        if self.noise_column:
+            if y.ndim != 2 or y.shape[1] < 2:
+                raise ValueError(f"with `noise_column`, the batch must have shape (N, d + 1), got {y.shape}")
+            y, sigma_n = y[:, :-1], y[:, -1]
+        else:
+            sigma_n = jnp.asarray(self.sigma_n, y.dtype)
         s = self.sigma.sample(k_sigma, (y.shape[0],), y.dtype)
-        sigma = jnp.sqrt(self.sigma_n**2 + s**2)
+        sigma = jnp.sqrt(sigma_n**2 + s**2)
         x = y + _expand(s, y) * jrandom.normal(k_eps, y.shape, y.dtype)
         x0_hat, aux = apply(x, sigma)
-        per_example = jnp.mean(((ambient_target(x, x0_hat, sigma, self.sigma_n) - y) ** 2).reshape(y.shape[0], -1),
+        per_example = jnp.mean(((ambient_target(x, x0_hat, sigma, sigma_n) - y) ** 2).reshape(y.shape[0], -1),
                                axis=-1)
         return jnp.mean(loss_weight(self.weighting, sigma, self.sigma_data) * per_example), (aux, sigma)
 

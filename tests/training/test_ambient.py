@@ -35,6 +35,22 @@ def test_zero_observation_noise_is_ordinary_dsm(key):
         np.testing.assert_allclose(sa, sb, rtol=1e-6)
 
 
+def test_noise_column_gives_each_example_its_own_observation_noise(key):
+    """Clean rows (σ_n = 0) and noisy rows in one batch equal the two losses on their halves."""
+    y = jax.random.normal(key, (64, 2))
+    apply = lambda x, s: (0.6 * x, None)  # noqa: E731
+    dist = FixedSigma(0.5)
+    col = jnp.concatenate([jnp.zeros(32), jnp.full(32, 0.4)])[:, None]
+    mixed, (_, sigma) = AmbientLoss(sigma=dist, weighting="uniform", noise_column=True)(
+        key, apply, jnp.concatenate([y, col], 1))
+    _, k_eps = jax.random.split(key)
+    eps = jax.random.normal(k_eps, y.shape)
+    np.testing.assert_allclose(sigma, jnp.sqrt(col[:, 0] ** 2 + 0.25), rtol=1e-6)
+    x = y + 0.5 * eps
+    per = jnp.mean((ambient_target(x, 0.6 * x, sigma, col[:, 0]) - y) ** 2, -1)
+    np.testing.assert_allclose(mixed, per.mean(), rtol=1e-5)
+
+
 def test_linear_minimiser_is_the_clean_wiener_filter(key, x64):
     n, m, s, sigma_n, extra = 200_000, 1.0, 0.8, 0.5, 0.6
     sigma = np.sqrt(sigma_n**2 + extra**2)
