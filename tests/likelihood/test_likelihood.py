@@ -63,11 +63,12 @@ def test_likelihood_jit_vmap_no_retrace_float32(key):
     def run(k, x):
         return log_likelihood(k, model.denoise, x, sigmas, num_probes=4)
 
-    out = run(key, x)
-    run(jax.random.key(1), x + 0.1)
-    vm = jax.vmap(lambda k: log_likelihood(k, model.denoise, x, sigmas, num_probes=4).log_prob)(
-        jax.random.split(key, 2))
+    keys = jax.random.split(key, 2)
+    out = run(keys[0], x)
+    run(keys[1], x + 0.1)
+    vm = jax.vmap(lambda k: log_likelihood(k, model.denoise, x, sigmas, num_probes=4).log_prob)(keys)
     assert vm.shape == (2, 4) and out.log_prob.dtype == jnp.float32
+    np.testing.assert_allclose(vm[0], out.log_prob, rtol=1e-5)  # vmap over keys: the same numbers
     np.testing.assert_allclose(out.log_prob, model.log_prob(x, sigmas[-1]), atol=0.1)  # 32 Heun steps
 
 

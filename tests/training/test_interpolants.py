@@ -87,8 +87,8 @@ def test_noise_loss_minimiser_is_the_posterior_mean_of_the_noise(key, x64):
     k0, k1 = jax.random.split(key)
     x0 = M + S * jax.random.normal(k0, (n, 1))
     x1 = jax.random.normal(k1, (n, 1))
-    theta = newton_fit(lambda th: jnp.mean(noise_loss(lambda x, tt: th[0] * x + th[1], Interpolant(), t, x0, x1)),
-                       jnp.zeros(2))
+    theta = jax.jit(lambda: newton_fit(
+        lambda th: jnp.mean(noise_loss(lambda x, tt: th[0] * x + th[1], Interpolant(), t, x0, x1)), jnp.zeros(2)))()
     v = (1 - t) ** 2 * S**2 + t**2
     se = np.sqrt((1 - t**2 / v) / (n * v))
     assert abs(theta[0] - t / v) < 4 * se
