@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxlib_ext import sweep
 from jaxlib_ext.scaling import fit_joint_power_law, fit_power_law
 
 TRUE = jnp.array([0.5, 4.0, 0.6])
@@ -47,6 +48,16 @@ def test_joint_form_recovers_both_exponents(key, x64):
     np.testing.assert_allclose(fit.params, true, rtol=0.1)
     half = (fit.ci_high - fit.ci_low) / 2
     assert jnp.all(jnp.abs(fit.params - true) < 4 * half / 1.96), (fit.ci_low, fit.params, fit.ci_high)
+
+
+def _fit_params(k):
+    return fit_power_law(k, X, simulate(k), num_draws=8).params
+
+
+def test_sweep_gives_the_vmapped_numbers(key):
+    keys = jax.random.split(key, 4)
+    # float32: two compilations of the same fit may stop at points 1e-4 apart along the flat E–A–α ridge
+    np.testing.assert_allclose(sweep(_fit_params, keys), jax.vmap(_fit_params)(keys), rtol=1e-3)
 
 
 def test_no_retrace_on_a_second_call(key):
