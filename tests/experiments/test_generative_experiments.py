@@ -23,7 +23,7 @@ def test_registered_and_config_validation():
 
 @pytest.mark.slow
 def test_flow_matching_small_run(key, tmp_path):
-    cfg = flow_matching.Config(n_train=1024, n_test=256, hidden=64, depth=2, num_steps=800, batch_size=128,
+    cfg = flow_matching.Config(n_train=1024, n_test=256, hidden=128, depth=3, num_steps=2000, batch_size=128,
                                n_samples=256, n_heun=16, n_nll=32, nll_steps=32)
     result = flow_matching.run(key, cfg)
     t = result.table.set_index("sampler")
@@ -38,7 +38,7 @@ def test_flow_matching_small_run(key, tmp_path):
 
 @pytest.mark.slow
 def test_likelihood_small_run(key, tmp_path):
-    cfg = likelihood.Config(n_exact=64, num_probes=4, nll_steps=64, n_test=32, hidden=64, depth=2, num_steps=300)
+    cfg = likelihood.Config(n_exact=64, num_probes=4, nll_steps=64, n_test=32, hidden=128, depth=2, num_steps=1200)
     result = likelihood.run(key, cfg)
     t = result.table.set_index("model")
     assert t.loc["PF-ODE, exact divergence", "max |Δ| vs exact"] < 0.05
