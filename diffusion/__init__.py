@@ -2,12 +2,13 @@
 
 The canonical denoiser is D(x, σ) = E[x₀ | x₀ + σ ε = x] (variance-exploding frame); its score is (D − x)/σ².
 Submodules: ``sigmas``, ``schedules``, ``alpha_bar``, ``parameterization``, ``analytic`` (exact denoisers),
-``samplers``, ``networks`` (flax NNX score networks), ``training`` (denoising score matching with optax),
+``samplers``, ``networks`` (flax NNX score networks), ``training`` (denoising score matching, flow matching
+and MeanFlow with optax), ``inversion`` (DDIM, fixed-point and EDICT inversion),
 ``data`` (synthetic and bundled images) and ``diagnostics`` (generalization, Jacobian geometry, hallucination,
 locality).
 """
 
-from diffusion import analytic, data, diagnostics, networks, samplers, sigmas, training
+from diffusion import analytic, data, diagnostics, inversion, networks, samplers, sigmas, training
 from diffusion.alpha_bar import (
     TerminalSignal,
     cosine_alpha_bar,
@@ -44,6 +45,7 @@ __all__ = [
     "denoiser_from_score",
     "diagnostics",
     "from_denoiser",
+    "inversion",
     "networks",
     "rescale_zero_terminal_snr",
     "samplers",

@@ -50,6 +50,9 @@ _EXPERIMENT_MODULES: dict[str, str] = {
     "gahb": "experiments.gahb",
     "hallucination": "experiments.hallucination",
     "locality": "experiments.locality",
+    "flow-matching": "experiments.flow_matching",
+    "likelihood": "experiments.likelihood",
+    "ambient-scaling": "experiments.ambient_scaling",
 }
 _BENCHMARK_MODULES: dict[str, str] = {
     "estimators": "experiments.bench_estimators",
@@ -59,6 +62,7 @@ _BENCHMARK_MODULES: dict[str, str] = {
     "sweep": "experiments.bench_sweep",
     "samplers": "experiments.bench_samplers",
     "training": "experiments.bench_training",
+    "flow-matching": "experiments.bench_flow_matching",
 }
 
 

@@ -6,7 +6,8 @@
 
 from diffusion.samplers.base import Denoiser, Sampler, StepInfo, score_from
 from diffusion.samplers.driver import Record, SampleInfo, sample
+from diffusion.samplers.meanflow import meanflow_sample
 from diffusion.samplers.registry import build, method_names
 
-__all__ = ["Denoiser", "Record", "SampleInfo", "Sampler", "StepInfo", "build", "method_names", "sample",
-           "score_from"]
+__all__ = ["Denoiser", "Record", "SampleInfo", "Sampler", "StepInfo", "build", "meanflow_sample", "method_names",
+           "sample", "score_from"]

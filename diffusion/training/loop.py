@@ -1,7 +1,8 @@
 """The pure train step and ``fit``, the entry point researchers call.
 
 ``make_train_step`` closes over the static parts (graphdef, optimizer, loss options, EMA decay, mesh) and returns
-a pure ``train_step(state, batch, key) -> (state, metrics)``: one Adam step on the denoising score-matching loss,
+a pure ``train_step(state, batch, key) -> (state, metrics)``: one Adam step on the training loss (denoising score
+matching by default; flow matching, MeanFlow and ambient losses are callables of the same form),
 batch-norm running statistics updated, EMA θ̄ ← θ̄ + (1 − decay)(θ − θ̄). With a mesh the batch is sharded over
 all its axes (``NamedSharding``) and XLA inserts the gradient and batch-statistic reductions, so the step computes
 the same function as on one device.
@@ -35,7 +36,7 @@ from jax import Array
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from diffusion.training.loss import DSMLoss, dsm_loss
+from diffusion.training.loss import DSMLoss
 from diffusion.training.state import TrainMetrics, TrainState, init_train_state
 from jaxlib_ext import progress, tree
 from jaxlib_ext.checkpoint import Checkpointer
@@ -55,7 +56,8 @@ def make_train_step(graphdef: Any, optimizer: optax.GradientTransformation, loss
     Args:
       graphdef: from :func:`~diffusion.training.init_train_state` (or ``nnx.split``).
       optimizer: the optax transformation the state was initialised with.
-      loss: :class:`DSMLoss` options (σ distribution, weighting).
+      loss: the training loss, ``loss(key, apply, batch) -> (value, (aux, noise_levels))``: :class:`DSMLoss`
+        (default), :class:`FlowMatchingLoss`, :class:`MeanFlowLoss` or :class:`AmbientLoss`.
       ema_decay: decay of the parameter EMA, in [0, 1).
       mesh: optional mesh; the batch is sharded over all its axes, the state replicated.
 
@@ -82,7 +84,7 @@ def make_train_step(graphdef: Any, optimizer: optax.GradientTransformation, loss
                 model = nnx.merge(graphdef, params, stats)
                 return model(x, sigma, train=True), nnx.state(model, nnx.BatchStat)
 
-            return dsm_loss(key, apply, batch, loss)
+            return loss(key, apply, batch)
 
         (value, (stats, sigma)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
@@ -135,7 +137,7 @@ def fit(key: Array, model: nnx.Module, data: Any, *, num_steps: int, batch_size:
       data: (N, ...) clean examples (e.g. (N, d) points or (N, H, W, C) images), finite floats.
       num_steps: optimizer steps in all (when resuming, including those already done).
       batch_size: examples per step, at most N (and a multiple of the device count with a mesh).
-      loss: :class:`DSMLoss` options.
+      loss: the training loss (:class:`DSMLoss` by default; any loss :func:`make_train_step` takes).
       optimizer: an optax transformation (default ``optax.adam(learning_rate)``).
       learning_rate: used by the default optimizer.
       ema_decay: parameter EMA decay.

@@ -56,6 +56,11 @@ class DSMLoss:
         if not self.sigma_data > 0:
             raise ValueError(f"`sigma_data` must be positive, got {self.sigma_data!r}")
 
+    def __call__(self, key: Array, apply: Callable[[Array, Array], tuple[Array, Any]],
+                 x0: Array) -> tuple[Array, tuple[Any, Array]]:
+        """:func:`dsm_loss` with these options (every training loss is such a callable: ``fit`` calls it)."""
+        return dsm_loss(key, apply, x0, self)
+
 
 def loss_weight(weighting: str, sigma: Array, sigma_data: float = 0.5) -> Array:
     """λ(σ): 1 for ``"uniform"``, (σ² + σ_d²)/(σ σ_d)² for ``"edm"``."""
