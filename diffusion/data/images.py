@@ -27,6 +27,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import Array
 
 from jaxlib_ext import random as jrandom
@@ -175,10 +176,10 @@ def textured_tiles(key: Array, n: int, size: int = 32, probs: tuple[float, float
       :class:`Tiles` with images (n, size, size, 1) float32 clipped to [0, 1] and labels (n,) int32.
     """
     _check(n, size)
-    p = jnp.asarray(probs, jnp.float32)
-    if p.shape != (3,) or bool(jnp.any(p < 0)) or abs(float(p.sum()) - 1.0) > 1e-5:
+    p = np.asarray(probs, np.float32)  # a static option: checked on the host, also when key is traced
+    if p.shape != (3,) or not np.all(np.isfinite(p)) or np.any(p < 0) or abs(float(p.sum()) - 1.0) > 1e-5:
         raise ValueError(f"`probs` must be 3 non-negative numbers summing to 1, got {probs!r}")
-    return _tiles(key, p, n, size)
+    return _tiles(key, jnp.asarray(p), n, size)
 
 
 @functools.partial(jax.jit, static_argnums=(2, 3))

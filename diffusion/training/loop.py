@@ -40,7 +40,7 @@ from diffusion.training.loss import DSMLoss
 from diffusion.training.state import TrainMetrics, TrainState, init_train_state
 from jaxlib_ext import progress, tree
 from jaxlib_ext.checkpoint import Checkpointer
-from jaxlib_ext.checks import check_finite
+from jaxlib_ext.checks import check_finite, check_int, check_number
 from jaxlib_ext.conv import reverse_mode_only
 
 __all__ = ["FitResult", "fit", "make_train_step"]
@@ -160,10 +160,9 @@ def fit(key: Array, model: nnx.Module, data: Any, *, num_steps: int, batch_size:
     if data_np.ndim < 2:
         raise ValueError(f"`data` must have shape (N, ...) with at least 2 dimensions, got shape {data_np.shape}")
     n = data_np.shape[0]
-    for name, value in (("num_steps", num_steps), ("batch_size", batch_size), ("every", every)):
-        if not isinstance(value, int) or value < (0 if name == "num_steps" else 1):
-            raise ValueError(f"`{name}` must be a {'non-negative' if name == 'num_steps' else 'positive'} int, "
-                             f"got {value!r}")
+    num_steps = check_int("num_steps", num_steps, 0)
+    batch_size = check_int("batch_size", batch_size, 1)
+    every = check_int("every", every, 1)
     if batch_size > n:
         raise ValueError(f"`batch_size`={batch_size} is larger than the data (`data` has {n} examples)")
     if isinstance(mesh, str):
@@ -172,6 +171,9 @@ def fit(key: Array, model: nnx.Module, data: Any, *, num_steps: int, batch_size:
         mesh = jax.make_mesh((jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
     if mesh is not None and batch_size % mesh.devices.size:
         raise ValueError(f"`batch_size`={batch_size} must be a multiple of the mesh's {mesh.devices.size} devices")
+    if optimizer is None:
+        learning_rate = check_number("learning_rate", learning_rate, 0.0, None, inclusive=(False, True))
+    ema_decay = check_number("ema_decay", ema_decay, 0.0, 1.0, inclusive=(True, False))
     optimizer = optax.adam(learning_rate) if optimizer is None else optimizer
     graphdef, state = init_train_state(model, optimizer)
     train_step = make_train_step(graphdef, optimizer, loss, ema_decay=ema_decay, mesh=mesh)

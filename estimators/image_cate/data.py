@@ -93,8 +93,7 @@ def image_rct(key: Array, n: int, *, size: int = 16, effects: tuple[float, float
     brightness_coef = checks.check_number("brightness_coef", brightness_coef)
     covariate_coef = checks.check_number("covariate_coef", covariate_coef)
     k_tiles, k_rest = jax.random.split(key)
-    with jax.ensure_compile_time_eval():  # textured_tiles checks `probs` with jnp: keep that on the host
-        tiles = textured_tiles(k_tiles, n, size, tuple(float(p) for p in type_probs))
+    tiles = textured_tiles(k_tiles, n, size, tuple(float(p) for p in type_probs))
     n_treated = min(max(round(p_treat * n), 1), n - 1)
     return _simulate(k_rest, tiles.images, tiles.labels, jnp.asarray(types["effects"]),
                      jnp.asarray(types["baselines"]), brightness_coef, covariate_coef, noise_sd, n_treated)
