@@ -44,11 +44,9 @@ _RECTIFIED_FLOW = RectifiedFlow()
 
 
 def check_time(name: str, t: ArrayLike, low: float = 0.0, high: float = 1.0) -> Array:
-    """``t`` as an array, checked to lie in [low, high] on the host when concrete (traced values pass through:
-    their range is the caller's contract under jit)."""
-    if not isinstance(t, jax.core.Tracer):
-        check_in_range(name, t, low, high)
-    return jnp.asarray(t)
+    """``t`` as an array in [low, high]: checked on the host when concrete (``ValueError``), through checkify when
+    traced."""
+    return jnp.asarray(check_in_range(name, t, low, high))
 
 
 def _expand(a: Array, x: Array) -> Array:

@@ -38,7 +38,7 @@ from jax.typing import ArrayLike
 
 from diffusion.training.interpolants import check_time
 from jaxlib_ext import random as jrandom
-from jaxlib_ext.checks import check_in_range
+from jaxlib_ext.checks import check_condition, check_in_range
 
 __all__ = ["MeanFlowLoss", "instantaneous_velocity", "meanflow_target"]
 
@@ -63,12 +63,12 @@ def meanflow_target(u: AverageVelocity, z: Array, r: ArrayLike, t: ArrayLike, v:
       ``(u, target)`` (and ``aux`` last with ``has_aux``); the target is not stop-gradiented here.
 
     Raises:
-      ValueError: t or r outside [0, 1] or r > t (concrete inputs).
+      ValueError: t or r outside [0, 1] or r > t (concrete inputs; a checkify error when traced).
     """
     t = jnp.broadcast_to(check_time("t", t), (z.shape[0],)).astype(z.dtype)
     r = jnp.broadcast_to(check_time("r", r), (z.shape[0],)).astype(z.dtype)
-    if not isinstance(r, jax.core.Tracer) and not isinstance(t, jax.core.Tracer) and bool(jnp.any(r > t)):
-        raise ValueError(f"`r` must not exceed `t`, got r = {r} and t = {t}")
+    check_condition(r <= t, "`r` must not exceed `t` (the average velocity runs from r to t); the offending r "
+                    "follows", r)
     out = jax.jvp(u, (z, r, t), (v, jnp.zeros_like(r), jnp.ones_like(t)), has_aux=has_aux)
     value, dudt = out[0], out[1]
     target = v - _expand(t - r, z) * dudt

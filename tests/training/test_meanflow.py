@@ -110,3 +110,16 @@ def test_bad_times_name_the_argument():
         meanflow_sample(lambda z, times: z, z, jnp.array([0.0, 1.0]))
     with pytest.raises(ValueError, match="`equal_fraction`"):
         MeanFlowLoss(equal_fraction=1.5)
+
+
+def test_traced_times_are_checked_through_checkify():
+    from jax.experimental import checkify
+
+    def u(z, r, t):
+        return z * (1 - r[:, None]) * t[:, None]
+
+    z = jnp.ones((4, 2))
+    f = checkify.checkify(jax.jit(lambda r, t: meanflow_target(u, z, r, t, z)[1]))
+    assert f(jnp.full(4, 0.2), jnp.full(4, 0.5))[0].get() is None
+    assert "`r` must not exceed `t`" in f(jnp.full(4, 0.7), jnp.full(4, 0.5))[0].get()
+    assert "`t` must lie in [0, 1]" in f(jnp.full(4, 0.2), jnp.full(4, 1.5))[0].get()
