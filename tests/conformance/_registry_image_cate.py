@@ -95,8 +95,13 @@ def draws(rng):
             "sigma": rng.uniform(0.5, 1.5, size=S).astype(np.float32)}
 
 
-@functools.cache
 def _fit() -> ic.ImageCATEFit:
+    with jax.ensure_compile_time_eval():  # concrete even when first built inside a traced test (it is cached)
+        return _build_fit()
+
+
+@functools.cache
+def _build_fit() -> ic.ImageCATEFit:
     """A ``"linear"`` K = 2 fit with one covariate, its draws and training data fixed (no training)."""
     rng = np.random.default_rng(0)
     train = new_images(rng)
