@@ -105,7 +105,7 @@ def test_static_option_checks():
         checks.check_alpha(np.array([0.05]))
     assert "`alpha` must lie" in _reported(checks.check_alpha, jnp.asarray(1.5))
     with pytest.raises(ValueError, match="`key` must be a typed key"):
-        checks.check_key("key", jax.random.PRNGKey(0))
+        checks.check_key("key", jax.random.key_data(jax.random.key(0)))  # raw uint32 key data is refused
 
 
 def test_check_shape_and_ndim():
