@@ -92,7 +92,11 @@ def _ppi_glm_kernel(X, y, yhat, Xu, yhat_u, w, w_u, lam, alpha, *, kind: str, tu
     var_u = s.cov(lam * grads_hat_u, kept_u, N)
     var_l = s.cov(grads - lam * grads_hat, kept, n)
     sigma = inv_h @ (n / N * var_u + var_l) @ inv_h
-    return normal_estimate(theta, jnp.sqrt(jnp.diag(sigma) / n), alpha, n, {"lam": lam, "n_unlabeled": N})
+    diagnostics = {"lam": lam, "n_unlabeled": N}
+    if kind == "logistic":  # the fitted probabilities of the kept labeled units: 0 or 1 when no minimizer exists
+        mu = jax.nn.sigmoid(X @ theta)
+        diagnostics |= {"prob_min": jnp.min(jnp.where(kept, mu, 1.0)), "prob_max": jnp.max(jnp.where(kept, mu, 0.0))}
+    return normal_estimate(theta, jnp.sqrt(jnp.diag(sigma) / n), alpha, n, diagnostics)
 
 
 def _run(kind: str, y: Any, yhat: Any, covariates: Any, yhat_unlabeled: Any, covariates_unlabeled: Any, lam: Any,
@@ -120,9 +124,18 @@ def _run(kind: str, y: Any, yhat: Any, covariates: Any, yhat_unlabeled: Any, cov
         a.tunable_predictions(yhat, w)
     if coord is not None:
         coord = checks.check_int("coord", coord, 0, p - 1)
-    return sweep(_ppi_glm_kernel, X, y, yhat, Xu, yhat_u, w, w_u, _lam(lam, batch, dtype),
-                 a.alpha_array(alpha, batch, dtype), axes=len(batch),
-                 static={"kind": kind, "tune": lam is None, "coord": coord})
+    est = sweep(_ppi_glm_kernel, X, y, yhat, Xu, yhat_u, w, w_u, _lam(lam, batch, dtype),
+                a.alpha_array(alpha, batch, dtype), axes=len(batch),
+                static={"kind": kind, "tune": lam is None, "coord": coord})
+    if kind == "logistic":
+        eps = float(np.finfo(dtype).eps)
+        d = est.diagnostics
+        checks.check_condition((d["prob_min"] > eps) & (d["prob_max"] < 1 - eps),
+                               f"`y` is separated by `covariates` (perfectly or nearly): the rectified logistic loss "
+                               f"has no minimizer, and its Newton iterates run off until the fitted probabilities "
+                               f"reach 0 or 1 in {np.dtype(dtype)}, so there is no PPI++ estimate; drop or merge the "
+                               "separating covariates. The smallest fitted probability follows", d["prob_min"])
+    return est
 
 
 def ppi_ols(y: ArrayLike, yhat: ArrayLike, covariates: ArrayLike, yhat_unlabeled: ArrayLike,

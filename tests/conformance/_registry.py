@@ -455,7 +455,9 @@ CASES: tuple[Case, ...] = (
     Case("estimators.difference_in_means[clusters]", f_dim_clustered, rct, diff="y", bad=("y", _nan_first)),
     Case("estimators.regression_adjustment", f_lin, observational, diff="y", bad=("covariates", _collinear)),
     Case("estimators.ipw", f_ipw_known, observational, diff="propensity", bad=("propensity", _one)),
-    Case("estimators.ipw[fitted]", f_ipw_fitted, observational, bad=("treatment", _two)),
+    # variants whose kernels run in a non-slow case (the logistic Newton fit in aipw, the NPMLE in npmle /
+    # npmle_posterior, the LCC / Tweedie ATE in debiased_ate) are slow here, for the CI budget
+    Case("estimators.ipw[fitted]", f_ipw_fitted, observational, bad=("treatment", _two), slow=True),
     Case("estimators.overlap", f_overlap, observational, bad=("propensity", _one),
          scalar=lambda out: out["ess_treated"] + out["ess_control"]),
     Case("estimators.aipw", f_aipw, observational, diff="y", bad=("covariates", _nan_first)),
@@ -483,7 +485,7 @@ CASES: tuple[Case, ...] = (
     Case("estimators.debias.debiased_ate", f_debiased_ate, calibration_and_trial, diff="yhat",
          bad=("treatment", _two)),
     Case("estimators.debias.debiased_ate[hajek]", f_debiased_ate_hajek, calibration_and_trial, diff="yhat_cal",
-         bad=("yhat", _nan_first)),
+         bad=("yhat", _nan_first), slow=True),
     Case("estimators.debias.debiased_aipw", f_debiased_aipw, calibration_and_trial, bad=("yhat", _nan_first),
          slow=True),
     Case("estimators.debias.corrected_outcomes", f_corrected_outcomes, calibration_and_trial, diff="yhat",
@@ -514,7 +516,7 @@ CASES: tuple[Case, ...] = (
          scalar=_sum_scalar),
     Case("estimators.empirical_bayes.tweedie_mean[npmle]", f_tweedie_mean_npmle,
          lambda rng: normal_means(rng, unequal=True), bad=("z", _nan_first), scalar=_sum_scalar,
-         atol=_NPMLE_ATOL),
+         atol=_NPMLE_ATOL, slow=True),
     Case("estimators.empirical_bayes.marginal_score", f_marginal_score, lambda rng: normal_means(rng, unequal=True),
          diff="z", bad=("s", _constant_zero), scalar=_sum_scalar),
     Case("estimators.empirical_bayes.winners_curse", f_winners_curse, normal_means, bad=("z", _nan_first),
@@ -522,7 +524,7 @@ CASES: tuple[Case, ...] = (
     # (shrink names its arguments `estimates.estimate` / `estimates.se`: bad input is tested in tests/empirical_bayes)
     Case("estimators.empirical_bayes.shrink", f_shrink, lambda rng: normal_means(rng, unequal=True)),
     Case("estimators.empirical_bayes.shrink[npmle]", f_shrink_npmle, lambda rng: normal_means(rng, unequal=True),
-         atol=_NPMLE_ATOL),
+         atol=_NPMLE_ATOL, slow=True),
     # diffusion.analytic
     Case("diffusion.analytic.gaussian", f_gaussian, gaussian_data, diff="x", bad=("cov", _collinear),
          scalar=_models_scalar),

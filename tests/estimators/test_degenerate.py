@@ -47,6 +47,32 @@ def test_separation_is_a_checkify_error_under_jit(data):
     assert err.get() is None
 
 
+def _ppi_logistic_data(separated: bool):
+    rng = np.random.default_rng(3)
+    x, xu = rng.normal(size=100), rng.normal(size=1_000)
+    y = (x > 0).astype(float) if separated else (rng.uniform(size=100) < 1 / (1 + np.exp(-x))).astype(float)
+    yhat, yhat_u = 1 / (1 + np.exp(-3 * x)), 1 / (1 + np.exp(-3 * xu))
+    return y, yhat, np.c_[np.ones(100), x], yhat_u, np.c_[np.ones(1_000), xu]
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.5, 1.0, None])
+def test_ppi_logistic_refuses_separated_labels(lam):
+    """Labels separated by the covariates: the rectified loss has no minimizer for any λ (before: NaN se at
+    λ = 0, 0.5, 1 and coefficients of 10⁷–10²⁰; inf se with tuned λ)."""
+    with pytest.raises(ValueError, match="`y` is separated by `covariates`"):
+        E.ppi_logistic(*_ppi_logistic_data(True), lam=lam)
+    est = E.ppi_logistic(*_ppi_logistic_data(False), lam=lam)
+    assert np.isfinite(np.asarray(est.se)).all() and np.all(np.abs(np.asarray(est.estimate)) < 5)
+
+
+def test_ppi_logistic_separation_is_a_checkify_error_under_jit():
+    fn = checkify.checkify(jax.jit(lambda *d: E.ppi_logistic(*d, lam=0.5).estimate))
+    err, _ = fn(*_ppi_logistic_data(True))
+    assert err.get() is not None and "`y` is separated by `covariates`" in err.get()
+    err, _ = fn(*_ppi_logistic_data(False))
+    assert err.get() is None
+
+
 def test_plr_refuses_a_treatment_that_is_a_function_of_the_covariates(data):
     with pytest.raises(ValueError, match="`treatment` is \\(almost\\) a function of `covariates`"):
         E.plr(data["key"], data["y"], data["X"][:, 0] * 2.0 - 1.0, data["X"], n_folds=2)
