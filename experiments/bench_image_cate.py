@@ -29,16 +29,15 @@ from experiments.registry import Benchmark, BenchResult
 def _setup(network: str, rct):
     spec = _network.ModelSpec(3, network, 1, 8)
     images, t, y, x = (jnp.asarray(a) for a in (rct.images, rct.treatment, rct.y, rct.covariates))
-    prior_dict, prior = model._prior(np.asarray(y, np.float64), np.asarray(t), None, 1.0)
-    init = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), model._init_values(
-        spec, prior_dict["ate"], prior_dict["tau_scale"], prior_dict["sigma_scale"], prior_dict["control_mean"]))
+    prior = model._prior(y, t, None, 1.0)
+    init = model._init_values(spec, prior)
     graphdef, net_init, stats = None, None, None
     if network == "conv":
         graphdef, net_init = _network.init_conv(jax.random.key(0), spec, 1)
     else:
         phi = np.asarray(_network.image_features(images))
         stats = (jnp.asarray(phi.mean(0)), jnp.asarray(phi.std(0) + 1e-6))
-    return spec, (y, t, images, x), jnp.asarray(prior, jnp.float32), graphdef, net_init, stats, init
+    return spec, (y, t, images, x), prior, graphdef, net_init, stats, init
 
 
 def _ours(network, rct, steps):

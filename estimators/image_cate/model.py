@@ -59,7 +59,8 @@ class ImageCATEFit(NamedTuple):
       graphdef: the conv network's graph definition (None for ``"linear"``).
       net: the conv network's fitted weights, a pure dict (None for ``"linear"``).
       feature_mean, feature_sd: standardization of φ(M) on the training images (``"linear"``), else None.
-      prior: ``{"ate": τ̂_DiM, "tau_scale": s_τ, "sigma_scale": s_σ}``.
+      prior: ``{"ate": τ̂_DiM, "tau_scale": s_τ, "sigma_scale": s_σ, "weight_scale": s_w, "control_mean": ȳ₀}``
+        (floats; arrays when fitted under a transformation).
       losses: the negative ELBO per SVI step (None for NUTS).
       n_chains: chains the draws come from (draws are chain-major).
       data: the training data ``(images, treatment, y, covariates)``.
@@ -72,7 +73,7 @@ class ImageCATEFit(NamedTuple):
     net: dict | None
     feature_mean: Array | None
     feature_sd: Array | None
-    prior: dict[str, float]
+    prior: dict[str, Any]
     losses: Array | None
     n_chains: int
     data: tuple[Array, Array, Array, Array | None]
@@ -178,16 +179,16 @@ def image_cate_model(y: Array | None, treatment: Array, images: Array, covariate
         numpyro.sample("y", _EnumeratedNormalMixture(logits, mu0, tau, sigma, t), obs=obs)
 
 
-def _init_values(spec: ModelSpec, ate: float, tau_scale: float, sigma0: float, control_mean: float
-                 ) -> dict[str, np.ndarray]:
-    K = spec.n_clusters
-    spread = np.linspace(-0.5, 0.5, K) * tau_scale if K > 1 else np.zeros(1)
-    values = {"tau": ate + spread, "sigma": np.asarray(sigma0)}
+def _init_values(spec: ModelSpec, prior: Array) -> dict[str, Array]:
+    """SVI / NUTS starting values from ``prior`` = (τ̂_DiM, s_τ, s_σ, s_w, ȳ₀) (traceable)."""
+    K, dtype = spec.n_clusters, prior.dtype
+    spread = jnp.linspace(-0.5, 0.5, K, dtype=dtype) * prior[1] if K > 1 else jnp.zeros(1, dtype)
+    values = {"tau": prior[0] + spread, "sigma": prior[2]}
     if spec.network == "linear":
         d = N_IMAGE_FEATURES + spec.n_covariates
-        values |= {"mu0_bias": np.asarray(control_mean), "mu0_coef": np.zeros(d)}
+        values |= {"mu0_bias": prior[4], "mu0_coef": jnp.zeros(d, dtype)}
         if K > 1:
-            values |= {"logit_bias": np.zeros(K - 1), "logit_coef": np.zeros((d, K - 1))}
+            values |= {"logit_bias": jnp.zeros(K - 1, dtype), "logit_coef": jnp.zeros((d, K - 1), dtype)}
     return values
 
 
@@ -224,20 +225,21 @@ def _svi_runner(spec: ModelSpec, num_steps: int, learning_rate: float, guide_kin
     return jax.jit(run)
 
 
-def _prior(y: np.ndarray, t: np.ndarray, tau_prior_scale: float | None, weight_scale: float
-           ) -> tuple[dict[str, float], np.ndarray]:
-    ate = float(y[t == 1].mean() - y[t == 0].mean())
-    sd = float(np.std(y))
-    tau_scale = float(tau_prior_scale) if tau_prior_scale is not None else 2.0 * sd
-    y0 = float(y[t == 0].mean())
-    prior = {"ate": ate, "tau_scale": tau_scale, "sigma_scale": sd, "weight_scale": float(weight_scale),
-             "control_mean": y0}
-    return prior, np.asarray([ate, tau_scale, sd, weight_scale, y0])
+PRIOR_FIELDS = ("ate", "tau_scale", "sigma_scale", "weight_scale", "control_mean")
+
+
+def _prior(y: Array, t: Array, tau_prior_scale: float | None, weight_scale: float) -> Array:
+    """(τ̂_DiM, s_τ, s_σ, s_w, ȳ₀) of one data set, in y's dtype (traceable: means of each arm, sd of y)."""
+    n1 = jnp.sum(t)
+    y1, y0 = jnp.sum(t * y) / n1, jnp.sum((1 - t) * y) / (t.shape[0] - n1)
+    sd = jnp.std(y)
+    tau_scale = 2.0 * sd if tau_prior_scale is None else jnp.asarray(tau_prior_scale, y.dtype)
+    return jnp.stack([y1 - y0, tau_scale, sd, jnp.asarray(weight_scale, y.dtype), y0]).astype(y.dtype)
 
 
 def _training_data(y: ArrayLike, treatment: ArrayLike, images: ArrayLike, covariates: ArrayLike | None):
     """Outcome, 0/1 treatment (each arm ≥ 2 units), images and covariates of one experiment, in the images' float
-    dtype, with the same number of units (host checks: :func:`fit_image_cate` trains on concrete data)."""
+    dtype, with the same number of units (host checks on concrete data, checkify checks when traced)."""
     dtype = checks.float_dtype(images)
     im = check_images("images", images, dtype)
     n = np.shape(im)[0]
@@ -245,7 +247,7 @@ def _training_data(y: ArrayLike, treatment: ArrayLike, images: ArrayLike, covari
     t = checks.check_binary("treatment", checks.to_float("treatment", treatment, dtype))
     checks.check_ndim("treatment", t, 1)
     checks.check_same_length(images=im, treatment=t, y=y)
-    a.arms("treatment", t, np.ones_like(t), 2)
+    a.arms("treatment", t, jnp.ones_like(t) if checks.is_traced(t) else np.ones_like(t), 2)
     x = None if covariates is None else a.array("covariates", covariates, dtype, 2, (), n)
     return y, t, im, x
 
@@ -259,9 +261,10 @@ def fit_image_cate(key: ArrayLike, y: ArrayLike, treatment: ArrayLike, images: A
                    progress: bool | None = None) -> ImageCATEFit:
     """Fit the image-CATE cluster model by SVI (true ELBO, z enumerated) or NUTS (``network="linear"``).
 
-    A host-level function: it trains on concrete data (SVI runs as one compiled ``lax.scan``, NUTS through
-    numpyro's ``MCMC``) and refuses traced input (inside ``jax.jit`` / ``jax.vmap`` / ``sweep``) with a
-    ``ValueError``; fit each data set by a call, then evaluate the fits with the traceable outputs.
+    SVI is a pure function of the data (one compiled ``lax.scan``): it runs eagerly or under the user's
+    ``jax.jit`` / ``jax.vmap`` / ``sweep`` (fit thousands of simulated data sets at once, then evaluate each fit
+    with the traceable outputs: ``tests/image_cate/test_coverage.py``); the progress bar shows only eagerly. NUTS
+    runs through numpyro's host-level ``MCMC`` driver and refuses traced input with a ``ValueError``.
 
     Args:
       key: a ``jax.random.key``.
@@ -288,20 +291,18 @@ def fit_image_cate(key: ArrayLike, y: ArrayLike, treatment: ArrayLike, images: A
 
     Raises:
       ValueError: naming the argument: mismatched counts, non-binary treatment, K < 1, NaN pixels, bad options,
-        traced input.
+        traced input with ``method="nuts"``.
 
     Example::
 
         fit = fit_image_cate(jax.random.key(0), y, treatment, images, n_clusters=3, network="linear",
                              method="nuts")
     """
-    for name, value in (("key", key), ("y", y), ("treatment", treatment), ("images", images),
-                        ("covariates", covariates)):
-        if checks.is_traced(value):
-            raise ValueError(f"fit_image_cate trains on concrete data (a host-level loop over SVI / NUTS) and cannot "
-                             f"run inside jax.jit, jax.vmap, jax.grad or sweep: `{name}` is traced. Fit each data "
-                             "set with its own call outside the transformation; the outputs (cate, transport, "
-                             "cluster_probabilities, ...) then compose with jit / vmap.")
+    traced = checks.is_traced(key, y, treatment, images, covariates)
+    if traced and method == "nuts":
+        raise ValueError("fit_image_cate(method='nuts') runs numpyro's host-level MCMC driver and cannot run inside "
+                         "jax.jit, jax.vmap, jax.grad or sweep (its data are traced); use method='svi' there, or fit "
+                         "each data set with its own call outside the transformation.")
     checks.check_key("key", key)
     y, t, images, x = _training_data(y, treatment, images, covariates)
     n_clusters = checks.check_int("n_clusters", n_clusters, 1)
@@ -326,20 +327,19 @@ def fit_image_cate(key: ArrayLike, y: ArrayLike, treatment: ArrayLike, images: A
         tau_prior_scale = checks.check_number("tau_prior_scale", tau_prior_scale, 0.0, None,
                                               inclusive=(False, True))
     spec = ModelSpec(n_clusters, network, 0 if x is None else x.shape[1], channels)
-    prior_dict, prior = _prior(np.asarray(y, np.float64), np.asarray(t), tau_prior_scale, weight_scale)
     dtype = images.dtype
-    prior = jnp.asarray(prior, dtype)
+    prior = _prior(jnp.asarray(y, dtype), jnp.asarray(t, dtype), tau_prior_scale, weight_scale)
+    prior_dict = dict(zip(PRIOR_FIELDS, prior if traced else np.asarray(prior, np.float64).tolist(), strict=True))
     k_net, k_fit = jax.random.split(key)
     graphdef, net_init, feature_stats = None, None, None
     if network == "conv":
         graphdef, net_init = _network.init_conv(k_net, spec, images.shape[-1])
         net_init = jax.tree.map(lambda v: v.astype(dtype), net_init)
     else:
-        phi = np.asarray(_network.image_features(images))
-        feature_stats = (jnp.asarray(phi.mean(0), dtype), jnp.asarray(phi.std(0) + 1e-6, dtype))
-    init = jax.tree.map(lambda v: jnp.asarray(v, dtype), _init_values(
-        spec, prior_dict["ate"], prior_dict["tau_scale"], prior_dict["sigma_scale"], prior_dict["control_mean"]))
-    show = progress_lib.enabled(progress)
+        phi = _network.image_features(jnp.asarray(images))
+        feature_stats = (jnp.mean(phi, 0).astype(dtype), (jnp.std(phi, 0) + 1e-6).astype(dtype))
+    init = _init_values(spec, prior)
+    show = progress_lib.enabled(progress) and not traced  # a bar per traced data set would be noise
     data = (jnp.asarray(images), jnp.asarray(t), jnp.asarray(y), None if x is None else jnp.asarray(x))
     if method == "svi":
         runner = _svi_runner(spec, num_steps, learning_rate, guide, num_draws, batch_size, num_particles,
@@ -347,7 +347,8 @@ def fit_image_cate(key: ArrayLike, y: ArrayLike, treatment: ArrayLike, images: A
         params, losses, draws = runner(k_fit, data[2], data[1], data[0], data[3], prior, net_init, feature_stats,
                                        init)
         draws = {k: v for k, v in draws.items() if k in init}
-        diag = {"final_elbo": float(-jnp.mean(losses[-max(1, num_steps // 20):]))}
+        final_elbo = -jnp.mean(losses[-max(1, num_steps // 20):])
+        diag = {"final_elbo": final_elbo if traced else float(final_elbo)}
         return ImageCATEFit(spec, draws, graphdef, params.get("net"), *(feature_stats or (None, None)),
                             prior_dict, losses, 1, data, diag)
     model = functools.partial(image_cate_model, spec=spec, feature_stats=feature_stats)
