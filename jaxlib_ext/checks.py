@@ -132,14 +132,13 @@ def check_finite(name: str, x: Any) -> Any:
             _traced_check(bad == 0, f"`{name}` must be finite, got {{}} non-finite value(s) (dtype {x.dtype})", bad)
         return x
     arr = _host(name, x)
-    if np.issubdtype(arr.dtype, np.inexact):
+    if np.issubdtype(arr.dtype, np.inexact) and not np.isfinite(arr).all():  # one pass on the good path
         bad = ~np.isfinite(arr)
-        if bad.any():
-            idx = np.argwhere(bad)[0]
-            where = tuple(int(i) for i in idx) if arr.ndim else ()
-            raise ValueError(
-                f"`{name}` must be finite, got {int(bad.sum())} non-finite value(s) "
-                f"(first at index {where}: {arr[tuple(idx)] if arr.ndim else arr.item()}); {_describe(arr)}")
+        idx = np.argwhere(bad)[0]
+        where = tuple(int(i) for i in idx) if arr.ndim else ()
+        raise ValueError(
+            f"`{name}` must be finite, got {int(bad.sum())} non-finite value(s) "
+            f"(first at index {where}: {arr[tuple(idx)] if arr.ndim else arr.item()}); {_describe(arr)}")
     return arr
 
 
