@@ -18,8 +18,41 @@ from jaxlib_ext.sweep import sweep
 __all__ = ["cross_ppi_mean", "ppi_ate", "ppi_mean"]
 
 
+def _labeled_moments(pivots, y, f):
+    a, b = y - pivots[0], f - pivots[1]
+    return a, b, a * a, b * b, a * b
+
+
+def _unlabeled_moments(pivots, u):
+    c = u - pivots[0]
+    return c, c * c
+
+
+def _ppi_mean_moments(y: Array, yhat: Array, yhat_u: Array, lam: Array, tune: bool):
+    """:func:`_ppi_mean_parts` without weights from 7 sums in one pass over (y, ŷ) and one over ŷᵘ.
+
+    Moments about pivots (the means of the first 128 values; ŷ and ŷᵘ share one, for the pooled variance of the
+    tuning step) keep the float32 cancellation of Σx² − n x̄² at the level of the two-pass formulas.
+    """
+    n, N = y.shape[0], yhat_u.shape[0]
+    cy, cf = jnp.mean(y[:128]), jnp.mean(yhat[:128])
+    sy, sf, syy, sff, syf = s.fused_sums(_labeled_moments, (cy, cf), y, yhat)
+    su, suu = s.fused_sums(_unlabeled_moments, (cf,), yhat_u)
+    my, mf, mu = sy / n, sf / n, su / N
+    var_y, var_f, cov_yf, var_u = syy / n - my**2, sff / n - mf**2, syf / n - my * mf, suu / N - mu**2
+    if tune:  # λ̂ = Ĉov(y, f) / ((1 + n/N) V̂ar_pooled(f, fᵘ)) (ddof 1 pooled, as ppi_py)
+        pooled = (sff + suu - (sf + su) ** 2 / (n + N)) / (n + N - 1)
+        lam = jnp.clip(cov_yf / ((1 + n / N) * pooled), 0.0, 1.0)
+    est = cy + my + lam * (mu - mf)
+    var = lam**2 * var_u / N + (var_y - 2 * lam * cov_yf + lam**2 * var_f) / n
+    dtype = y.dtype
+    return est, var, lam, jnp.asarray(n, dtype), jnp.asarray(N, dtype)
+
+
 def _ppi_mean_parts(y: Array, yhat: Array, yhat_u: Array, w: Array, w_u: Array, lam: Array, tune: bool):
     """(estimate, variance, λ, n, N) of the PPI++ mean, exactly as ppi_py ``ppi_mean_ci``."""
+    if w is None and w_u is None:
+        return _ppi_mean_moments(y, yhat, yhat_u, lam, tune)
     w = jnp.ones_like(y) if w is None else w
     w_u = jnp.ones_like(yhat_u) if w_u is None else w_u
     kept, kept_u = w > 0, w_u > 0
