@@ -252,6 +252,52 @@ def _training_data(y: ArrayLike, treatment: ArrayLike, images: ArrayLike, covari
     return y, t, im, x
 
 
+def _checked_options(n: int, n_clusters, network, method, guide, num_steps, num_draws, num_particles, num_warmup,
+                     num_samples, num_chains, channels, batch_size, learning_rate, net_prior_scale, weight_scale,
+                     tau_prior_scale) -> tuple:
+    """:func:`fit_image_cate`'s options, checked by name and returned in their order (n: the number of units)."""
+    counts = {"n_clusters": n_clusters, "num_steps": num_steps, "num_draws": num_draws, "num_particles": num_particles,
+              "num_warmup": num_warmup, "num_samples": num_samples, "num_chains": num_chains, "channels": channels}
+    counts = {name: checks.check_int(name, value, 1) for name, value in counts.items()}
+    network = checks.check_choice("network", network, _network.NETWORKS)
+    method = checks.check_choice("method", method, METHODS)
+    guide = checks.check_choice("guide", guide, GUIDES)
+    if method == "nuts" and network != "linear":
+        raise ValueError(f"`method`='nuts' needs network='linear' (a small model), got network={network!r}")
+    if batch_size is not None:
+        batch_size = checks.check_int("batch_size", batch_size, 1, n)
+    scales = {"learning_rate": learning_rate, "net_prior_scale": net_prior_scale, "weight_scale": weight_scale,
+              "tau_prior_scale": tau_prior_scale}
+    scales = {name: None if value is None and name == "tau_prior_scale" else
+              checks.check_number(name, value, 0.0, None, inclusive=(False, True)) for name, value in scales.items()}
+    c = counts
+    return (c["n_clusters"], network, method, guide, c["num_steps"], c["num_draws"], c["num_particles"],
+            c["num_warmup"], c["num_samples"], c["num_chains"], c["channels"], batch_size, scales["learning_rate"],
+            scales["net_prior_scale"], scales["weight_scale"], scales["tau_prior_scale"])
+
+
+def _network_start(key: Array, spec: ModelSpec, images: Array) -> tuple[Any, dict | None, tuple | None]:
+    """(graphdef, initial conv weights) for ``"conv"``; the standardization of φ(M) for ``"linear"`` (traceable)."""
+    if spec.network == "conv":
+        graphdef, net_init = _network.init_conv(key, spec, images.shape[-1])
+        return graphdef, jax.tree.map(lambda v: v.astype(images.dtype), net_init), None
+    phi = _network.image_features(images)
+    return None, None, (jnp.mean(phi, 0).astype(images.dtype), (jnp.std(phi, 0) + 1e-6).astype(images.dtype))
+
+
+def _fit_nuts(key, spec, data, prior, init, feature_stats, prior_dict, num_warmup, num_samples, num_chains,
+              show) -> ImageCATEFit:
+    """NUTS through numpyro's host-level MCMC (chains vectorized, draws chain-major)."""
+    model = functools.partial(image_cate_model, spec=spec, feature_stats=feature_stats)
+    kernel = NUTS(model, init_strategy=init_to_value(values=init))
+    mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
+                chain_method="vectorized", progress_bar=show)
+    mcmc.run(key, data[2], data[1], data[0], data[3], prior=prior, extra_fields=("diverging",))
+    draws = {k: v for k, v in mcmc.get_samples().items() if k in init}
+    diag = {"divergences": int(jnp.sum(mcmc.get_extra_fields()["diverging"]))}
+    return ImageCATEFit(spec, draws, None, None, *feature_stats, prior_dict, None, num_chains, data, diag)
+
+
 def fit_image_cate(key: ArrayLike, y: ArrayLike, treatment: ArrayLike, images: ArrayLike, *,
                    covariates: ArrayLike | None = None, n_clusters: int = 2, network: str = "conv",
                    method: str = "svi", num_steps: int = 2_000, learning_rate: float = 0.01, guide: str = "mvn",
@@ -305,39 +351,16 @@ def fit_image_cate(key: ArrayLike, y: ArrayLike, treatment: ArrayLike, images: A
                          "each data set with its own call outside the transformation.")
     checks.check_key("key", key)
     y, t, images, x = _training_data(y, treatment, images, covariates)
-    n_clusters = checks.check_int("n_clusters", n_clusters, 1)
-    network = checks.check_choice("network", network, _network.NETWORKS)
-    method = checks.check_choice("method", method, METHODS)
-    guide = checks.check_choice("guide", guide, GUIDES)
-    if method == "nuts" and network != "linear":
-        raise ValueError(f"`method`='nuts' needs network='linear' (a small model), got network={network!r}")
-    num_steps = checks.check_int("num_steps", num_steps, 1)
-    num_draws = checks.check_int("num_draws", num_draws, 1)
-    num_particles = checks.check_int("num_particles", num_particles, 1)
-    num_warmup = checks.check_int("num_warmup", num_warmup, 1)
-    num_samples = checks.check_int("num_samples", num_samples, 1)
-    num_chains = checks.check_int("num_chains", num_chains, 1)
-    channels = checks.check_int("channels", channels, 1)
-    if batch_size is not None:
-        batch_size = checks.check_int("batch_size", batch_size, 1, len(y))
-    learning_rate = checks.check_number("learning_rate", learning_rate, 0.0, None, inclusive=(False, True))
-    net_prior_scale = checks.check_number("net_prior_scale", net_prior_scale, 0.0, None, inclusive=(False, True))
-    weight_scale = checks.check_number("weight_scale", weight_scale, 0.0, None, inclusive=(False, True))
-    if tau_prior_scale is not None:
-        tau_prior_scale = checks.check_number("tau_prior_scale", tau_prior_scale, 0.0, None,
-                                              inclusive=(False, True))
+    n_clusters, network, method, guide, num_steps, num_draws, num_particles, num_warmup, num_samples, num_chains, \
+        channels, batch_size, learning_rate, net_prior_scale, weight_scale, tau_prior_scale = _checked_options(
+            len(y), n_clusters, network, method, guide, num_steps, num_draws, num_particles, num_warmup, num_samples,
+            num_chains, channels, batch_size, learning_rate, net_prior_scale, weight_scale, tau_prior_scale)
     spec = ModelSpec(n_clusters, network, 0 if x is None else x.shape[1], channels)
     dtype = images.dtype
     prior = _prior(jnp.asarray(y, dtype), jnp.asarray(t, dtype), tau_prior_scale, weight_scale)
     prior_dict = dict(zip(PRIOR_FIELDS, prior if traced else np.asarray(prior, np.float64).tolist(), strict=True))
     k_net, k_fit = jax.random.split(key)
-    graphdef, net_init, feature_stats = None, None, None
-    if network == "conv":
-        graphdef, net_init = _network.init_conv(k_net, spec, images.shape[-1])
-        net_init = jax.tree.map(lambda v: v.astype(dtype), net_init)
-    else:
-        phi = _network.image_features(jnp.asarray(images))
-        feature_stats = (jnp.mean(phi, 0).astype(dtype), (jnp.std(phi, 0) + 1e-6).astype(dtype))
+    graphdef, net_init, feature_stats = _network_start(k_net, spec, jnp.asarray(images))
     init = _init_values(spec, prior)
     show = progress_lib.enabled(progress) and not traced  # a bar per traced data set would be noise
     data = (jnp.asarray(images), jnp.asarray(t), jnp.asarray(y), None if x is None else jnp.asarray(x))
@@ -351,12 +374,5 @@ def fit_image_cate(key: ArrayLike, y: ArrayLike, treatment: ArrayLike, images: A
         diag = {"final_elbo": final_elbo if traced else float(final_elbo)}
         return ImageCATEFit(spec, draws, graphdef, params.get("net"), *(feature_stats or (None, None)),
                             prior_dict, losses, 1, data, diag)
-    model = functools.partial(image_cate_model, spec=spec, feature_stats=feature_stats)
-    kernel = NUTS(model, init_strategy=init_to_value(values=init))
-    mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
-                chain_method="vectorized", progress_bar=show)
-    mcmc.run(k_fit, data[2], data[1], data[0], data[3], prior=prior, extra_fields=("diverging",))
-    draws = {k: v for k, v in mcmc.get_samples().items() if k in init}
-    diverging = mcmc.get_extra_fields()["diverging"]
-    diag = {"divergences": int(jnp.sum(diverging))}
-    return ImageCATEFit(spec, draws, None, None, *feature_stats, prior_dict, None, num_chains, data, diag)
+    return _fit_nuts(k_fit, spec, data, prior, init, feature_stats, prior_dict, num_warmup, num_samples, num_chains,
+                     show)
