@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
-import pandas as pd
 from jax import Array
 from jax.scipy.special import ndtr, ndtri
 from jax.typing import ArrayLike
-from scipy.stats import norm
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["Estimate", "normal_estimate", "z_critical"]
 
@@ -63,6 +64,9 @@ class Estimate(NamedTuple):
         coefficients. The CI columns are named from ``alpha`` (``"2.5 %"``, ``"97.5 %"``) when it is the same
         for every row, ``"ci_low"`` / ``"ci_high"`` otherwise.
         """
+        import pandas as pd  # on first use: `import estimators` stays light
+        from scipy.stats import norm
+
         est = np.asarray(self.estimate, dtype=np.float64)
         alpha = np.asarray(self.alpha, dtype=np.float64)
         batch_shape = alpha.shape
