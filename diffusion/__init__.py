@@ -33,7 +33,7 @@ from diffusion.parameterization import (
 from diffusion.schedules import VE, DiscreteVP, RectifiedFlow, Schedule, VPCosine, VPLinear
 from diffusion.sigmas import validate_sigmas
 from jaxlib_ext._lazy import lazy_exports
-from jaxlib_ext._version import __version__
+from jaxlib_ext._version import __version__ as __version__
 
 if TYPE_CHECKING:
     from diffusion import analytic, data, diagnostics, inversion, networks, samplers, training
@@ -58,7 +58,6 @@ __all__ = [
     "TerminalSignal",
     "VPCosine",
     "VPLinear",
-    "__version__",
     "analytic",
     "cosine_alpha_bar",
     "data",

@@ -22,7 +22,7 @@ from estimators.ppi_glm import ppi_logistic, ppi_ols
 from estimators.trials import coverage, many_trials
 from estimators.weighting import ipw, overlap
 from jaxlib_ext._lazy import lazy_exports
-from jaxlib_ext._version import __version__
+from jaxlib_ext._version import __version__ as __version__
 
 if TYPE_CHECKING:
     from estimators import debias, empirical_bayes, image_cate
@@ -36,7 +36,6 @@ __getattr__, __dir__ = lazy_exports(__name__, {
 __all__ = [
     "Estimate",
     "Learner",
-    "__version__",
     "aipw",
     "coverage",
     "cross_ppi_mean",

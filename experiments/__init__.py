@@ -13,14 +13,13 @@ from experiments.registry import (
     get_benchmark,
     get_experiment,
 )
-from jaxlib_ext._version import __version__
+from jaxlib_ext._version import __version__ as __version__
 
 __all__ = [
     "BenchResult",
     "Benchmark",
     "Experiment",
     "Result",
-    "__version__",
     "benchmark_names",
     "experiment_names",
     "get_benchmark",

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from jaxlib_ext import checks, linalg, loops, newton, progress, random, scaling, tree
 from jaxlib_ext._lazy import lazy_exports
-from jaxlib_ext._version import __version__
+from jaxlib_ext._version import __version__ as __version__
 from jaxlib_ext.distributed import initialize_from_env, is_main_process, launch_local
 from jaxlib_ext.sweep import grid, sweep, sweep_mesh
 
@@ -22,7 +22,6 @@ __getattr__, __dir__ = lazy_exports(__name__, {
 
 __all__ = [
     "Checkpointer",
-    "__version__",
     "checks",
     "grid",
     "initialize_from_env",
