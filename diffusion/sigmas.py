@@ -155,7 +155,11 @@ def karras(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0, *, appe
     Returns:
       Array of shape (n,) or (n + 1,), starting at σ_max, strictly decreasing.
 
-    Example: ``karras(18, 0.002, 80.0)``.
+    Example:
+
+    >>> [round(float(s), 3) for s in karras(4, 0.002, 80.0)]   # σ_max … σ_min, then the final 0
+    [80.0, 9.723, 0.47, 0.002, 0.0]
+
     Reference: Karras et al. (2022), "Elucidating the Design Space of Diffusion-Based Generative Models",
     eq. (5).
     """

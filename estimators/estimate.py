@@ -110,7 +110,13 @@ class Estimate(NamedTuple):
 
 
 def z_critical(alpha: ArrayLike) -> Array:
-    """The two-sided normal critical value z₁₋α/₂ = Φ⁻¹(1 − α/2) (1.959964… for α = 0.05)."""
+    """The two-sided normal critical value z₁₋α/₂ = Φ⁻¹(1 − α/2).
+
+    Example:
+
+    >>> print(f"{z_critical(0.05):.6f}")
+    1.959964
+    """
     return ndtri(1.0 - jnp.asarray(alpha) / 2.0)
 
 

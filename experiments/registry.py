@@ -118,10 +118,12 @@ class Benchmark:
 
 
 def experiment_names() -> list[str]:
+    """The registered experiments' names, sorted (``python -m experiments list``)."""
     return sorted(_EXPERIMENT_MODULES)
 
 
 def benchmark_names() -> list[str]:
+    """The registered benchmarks' names, sorted."""
     return sorted(_BENCHMARK_MODULES)
 
 

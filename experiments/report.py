@@ -14,6 +14,11 @@ def format_number(v: Any, digits: int = 3) -> str:
     """``v`` rounded to ``digits`` significant digits as a reader expects it: 0.971, 12.3, 1230, 4.5e-06.
 
     Integers and bools are printed as they are; NaN / ±inf as ``NaN`` / ``inf`` / ``-inf``.
+
+    Example:
+
+    >>> [format_number(v) for v in (0.9709895805523392, 1234.5, 4.5e-6, 17)]
+    ['0.971', '1230', '4.5e-06', '17']
     """
     if isinstance(v, bool) or not isinstance(v, int | float):
         return str(v)
