@@ -3,9 +3,12 @@
 import re
 from pathlib import Path
 
+import pytest
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
+@pytest.mark.slow  # 8 s; CI runs the same block through test_readme.py (that it runs and prints)
 def test_training_example_samples_every_mode(capsys):
     section = README.read_text().split("### Training a denoiser\n", 1)[1]
     code = re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
