@@ -23,14 +23,22 @@ class Runtime(NamedTuple):
     where: str = "2 CPU cores, seed 0"
 
 
-# Wall times measured with `python -m experiments run NAME [--full]` (the figures the README quotes, 2026-12).
-# Add a row when you time an experiment; `run NAME --help` prints it, and the last local run's time beside it.
+# Wall times measured with `python -m experiments run NAME [--full]` (2026-12-05: the README's figures, and six
+# runs of issue 23 on the 2-core machine shared with other jobs, load average 4–7). Add a row when you time an
+# experiment; `run NAME --help` prints it, and the last local run's time beside it.
+_SHARED = "2 CPU cores shared with other jobs, seed 0"
 RUNTIMES: dict[str, Runtime] = {
     "hallucination": Runtime(150.0),
     "flow-matching": Runtime(42.0),
     "likelihood": Runtime(41.0),
     "ambient-scaling": Runtime(41.0),
     "image-cate": Runtime(135.0, where="2 CPU cores under load, 2 seeds"),
+    "ci-coverage": Runtime(2.1, where=_SHARED),
+    "painters": Runtime(2.0, where=_SHARED),
+    "sampler-convergence": Runtime(18.4, where=_SHARED),
+    "one-map-many-trials": Runtime(58.7, where=_SHARED),
+    "empirical-bayes": Runtime(65.5, where=_SHARED),
+    "locality": Runtime(11.9, where=_SHARED),
 }
 
 GPU_NOTE = ("GPU: install the CUDA build of the pinned jax (see JAX's installation guide) and pass `--device gpu` "

@@ -52,7 +52,7 @@ def _is_table(v: Any) -> bool:
 
 def _table(rows: list[dict[str, Any]]) -> str:
     columns = list(dict.fromkeys(k for row in rows for k in row))
-    lines = ["| " + " | ".join(map(str, columns)) + " |", "|" + "---|" * len(columns)]
+    lines = ["| " + " | ".join(_text(str(c)) for c in columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(_text(row.get(c, "")) for c in columns) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
@@ -111,7 +111,7 @@ def write_report(results_dir: Path) -> Path:
         nested = {k: v for k, v in metrics.items() if _is_table(v) and k not in nonfinite}
         if metrics:
             parts.append("| metric | value |\n|---|---|\n" + "".join(
-                f"| {k} | {'**NaN/inf**' if k in nonfinite else 'table below' if k in nested else _text(v)} |\n"
+                f"| {_text(k)} | {'**NaN/inf**' if k in nonfinite else 'table below' if k in nested else _text(v)} |\n"
                 for k, v in metrics.items()))
         for k, v in nested.items():
             parts.append(f"**{k}**\n\n{_nested_table(v)}")

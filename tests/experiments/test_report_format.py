@@ -27,6 +27,7 @@ def test_report_rounds_and_renders_nested_metrics_as_tables(tmp_path):
             "coverage": 0.9709895805523392,
             "MSE MLE / JS": [1.0012345, 0.35123],
             "n": 200,
+            "max |coverage − nominal|": 0.0021234,
             "nuts arviz summary": [{"index": "mu", "mean": 0.123456, "r_hat": 1.00049},
                                    {"index": "tau", "mean": 2.345678, "r_hat": 1.0031}],
             "by prior": {"normal": {"mse": 0.51234, "bias": -0.00123}, "skewed": {"mse": 0.6, "bias": 0.0456}},
@@ -38,6 +39,7 @@ def test_report_rounds_and_renders_nested_metrics_as_tables(tmp_path):
     (folder / "results.json").write_text(json.dumps(record))
     report = write_report(tmp_path).read_text()
     assert "| coverage | 0.971 |" in report and "| MSE MLE / JS | [1, 0.351] |" in report and "| n | 200 |" in report
+    assert "| max \\|coverage − nominal\\| | 0.00212 |" in report  # a pipe in a name does not split the row
     assert "41.2 s on 2× cpu" in report
     assert "| nuts arviz summary | table below |" in report
     assert "| index | mean | r_hat |\n|---|---|---|\n| mu | 0.123 | 1 |\n| tau | 2.35 | 1 |" in report
