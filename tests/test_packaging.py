@@ -104,3 +104,24 @@ def test_py_typed_license_and_changelog_ship():
     changelog = (ROOT / "CHANGELOG.md").read_text()
     assert re.search(r"^## \[0\.1\.0\]", changelog, re.MULTILINE), "CHANGELOG.md has no 0.1.0 section"
     assert project["project"]["scripts"]["tweedie-lab"] == "experiments.cli:main"
+
+
+def test_lazy_exports_resolve_once_and_refuse_bad_targets():
+    import types
+
+    from jaxlib_ext._lazy import lazy_exports
+
+    package = types.ModuleType("_w23_fake_package")
+    sys.modules[package.__name__] = package
+    try:
+        package.__getattr__, package.__dir__ = lazy_exports(package.__name__, {
+            "dumps": "json:dumps", "decoder": "json.decoder"})
+        assert package.dumps is json.dumps and package.decoder is sys.modules["json.decoder"]
+        assert vars(package)["dumps"] is json.dumps  # cached: later lookups bypass __getattr__
+        assert {"dumps", "decoder"} <= set(dir(package))
+        with pytest.raises(AttributeError, match="has no attribute 'loads'"):
+            package.loads  # noqa: B018
+    finally:
+        del sys.modules[package.__name__]
+    with pytest.raises(ValueError, match="expected 'module' or 'module:attribute', got 'a:b:c'"):
+        lazy_exports("p", {"x": "a:b:c"})
