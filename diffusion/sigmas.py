@@ -176,7 +176,11 @@ def karras(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0, *, appe
 def log_linear(n: int, sigma_min: float, sigma_max: float, *, append_zero: bool = True, dtype=None) -> Array:
     """Geometric grid σ_i = exp(linspace(log σ_max, log σ_min, n)): equal steps in λ = −log σ.
 
-    Example: ``log_linear(10, 0.01, 10.0)``.
+    Example:
+
+    >>> [round(float(s), 4) for s in log_linear(4, 0.01, 10.0)]   # ratio 10 between neighbours, then 0
+    [10.0, 1.0, 0.1, 0.01, 0.0]
+
     Reference: k-diffusion ``get_sigmas_exponential``; Lu et al. (2022), "DPM-Solver" (uniform λ steps).
     """
     n = _check_n(n)

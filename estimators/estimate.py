@@ -122,7 +122,14 @@ def z_critical(alpha: ArrayLike) -> Array:
 
 def normal_estimate(estimate: ArrayLike, se: ArrayLike, alpha: ArrayLike, n: ArrayLike,
                     diagnostics: Mapping[str, Array] | None = None) -> Estimate:
-    """An :class:`Estimate` with the normal interval θ̂ ± z₁₋α/₂ · se (traceable; used by every kernel)."""
+    """An :class:`Estimate` with the normal interval θ̂ ± z₁₋α/₂ · se (traceable; used by every kernel).
+
+    Example:
+
+    >>> est = normal_estimate(1.0, 0.5, 0.05, 100)
+    >>> print(f"[{est.ci_low:.3f}, {est.ci_high:.3f}]")   # 1 ± 1.96 · 0.5
+    [0.020, 1.980]
+    """
     estimate = jnp.asarray(estimate)
     se = jnp.asarray(se, dtype=estimate.dtype)
     alpha = jnp.asarray(alpha, dtype=estimate.dtype)
