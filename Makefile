@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test test-all bench-deps clean
+.PHONY: demo test test-all test-min docs bench-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,9 +27,25 @@ test-all: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n auto
 
+# the lowest versions pyproject.toml allows (each lower bound, exactly) in .venv-min, then a smoke subset: what
+# "pins = tested versions" means in practice (today the lower bounds are the versions `make test` installs)
+MIN := .venv-min
+test-min:
+	$(PYTHON) -m venv $(MIN)
+	$(PYTHON) -c "import re, tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+	deps = p['dependencies'] + p['optional-dependencies']['experiments'] + p['optional-dependencies']['dev']; \
+	print('\n'.join(re.sub(r'>=([^,]+),.*', r'==\1', d) for d in deps if '>=' in d))" > $(MIN)/constraints.txt
+	$(MIN)/bin/python -m pip install --quiet --disable-pip-version-check -c $(MIN)/constraints.txt -e '.[dev]'
+	$(MIN)/bin/python -m pytest -n auto -m "not slow" tests/test_packaging.py tests/test_docs.py tests/test_readme.py
+
+# the API reference (docs/api/*.md, one page per package) from the docstrings; a public function or class without
+# a docstring, or an __all__ name that does not resolve, is an error (tests/test_docs.py checks the same in CI)
+docs: $(STAMP)
+	$(BIN)/python docs/gen_api.py
+
 # peer libraries for `python -m experiments bench NAME` (torch 2.13.0 CPU, diffusers, ppi-python, doubleml)
 bench-deps: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
 
 clean:
-	rm -rf $(VENV) results .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(MIN) results docs/api .pytest_cache .ruff_cache

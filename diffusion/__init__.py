@@ -6,9 +6,14 @@ Submodules: ``sigmas``, ``schedules``, ``alpha_bar``, ``parameterization``, ``an
 and MeanFlow with optax), ``inversion`` (DDIM, fixed-point and EDICT inversion),
 ``data`` (synthetic and bundled images) and ``diagnostics`` (generalization, Jacobian geometry, hallucination,
 locality).
+
+The subpackages load on first use (``diffusion.networks`` imports flax only when touched); see
+:mod:`jaxlib_ext._lazy`.
 """
 
-from diffusion import analytic, data, diagnostics, inversion, networks, samplers, sigmas, training
+from typing import TYPE_CHECKING
+
+from diffusion import sigmas
 from diffusion.alpha_bar import (
     TerminalSignal,
     cosine_alpha_bar,
@@ -27,6 +32,21 @@ from diffusion.parameterization import (
 )
 from diffusion.schedules import VE, DiscreteVP, RectifiedFlow, Schedule, VPCosine, VPLinear
 from diffusion.sigmas import validate_sigmas
+from jaxlib_ext._lazy import lazy_exports
+from jaxlib_ext._version import __version__ as __version__
+
+if TYPE_CHECKING:
+    from diffusion import analytic, data, diagnostics, inversion, networks, samplers, training
+
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "analytic": "diffusion.analytic",
+    "data": "diffusion.data",
+    "diagnostics": "diffusion.diagnostics",
+    "inversion": "diffusion.inversion",
+    "networks": "diffusion.networks",
+    "samplers": "diffusion.samplers",
+    "training": "diffusion.training",
+})
 
 __all__ = [
     "KINDS",

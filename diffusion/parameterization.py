@@ -173,7 +173,13 @@ def from_denoiser(denoiser: Denoiser, kind: str, schedule: Schedule | None = Non
 def score_from_denoiser(denoiser: Denoiser) -> Callable[[Array, Array], Array]:
     """Tweedie: ∇ log p_σ(x) = (D(x, σ) − x)/σ².
 
-    Example: ``score = score_from_denoiser(model.denoise)``.
+    Example:
+
+    >>> import jax.numpy as jnp
+    >>> score = score_from_denoiser(lambda x, sigma: x / (1 + sigma**2))   # the Wiener filter of N(0, 1)
+    >>> score(jnp.array([2.0]), 1.0).tolist()                          # ∇ log N(x; 0, 1 + σ²) = −x/2
+    [-1.0]
+
     Reference: Efron (2011), "Tweedie's Formula and Selection Bias".
     """
 

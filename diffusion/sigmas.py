@@ -155,7 +155,11 @@ def karras(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0, *, appe
     Returns:
       Array of shape (n,) or (n + 1,), starting at σ_max, strictly decreasing.
 
-    Example: ``karras(18, 0.002, 80.0)``.
+    Example:
+
+    >>> [round(float(s), 3) for s in karras(4, 0.002, 80.0)]   # σ_max … σ_min, then the final 0
+    [80.0, 9.723, 0.47, 0.002, 0.0]
+
     Reference: Karras et al. (2022), "Elucidating the Design Space of Diffusion-Based Generative Models",
     eq. (5).
     """
@@ -172,7 +176,11 @@ def karras(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0, *, appe
 def log_linear(n: int, sigma_min: float, sigma_max: float, *, append_zero: bool = True, dtype=None) -> Array:
     """Geometric grid σ_i = exp(linspace(log σ_max, log σ_min, n)): equal steps in λ = −log σ.
 
-    Example: ``log_linear(10, 0.01, 10.0)``.
+    Example:
+
+    >>> [round(float(s), 4) for s in log_linear(4, 0.01, 10.0)]   # ratio 10 between neighbours, then 0
+    [10.0, 1.0, 0.1, 0.01, 0.0]
+
     Reference: k-diffusion ``get_sigmas_exponential``; Lu et al. (2022), "DPM-Solver" (uniform λ steps).
     """
     n = _check_n(n)

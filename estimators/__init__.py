@@ -5,9 +5,13 @@ kernel, vmapped over any leading trial axes in one compiled call; it returns an 
 Subpackages ``debias`` (de-shrinking ML predictions — linear calibration, Tweedie's correction — without new
 labels), ``empirical_bayes`` (normal means: NPMLE, Tweedie, numpyro hierarchical models, shrinkage) and
 ``image_cate`` (clustering images by treatment effect with numpyro; CATE learners, BLP, RATE).
+
+The subpackages load on first use, so ``import estimators`` imports neither numpyro nor flax; see
+:mod:`jaxlib_ext._lazy`.
 """
 
-from estimators import debias, empirical_bayes, image_cate
+from typing import TYPE_CHECKING
+
 from estimators.ate import difference_in_means, regression_adjustment
 from estimators.dml import irm, plr, plr_panel
 from estimators.doubly_robust import aipw
@@ -17,6 +21,17 @@ from estimators.ppi import cross_ppi_mean, ppi_ate, ppi_mean
 from estimators.ppi_glm import ppi_logistic, ppi_ols
 from estimators.trials import coverage, many_trials
 from estimators.weighting import ipw, overlap
+from jaxlib_ext._lazy import lazy_exports
+from jaxlib_ext._version import __version__ as __version__
+
+if TYPE_CHECKING:
+    from estimators import debias, empirical_bayes, image_cate
+
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "debias": "estimators.debias",
+    "empirical_bayes": "estimators.empirical_bayes",
+    "image_cate": "estimators.image_cate",
+})
 
 __all__ = [
     "Estimate",

@@ -49,9 +49,14 @@ def difference_in_means(y: ArrayLike, treatment: ArrayLike, *, weights: ArrayLik
     Returns:
       An :class:`Estimate` (batched over leading axes); diagnostics: arm sizes and means.
 
-    Example::
+    Example:
 
-        est = difference_in_means(y, t)       # est.estimate, est.ci_low, est.summary()
+    >>> import jax.numpy as jnp
+    >>> est = difference_in_means(jnp.array([1.0, 2.0, 3.0, 5.0, 6.0, 7.0]), jnp.array([0, 0, 0, 1, 1, 1]))
+    >>> print(f"{est.estimate:.3f} ± {est.se:.4f}")    # 6 − 2; √(1/3 + 1/3)
+    4.000 ± 0.8165
+
+    ``est.ci_low``, ``est.ci_high`` and ``est.summary()`` (a DataFrame) give the interval.
 
     Reference: J. Neyman (1923); Imbens & Rubin, *Causal Inference* (2015), ch. 6.
     """

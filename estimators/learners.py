@@ -9,14 +9,11 @@ call, so it hashes equal as a static jit argument and a second estimator call do
 from __future__ import annotations
 
 import functools
-import itertools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import optax
-from flax import nnx
 from jax import Array
 
 from jaxlib_ext.newton import newton
@@ -130,17 +127,6 @@ def logistic(penalty: float = 0.0, max_iter: int = 100) -> Learner:
     return Learner(fit, predict)
 
 
-class _MLP(nnx.Module):
-    def __init__(self, d_in: int, hidden: tuple[int, ...], *, rngs: nnx.Rngs):
-        sizes = (d_in, *hidden, 1)
-        self.layers = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in itertools.pairwise(sizes)])
-
-    def __call__(self, x: Array) -> Array:
-        for layer in self.layers[:-1]:
-            x = jax.nn.gelu(layer(x))
-        return self.layers[-1](x)[..., 0]
-
-
 @functools.cache
 def mlp(hidden: tuple[int, ...] = (32, 32), num_steps: int = 500, learning_rate: float = 1e-2,
         classification: bool = False, weight_decay: float = 1e-4) -> Learner:
@@ -160,6 +146,11 @@ def mlp(hidden: tuple[int, ...] = (32, 32), num_steps: int = 500, learning_rate:
 
         net = mlp((16,), num_steps=200); p = net.fit(key, X, y, w); yhat = net.predict(p, X)
     """
+    import optax  # flax and optax load on first use: `import estimators` stays light
+    from flax import nnx
+
+    from estimators._mlp import MLP as _MLP
+
     hidden = tuple(int(h) for h in hidden)
     tx = optax.adamw(learning_rate, weight_decay=weight_decay)
 

@@ -138,9 +138,15 @@ def ppi_mean(y: ArrayLike, yhat: ArrayLike, yhat_unlabeled: ArrayLike, *, lam: f
     Returns:
       An :class:`Estimate`; diagnostics: ``lam``, ``n_unlabeled``.
 
-    Example::
+    Example:
 
-        est = ppi_mean(y, yhat, yhat_unlabeled)        # PPI++; est.diagnostics["lam"]
+    >>> import jax.numpy as jnp
+    >>> y, yhat = jnp.array([1.0, 2.0, 3.0, 4.0]), jnp.array([1.5, 1.5, 3.5, 3.5])
+    >>> est = ppi_mean(y, yhat, jnp.array([2.0, 3.0, 2.0, 3.0]), lam=1.0)   # PPI: mean(ŷ_u) + mean(y − ŷ)
+    >>> print(f"{est.estimate:.3f}")
+    2.500
+
+    Leave ``lam=None`` for PPI++ (the variance-optimal λ, in ``est.diagnostics["lam"]``).
 
     Reference: A. N. Angelopoulos et al., "Prediction-powered inference", Science 382 (2023); A. N. Angelopoulos,
     J. C. Duchi & T. Zrnic, "PPI++: Efficient prediction-powered inference", arXiv:2311.01453 (2023).

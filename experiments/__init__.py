@@ -13,6 +13,7 @@ from experiments.registry import (
     get_benchmark,
     get_experiment,
 )
+from jaxlib_ext._version import __version__ as __version__
 
 __all__ = [
     "BenchResult",

@@ -2,7 +2,8 @@
 
     python -m experiments list
     python -m experiments run NAME [--quick | --full] [--out DIR] [--seed N] [--set field=value ...]
-    python -m experiments run --all --quick
+    python -m experiments run NAME --help                 # config fields, quick / full values, running time
+    python -m experiments run --all --quick [--out ROOT]  # ROOT/<name>/ for each (default results/)
     python -m experiments run NAME --processes 2          # N cooperating local processes (jax.distributed)
     python -m experiments report [--results DIR]
     python -m experiments bench NAME [--quick] [--file BENCHMARKS.md]   (--quick alone records nothing)
@@ -164,21 +165,32 @@ def apply_overrides(config: Any, assignments: list[str]) -> Any:
     return dataclasses.replace(config, **changes)
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m experiments", description="tweedie-lab experiments")
-    sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="list experiments and benchmarks")
-    run = sub.add_parser("run", help="run one experiment, or all with --all")
+def _add_run_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("name", nargs="?")
     run.add_argument("--all", action="store_true", help="run every registered experiment")
     scale = run.add_mutually_exclusive_group()
     scale.add_argument("--quick", action="store_true", help="small scale (default)")
     scale.add_argument("--full", action="store_true", help="paper scale")
-    run.add_argument("--out", type=Path, default=None, help="output folder (default results/<name>)")
+    run.add_argument("--out", type=Path, default=None,
+                     help="output folder (default results/<name>); with --all, the root: ROOT/<name>/")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a config field")
     run.add_argument("--processes", type=int, default=1, help="launch N local processes on 127.0.0.1")
     run.add_argument("--devices-per-process", type=int, default=2)
+    run.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",
+                     help="auto: JAX's default backend (a GPU when the CUDA build of jax is installed); "
+                          "cpu / gpu force one (see `run NAME --help`)")
+    noise = run.add_mutually_exclusive_group()
+    noise.add_argument("--quiet", action="store_true", help="no progress bars")
+    noise.add_argument("--verbose", action="store_true",
+                       help="progress bars even off a terminal (log files, CI); TWEEDIE_PROGRESS=1")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m experiments", description="tweedie-lab experiments")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list experiments and benchmarks")
+    _add_run_arguments(sub.add_parser("run", help="run one experiment, or all with --all"))
     rep = sub.add_parser("report", help="assemble results/REPORT.md")
     rep.add_argument("--results", type=Path, default=Path("results"))
     bench = sub.add_parser("bench", help="run a benchmark and record it in BENCHMARKS.md")
@@ -207,8 +219,6 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError("`run` takes an experiment NAME or --all (not both, not neither)")
     names = experiment_names() if args.all else [args.name]
     experiments = [get_experiment(n) for n in names]
-    if args.out is not None and len(names) > 1:
-        raise ValueError("`--out` names one folder; with --all results go to results/<name>/")
     if args.set and len(names) > 1:
         raise ValueError("`--set` overrides one experiment's config; give a NAME instead of --all")
     scale = "full" if args.full else "quick"
@@ -216,7 +226,10 @@ def _run(args: argparse.Namespace) -> int:
     rows, failed = [], []
     for exp, config in progress.bar(list(zip(experiments, configs, strict=True)), desc="experiments",
                                     enable=None if len(experiments) > 1 else False):
-        out_dir = args.out or Path("results") / exp.name
+        if args.all:
+            out_dir = (args.out or Path("results")) / exp.name
+        else:
+            out_dir = args.out or Path("results") / exp.name
         start = time.perf_counter()
         try:
             result = exp.run(jax.random.key(args.seed), config)
@@ -250,10 +263,49 @@ def _run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _experiment_help(argv: list[str]) -> str | None:
+    """``run NAME --help``: the run options, then NAME's config fields, running time and GPU note."""
+    if not argv or argv[0] != "run" or not {"-h", "--help"} & set(argv):
+        return None
+    run_parser = argparse.ArgumentParser(prog="python -m experiments run")
+    _add_run_arguments(run_parser)
+    args, _ = run_parser.parse_known_args([a for a in argv[1:] if a not in ("-h", "--help")])
+    if args.name is None:
+        return None
+    from experiments.describe import describe
+    from experiments.registry import get_experiment
+
+    experiment = get_experiment(args.name)
+    return run_parser.format_help() + "\n" + describe(experiment)
+
+
+def _configure(args: argparse.Namespace) -> None:
+    """Process-wide choices of ``run``: device and progress bars (inherited by launched processes via env)."""
+    import os
+
+    import jax
+
+    if args.quiet or args.verbose:
+        os.environ["TWEEDIE_PROGRESS"] = "1" if args.verbose else "0"
+    if args.device != "auto":
+        os.environ["JAX_PLATFORMS"] = {"cpu": "cpu", "gpu": "cuda"}[args.device]
+        jax.config.update("jax_platforms", os.environ["JAX_PLATFORMS"])
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        text = _experiment_help(argv)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if text is not None:
+        print(text)
+        return 0
     args = _parser().parse_args(argv)
     try:
+        if args.command == "run":
+            _configure(args)
         if args.command == "run" and args.processes > 1 and ENV_ADDRESS not in __import__("os").environ:
             child = [a for a in argv if not a.startswith("--processes")]
             if "--processes" in argv:  # "--processes N" form: drop the value too

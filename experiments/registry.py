@@ -63,6 +63,7 @@ _BENCHMARK_MODULES: dict[str, str] = {
     "samplers": "experiments.bench_samplers",
     "training": "experiments.bench_training",
     "flow-matching": "experiments.bench_flow_matching",
+    "import": "experiments.bench_import",
 }
 
 
@@ -117,10 +118,12 @@ class Benchmark:
 
 
 def experiment_names() -> list[str]:
+    """The registered experiments' names, sorted (``python -m experiments list``)."""
     return sorted(_EXPERIMENT_MODULES)
 
 
 def benchmark_names() -> list[str]:
+    """The registered benchmarks' names, sorted."""
     return sorted(_BENCHMARK_MODULES)
 
 

@@ -3,9 +3,66 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
+from typing import Any
 
-__all__ = ["write_report"]
+__all__ = ["format_number", "write_report"]
+
+
+def format_number(v: Any, digits: int = 3) -> str:
+    """``v`` rounded to ``digits`` significant digits as a reader expects it: 0.971, 12.3, 1230, 4.5e-06.
+
+    Integers and bools are printed as they are; NaN / ±inf as ``NaN`` / ``inf`` / ``-inf``.
+
+    Example:
+
+    >>> [format_number(v) for v in (0.9709895805523392, 1234.5, 4.5e-6, 17)]
+    ['0.971', '1230', '4.5e-06', '17']
+    """
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return str(v)
+    if isinstance(v, int):
+        return str(v)
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    if v == 0:
+        return "0"
+    rounded = float(f"{v:.{digits}g}")
+    if digits <= math.floor(math.log10(abs(rounded))) < 6:  # 1234.5 → 1230 and 999.7 → 1000, never 1.23e+03
+        return f"{rounded:.0f}"
+    return f"{rounded:.{digits}g}"
+
+
+def _text(v: Any) -> str:
+    """One table cell: numbers rounded, lists inline, ``None`` (a non-finite value in JSON) as a dash."""
+    if v is None:
+        return "—"
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(_text(u) for u in v) + "]"
+    return format_number(v).replace("|", "\\|").replace("\n", " ")
+
+
+def _is_table(v: Any) -> bool:
+    """A nested metric that reads best as its own table: a list of records or a mapping."""
+    return isinstance(v, dict) or (isinstance(v, list) and bool(v) and all(isinstance(u, dict) for u in v))
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    lines = ["| " + " | ".join(_text(str(c)) for c in columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_text(row.get(c, "")) for c in columns) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _nested_table(v: Any) -> str:
+    if isinstance(v, list):
+        return _table(v)
+    if all(isinstance(u, dict) for u in v.values()):  # {row name: {column: value}}
+        return _table([{"": k, **u} for k, u in v.items()])
+    return _table([{"key": k, "value": u} for k, u in v.items()])
 
 
 def write_report(results_dir: Path) -> Path:
@@ -44,16 +101,26 @@ def write_report(results_dir: Path) -> Path:
             flags.append(f"- **{folder.name}: non-finite metrics** {', '.join(nonfinite)}")
             parts.append(f"**Warning: non-finite (NaN / inf) metrics: {', '.join(nonfinite)}.**\n")
         parts.append(f"{record.get('description', '')}\n")
+        wall = record.get("wall_time_s")
         parts.append(f"Scale `{record.get('scale')}`, seed {record.get('seed')}, "
-                     f"{record.get('wall_time_s')} s on {env.get('device_count')}× {env.get('device_kind')} "
-                     f"({env.get('machine')}), jax {env.get('packages', {}).get('jax')}.\n")
+                     f"{format_number(wall) if wall is not None else '?'} s on {env.get('device_count')}× "
+                     f"{env.get('device_kind')} ({env.get('machine')}), jax {env.get('packages', {}).get('jax')}.\n")
+        figures = record.get("figures", [])
+        if figures:
+            parts.append("Figures: " + ", ".join(f"[{fig}]({folder.name}/{fig})" for fig in figures) + ".\n")
+        nested = {k: v for k, v in metrics.items() if _is_table(v) and k not in nonfinite}
         if metrics:
             parts.append("| metric | value |\n|---|---|\n" + "".join(
-                f"| {k} | {'**NaN/inf**' if k in nonfinite else v} |\n" for k, v in metrics.items()))
+                f"| {_text(k)} | {'**NaN/inf**' if k in nonfinite else 'table below' if k in nested else _text(v)} |\n"
+                for k, v in metrics.items()))
+        for k, v in nested.items():
+            parts.append(f"**{k}**\n\n{_nested_table(v)}")
         table = folder / "table.md"
-        if table.exists():
+        if record.get("table"):
+            parts.append(_table(record["table"]))
+        elif table.exists():  # a record written before results.json held the table
             parts.append(table.read_text())
-        for fig in record.get("figures", []):
+        for fig in figures:
             parts.append(f"![{fig}]({folder.name}/{fig})\n")
     head = ["# tweedie-lab results\n"] + (["Problems:\n\n" + "\n".join(flags) + "\n"] if flags else [])
     out = results_dir / "REPORT.md"

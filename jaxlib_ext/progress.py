@@ -1,7 +1,9 @@
 """Progress bars for host loops and for ``lax.scan`` / ``fori_loop`` bodies under jit.
 
-Bars are shown only where a person is watching: on process 0, on a terminal, and never when ``CI=true``
-(pass ``enable=True`` / ``False`` to decide yourself). Inside jit the bar is driven by a host callback that
+Bars are shown only where a person is watching: on process 0, on a terminal or in a Jupyter notebook (tqdm.auto
+draws a widget there), and never when ``CI=true``. ``TWEEDIE_PROGRESS=1`` / ``0`` in the environment forces them
+on / off on process 0 (``python -m experiments run --verbose`` / ``--quiet`` set it, and launched processes
+inherit it); ``enable=True`` / ``False`` decides for one call. Inside jit the bar is driven by a host callback that
 fires every ``every`` steps; the loop's carry and outputs are exactly those of the plain ``lax`` call, with
 or without a bar.
 
@@ -25,20 +27,41 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-__all__ = ["bar", "enabled", "fori_loop", "scan"]
+__all__ = ["bar", "enabled", "fori_loop", "in_notebook", "scan"]
 
 _BARS: dict[int, tqdm] = {}
 _IDS = itertools.count()
 
 
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+
+def in_notebook() -> bool:
+    """Whether this process is a Jupyter (IPython kernel) session, where tqdm.auto draws widget bars."""
+    ipython = sys.modules.get("IPython")  # never imported here: a kernel has already imported it
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
 def enabled(enable: bool | None = None, file: IO | None = None) -> bool:
-    """Whether to show a bar: ``enable`` if given, else process 0, ``CI`` unset/false and a TTY."""
+    """Whether to show a bar.
+
+    ``enable`` if given; else never off process 0; else ``TWEEDIE_PROGRESS`` (``1`` / ``0``) if set; else not
+    with ``CI=true``; else in a notebook or when the stream (``file``, default stderr) is a terminal.
+    """
     if enable is not None:
         return bool(enable)
-    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-        return False
     if jax.process_index() != 0:
         return False
+    forced = os.environ.get("TWEEDIE_PROGRESS", "").strip().lower()
+    if forced in _TRUE | _FALSE:
+        return forced in _TRUE
+    if forced:
+        raise ValueError(f"`TWEEDIE_PROGRESS` must be one of 1/0/true/false/yes/no/on/off, got {forced!r}")
+    if os.environ.get("CI", "").lower() in _TRUE:
+        return False
+    if file is None and in_notebook():
+        return True
     stream = file if file is not None else sys.stderr
     return bool(getattr(stream, "isatty", lambda: False)())
 

@@ -54,10 +54,14 @@ def sweep_mesh(devices: Any = None) -> Mesh:
 def grid(**axes: Any) -> dict[str, jax.Array]:
     """The Cartesian product of named 1-D axes, flattened into a leading sweep axis (first name slowest).
 
-    Example::
+    Example:
 
-        settings = grid(tau=jnp.linspace(-2, 2, 5), seed=jnp.arange(100))   # 500 rows
-        out = sweep(lambda s: run(jax.random.key(s["seed"]), s["tau"]), settings)
+    >>> import jax.numpy as jnp
+    >>> settings = grid(tau=jnp.array([0.0, 1.0]), seed=jnp.arange(3))   # 2 × 3 rows, the last axis fastest
+    >>> {name: column.tolist() for name, column in settings.items()}
+    {'tau': [0.0, 0.0, 0.0, 1.0, 1.0, 1.0], 'seed': [0, 1, 2, 0, 1, 2]}
+
+    Then ``sweep(lambda s: run(jax.random.key(s["seed"]), s["tau"]), settings)`` runs one trial per row.
 
     Returns:
       A dict of arrays, each of length ``prod(len(axis))``.

@@ -26,7 +26,15 @@ def scale(c: Any, a: Any) -> Any:
 
 
 def lerp(a: Any, b: Any, t: Any) -> Any:
-    """Leafwise ``a + t (b − a)``; ``lerp(ema, params, 1 − decay)`` is an exponential moving average step."""
+    """Leafwise ``a + t (b − a)``; ``lerp(ema, params, 1 − decay)`` is an exponential moving average step.
+
+    Example:
+
+    >>> import jax.numpy as jnp
+    >>> ema = lerp({"w": jnp.array([0.0, 10.0])}, {"w": jnp.array([1.0, 0.0])}, 0.25)
+    >>> ema["w"].tolist()
+    [0.25, 7.5]
+    """
     return jax.tree.map(lambda x, y: x + t * (y - x), a, b)
 
 

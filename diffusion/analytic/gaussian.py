@@ -149,7 +149,13 @@ def gaussian(mean: ArrayLike, cov: ArrayLike) -> Gaussian:
       ValueError naming ``mean`` / ``cov`` for non-finite values, shape mismatch, asymmetry or a negative
       eigenvalue.
 
-    Example: ``gaussian(jnp.zeros(2), jnp.eye(2)).denoise(jnp.ones(2), 1.0)  # [0.5, 0.5]``.
+    Example:
+
+    >>> import jax.numpy as jnp
+    >>> model = gaussian(jnp.zeros(2), jnp.eye(2))
+    >>> model.denoise(jnp.array([2.0, -4.0]), 1.0).tolist()   # the Wiener filter x/(1 + σ²) of N(0, I)
+    [1.0, -2.0]
+
     Reference: Wiener (1949); Wang & Vastola (2024), "The Unreasonable Effectiveness of Gaussian Score
     Approximation for Diffusion Models and its Applications".
     """

@@ -12,17 +12,8 @@
 Functions of one image (Jacobian family) act on the denoiser's event shape; vmap them over a batch.
 """
 
-from diffusion.diagnostics.generalization import (
-    PairFit,
-    StackFit,
-    cosine_similarity,
-    denoising_psnr,
-    fit_pair,
-    fit_stack,
-    nearest_neighbor,
-    paired_subsets,
-    sample_pair,
-)
+from typing import TYPE_CHECKING
+
 from diffusion.diagnostics.hallucination import (
     between_modes,
     removal_at_retention,
@@ -49,6 +40,33 @@ from diffusion.diagnostics.locality import (
     trajectory_states,
     wiener_filter,
 )
+from jaxlib_ext._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from diffusion.diagnostics.generalization import (
+        PairFit,
+        StackFit,
+        cosine_similarity,
+        denoising_psnr,
+        fit_pair,
+        fit_stack,
+        nearest_neighbor,
+        paired_subsets,
+        sample_pair,
+    )
+
+# flax and optax (networks trained side by side) load on first use
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "PairFit": "diffusion.diagnostics.generalization:PairFit",
+    "StackFit": "diffusion.diagnostics.generalization:StackFit",
+    "cosine_similarity": "diffusion.diagnostics.generalization:cosine_similarity",
+    "denoising_psnr": "diffusion.diagnostics.generalization:denoising_psnr",
+    "fit_pair": "diffusion.diagnostics.generalization:fit_pair",
+    "fit_stack": "diffusion.diagnostics.generalization:fit_stack",
+    "nearest_neighbor": "diffusion.diagnostics.generalization:nearest_neighbor",
+    "paired_subsets": "diffusion.diagnostics.generalization:paired_subsets",
+    "sample_pair": "diffusion.diagnostics.generalization:sample_pair",
+})
 
 __all__ = [
     "PairFit",

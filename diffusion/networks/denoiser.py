@@ -55,5 +55,44 @@ def as_denoiser(graphdef: Any, *states: Any) -> NetworkDenoiser:
     Returns:
       A :class:`NetworkDenoiser`, called as ``D(x, sigma) -> x0_hat`` (sigma a scalar or of batch shape;
       noise-blind networks ignore it); a pure, jit- and vmap-compatible pytree.
+
+    Raises:
+      ValueError: at once, not at the first call, when ``graphdef`` is not a ``GraphDef`` (a module, a
+        ``FitResult``), when a state is a training state (use ``fit_result.denoiser()``), or when the states do
+        not fit the graph definition.
     """
+    _check_split(graphdef, states)
     return NetworkDenoiser(graphdef, tuple(states))
+
+
+_TRAIN_STATE_HINT = ("a TrainState holds the optimizer state and two parameter sets; pass `fit_result.denoiser()`, "
+                     "`train_state.denoiser(graphdef)` or `as_denoiser(graphdef, train_state.ema_params, "
+                     "train_state.batch_stats)`")
+
+
+def _is_train_state(obj: Any) -> bool:
+    return all(hasattr(obj, f) for f in ("params", "ema_params", "batch_stats", "opt_state"))
+
+
+def _check_split(graphdef: Any, states: tuple) -> None:
+    """Fail early, with what to pass, on what ``as_denoiser`` is most often handed by mistake."""
+    if hasattr(graphdef, "graphdef") and _is_train_state(getattr(graphdef, "state", None)):
+        raise ValueError("`graphdef` got a FitResult; pass `fit_result.denoiser()` (or "
+                         "`as_denoiser(fit_result.graphdef, fit_result.state.ema_params, "
+                         "fit_result.state.batch_stats)`)")
+    if isinstance(graphdef, nnx.Module):
+        raise ValueError(f"`graphdef` got a {type(graphdef).__name__} module; pass `as_denoiser(*nnx.split(module))`")
+    if not isinstance(graphdef, nnx.GraphDef):
+        raise ValueError(f"`graphdef` must be the GraphDef from `nnx.split(module)`, got {type(graphdef).__name__}")
+    if not states:
+        raise ValueError("`states` is empty; pass the state(s) from `nnx.split`: "
+                         "`graphdef, state = nnx.split(module)`, then `as_denoiser(graphdef, state)`")
+    for i, state in enumerate(states):
+        if _is_train_state(state):
+            raise ValueError(f"`states[{i}]` got a TrainState: {_TRAIN_STATE_HINT}")
+    try:
+        nnx.merge(graphdef, *states)
+    except Exception as err:  # flax says what differs; we say what to pass
+        raise ValueError(f"the states do not fit `graphdef` ({type(err).__name__}: {err}); pass the state(s) "
+                         "that `nnx.split` returned with this graphdef (all of them: e.g. params and "
+                         "batch_stats)") from err

@@ -12,14 +12,31 @@
 * :class:`TrainState`, :func:`init_train_state`, :func:`make_optimizer` (Adam + learning-rate schedules).
 """
 
+from typing import TYPE_CHECKING
+
 from diffusion.training.ambient import AmbientLoss, ambient_sigmas, ambient_target
 from diffusion.training.flow_matching import OBJECTIVES, FlowMatchingLoss, reflow_pairs
 from diffusion.training.interpolants import Interpolant, noise_loss, velocity_loss
-from diffusion.training.loop import FitResult, fit, make_train_step
 from diffusion.training.loss import WEIGHTINGS, DSMLoss, dsm_loss, loss_weight
 from diffusion.training.meanflow import MeanFlowLoss, instantaneous_velocity, meanflow_target
 from diffusion.training.noise import LogNormalSigma, QuadraticSigma, SigmaDistribution, UniformSigma
-from diffusion.training.state import SCHEDULES, TrainMetrics, TrainState, init_train_state, make_optimizer
+from jaxlib_ext._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from diffusion.training.loop import FitResult, fit, make_train_step
+    from diffusion.training.state import SCHEDULES, TrainMetrics, TrainState, init_train_state, make_optimizer
+
+# flax, optax and orbax (the training loop and its state) load on first use; the losses need none of them
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "FitResult": "diffusion.training.loop:FitResult",
+    "fit": "diffusion.training.loop:fit",
+    "make_train_step": "diffusion.training.loop:make_train_step",
+    "SCHEDULES": "diffusion.training.state:SCHEDULES",
+    "TrainMetrics": "diffusion.training.state:TrainMetrics",
+    "TrainState": "diffusion.training.state:TrainState",
+    "init_train_state": "diffusion.training.state:init_train_state",
+    "make_optimizer": "diffusion.training.state:make_optimizer",
+})
 
 __all__ = [
     "OBJECTIVES",

@@ -13,14 +13,28 @@ Without Additional Ground Truth Data: One Map, Many Trials in Satellite-Driven P
 (arXiv:2508.01341).
 """
 
+from typing import TYPE_CHECKING
+
 from estimators.debias.ate import corrected_outcomes, debiased_aipw, debiased_ate
-from estimators.debias.bayes import bayes_ate, bayes_tweedie
 from estimators.debias.correction import Correction, DebiasWarning, kde
-from estimators.debias.diagnostic import CorrectionReport, compare_corrections
 from estimators.debias.hybrid import LabelBudget, hybrid_ate, label_budget
 from estimators.debias.lcc import LCC, lcc
-from estimators.debias.learned import learned_score
 from estimators.debias.tweedie import KDETweedie, ScoreTweedie, learned_tweedie, tweedie
+from jaxlib_ext._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from estimators.debias.bayes import bayes_ate, bayes_tweedie
+    from estimators.debias.diagnostic import CorrectionReport, compare_corrections
+    from estimators.debias.learned import learned_score
+
+# numpyro (bayes), pandas (diagnostic) and flax (learned) load on first use
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "bayes_ate": "estimators.debias.bayes:bayes_ate",
+    "bayes_tweedie": "estimators.debias.bayes:bayes_tweedie",
+    "CorrectionReport": "estimators.debias.diagnostic:CorrectionReport",
+    "compare_corrections": "estimators.debias.diagnostic:compare_corrections",
+    "learned_score": "estimators.debias.learned:learned_score",
+})
 
 __all__ = [
     "LCC",

@@ -14,13 +14,8 @@ Many noisy estimates z_i = μ_i + N(0, s_i²) with known s_i (one per trial, reg
 Reference: B. Efron, *Large-Scale Inference* (2010), and "Tweedie's formula and selection bias", JASA 106 (2011).
 """
 
-from estimators.empirical_bayes.hierarchical import (
-    PRIORS,
-    HierarchicalFit,
-    hierarchical_nuts,
-    hierarchical_svi,
-    normal_means_model,
-)
+from typing import TYPE_CHECKING
+
 from estimators.empirical_bayes.npmle import NPMLE, npmle, npmle_em, npmle_posterior
 from estimators.empirical_bayes.posterior import (
     james_stein,
@@ -29,8 +24,29 @@ from estimators.empirical_bayes.posterior import (
     normal_hierarchical_exact,
     normal_posterior,
 )
-from estimators.empirical_bayes.shrinkage import METHODS, shrink
 from estimators.empirical_bayes.tweedie import Selection, marginal_score, tweedie_mean, winners_curse
+from jaxlib_ext._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from estimators.empirical_bayes.hierarchical import (
+        PRIORS,
+        HierarchicalFit,
+        hierarchical_nuts,
+        hierarchical_svi,
+        normal_means_model,
+    )
+    from estimators.empirical_bayes.shrinkage import METHODS, shrink
+
+# numpyro (the hierarchical models, which `shrink` can call) loads on first use
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "PRIORS": "estimators.empirical_bayes.hierarchical:PRIORS",
+    "HierarchicalFit": "estimators.empirical_bayes.hierarchical:HierarchicalFit",
+    "hierarchical_nuts": "estimators.empirical_bayes.hierarchical:hierarchical_nuts",
+    "hierarchical_svi": "estimators.empirical_bayes.hierarchical:hierarchical_svi",
+    "normal_means_model": "estimators.empirical_bayes.hierarchical:normal_means_model",
+    "METHODS": "estimators.empirical_bayes.shrinkage:METHODS",
+    "shrink": "estimators.empirical_bayes.shrinkage:shrink",
+})
 
 __all__ = [
     "METHODS",

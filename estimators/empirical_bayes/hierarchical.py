@@ -61,8 +61,13 @@ class HierarchicalFit(NamedTuple):
       diagnostics: NUTS — ``r_hat`` / ``ess`` per latent site (arrays), ``r_hat_max``, ``ess_min``, and
         ``r_hat_mu_max`` / ``ess_mu_min`` over the per-draw conditional means E[μ_i | z, θ⁽ᵈ⁾] (label-invariant),
         ``divergences``; SVI — ``loss`` (the ELBO loss per step).
-      samples: the raw latent draws (standardized units), each (chains, draws, ...), for ArviZ.
+      samples: the raw latent draws (standardized units), each (chains, draws, ...).
       method: ``"nuts"`` or ``"svi"``.
+      log_likelihood: (chains, draws, n) log p(z_i | θ⁽ᵈ⁾) in the data's units (μ_i integrated out), for
+        ``arviz.loo`` / ``arviz.waic``.
+      sample_stats: NUTS — ``diverging`` (chains, draws) booleans; SVI — empty.
+      mcmc: NUTS — the ``numpyro.infer.MCMC`` object that ran (``mcmc.print_summary()``, ``get_extra_fields``);
+        SVI — None.
     """
 
     posterior: Estimate
@@ -70,6 +75,42 @@ class HierarchicalFit(NamedTuple):
     diagnostics: dict[str, Any]
     samples: dict[str, Array]
     method: str
+    log_likelihood: Array | None = None
+    sample_stats: dict[str, Array] = {}  # noqa: RUF012  (a NamedTuple default, never mutated)
+    mcmc: Any = None
+
+    def to_inference_data(self) -> Any:
+        """The fit as ArviZ ``InferenceData``: ``posterior`` (the prior's ``locs``, ``scales`` and, for K > 1,
+        ``weights`` in data units, and ``mu_mean`` = E[μ_i | z, θ⁽ᵈ⁾]), ``sample_stats`` (``diverging`` for NUTS),
+        ``log_likelihood`` (``z``) and ``observed_data`` (``z``). Needs arviz (the ``experiments`` extra).
+
+        Example::
+
+            idata = hierarchical_nuts(jax.random.key(0), z, s).to_inference_data()
+            arviz.loo(idata), arviz.summary(idata, var_names=["locs", "scales"])
+        """
+        try:
+            import arviz as az
+        except ImportError as err:  # arviz is an optional dependency
+            raise ImportError("to_inference_data needs arviz: pip install 'tweedie-lab[experiments]'") from err
+        posterior = {k: np.asarray(v) for k, v in self.hyper.items() if k != "weights" or v.shape[-1] > 1}
+        if "mu_mean" in self.diagnostics:
+            posterior["mu_mean"] = np.asarray(self.diagnostics["mu_mean"])
+        groups: dict[str, Any] = {"posterior": posterior}
+        if self.sample_stats:
+            groups["sample_stats"] = {k: np.asarray(v) for k, v in self.sample_stats.items()}
+        if self.log_likelihood is not None:
+            groups["log_likelihood"] = {"z": np.asarray(self.log_likelihood)}
+        if "z" in self.diagnostics:
+            groups["observed_data"] = {"z": np.asarray(self.diagnostics["z"])}
+        return az.from_dict(**groups, dims={"mu_mean": ["unit"], "z": ["unit"]})
+
+    def summary(self, **kwargs: Any) -> Any:
+        """``arviz.summary`` of :meth:`to_inference_data` (mean, sd, HDI, MCSE, ESS, R-hat per parameter) as a
+        DataFrame; ``kwargs`` go to ``arviz.summary`` (e.g. ``var_names=["scales"]``, ``hdi_prob=0.9``)."""
+        import arviz as az
+
+        return az.summary(self.to_inference_data(), **kwargs)
 
 
 def _stick_breaking(v: Array) -> Array:
@@ -175,7 +216,9 @@ def _finish(prior, samples, zz, ss, zs, sc, center, scale, alpha, chains):
     hyper = {"weights": jnp.exp(log_w).reshape(*shape, log_w.shape[-1]),
              "locs": (center + scale * locs).reshape(*shape, locs.shape[-1]),
              "scales": (scale * scales).reshape(*shape, scales.shape[-1])}
-    return posterior, hyper, (center + scale * cond_mean).reshape(chains, -1, zz.shape[0])
+    log_lik = jax.vmap(lambda latent: _log_lik(prior, latent, zs, sc))(flat) - jnp.log(scale)  # data units
+    return (posterior, hyper, (center + scale * cond_mean).reshape(chains, -1, zz.shape[0]),
+            log_lik.reshape(chains, -1, zz.shape[0]))
 
 
 def hierarchical_nuts(key: Array, z: ArrayLike, s: ArrayLike, *, prior: str = "normal", n_components: int = 3,
@@ -220,8 +263,8 @@ def hierarchical_nuts(key: Array, z: ArrayLike, s: ArrayLike, *, prior: str = "n
                               chain_method="vectorized", progress_bar=progress_lib.enabled(progress))
     mcmc.run(k_mcmc, zs, sc, extra_fields=("diverging",))
     samples = mcmc.get_samples(group_by_chain=True)
-    posterior, hyper, cond_mean = _finish(prior, samples, zz, ss, zs, sc, center, scale, a, num_chains)
-    diag: dict[str, Any] = {}
+    posterior, hyper, cond_mean, log_lik = _finish(prior, samples, zz, ss, zs, sc, center, scale, a, num_chains)
+    diag: dict[str, Any] = {"mu_mean": cond_mean, "z": zz}
     if num_chains >= 2:
         diag["r_hat"] = {k: np.asarray(split_gelman_rubin(np.asarray(v))) for k, v in samples.items()}
         diag["r_hat_max"] = float(max(np.max(v) for v in diag["r_hat"].values()))
@@ -229,8 +272,9 @@ def hierarchical_nuts(key: Array, z: ArrayLike, s: ArrayLike, *, prior: str = "n
     diag["ess"] = {k: np.asarray(effective_sample_size(np.asarray(v))) for k, v in samples.items()}
     diag["ess_min"] = float(min(np.min(v) for v in diag["ess"].values()))
     diag["ess_mu_min"] = float(np.min(effective_sample_size(np.asarray(cond_mean))))
-    diag["divergences"] = int(np.sum(np.asarray(mcmc.get_extra_fields()["diverging"])))
-    return HierarchicalFit(posterior, hyper, diag, dict(samples), "nuts")
+    diverging = np.asarray(mcmc.get_extra_fields(group_by_chain=True)["diverging"])
+    diag["divergences"] = int(np.sum(diverging))
+    return HierarchicalFit(posterior, hyper, diag, dict(samples), "nuts", log_lik, {"diverging": diverging}, mcmc)
 
 
 def hierarchical_svi(key: Array, z: ArrayLike, s: ArrayLike, *, prior: str = "normal", n_components: int = 3,
@@ -280,5 +324,6 @@ def hierarchical_svi(key: Array, z: ArrayLike, s: ArrayLike, *, prior: str = "no
     result = svi.run(k_svi, num_steps, zs, sc, progress_bar=progress_lib.enabled(progress))
     draws = guide.sample_posterior(k_draw, result.params, sample_shape=(num_draws,))
     samples = {k: v[None] for k, v in draws.items() if k in ("m", "tau2", "weights", "locs", "v", "scales")}
-    posterior, hyper, _ = _finish(prior, samples, zz, ss, zs, sc, center, scale, a, 1)
-    return HierarchicalFit(posterior, hyper, {"loss": np.asarray(result.losses)}, samples, "svi")
+    posterior, hyper, cond_mean, log_lik = _finish(prior, samples, zz, ss, zs, sc, center, scale, a, 1)
+    diag = {"loss": np.asarray(result.losses), "mu_mean": cond_mean, "z": zz}
+    return HierarchicalFit(posterior, hyper, diag, samples, "svi", log_lik)

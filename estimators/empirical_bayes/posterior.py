@@ -131,9 +131,12 @@ def normal_posterior(z: ArrayLike, s: ArrayLike, prior_mean: ArrayLike, prior_sd
     Returns:
       An :class:`~estimators.Estimate` per μ_i (normal posterior: mean ∓ z₁₋α/₂ sd).
 
-    Example::
+    Example:
 
-        post = normal_posterior(z, 1.0, 0.0, 2.0)      # post.estimate = E[μ | z] = 0.8 z
+    >>> import jax.numpy as jnp
+    >>> post = normal_posterior(jnp.array([2.0, -1.0]), 1.0, 0.0, 1.0)   # B = 1/(1 + 1): E[μ | z] = z/2
+    >>> post.estimate.tolist(), [round(float(sd), 4) for sd in post.se]   # posterior sd √(1/2)
+    ([1.0, -0.5], [0.7071, 0.7071])
     """
     zz, ss = _args.normal_means(z, s)
     a = checks.check_alpha(alpha)
@@ -214,9 +217,12 @@ def james_stein(z: ArrayLike, s: ArrayLike) -> Array:
 
     Needs equal s (a scalar, or equal entries) and n ≥ 4.
 
-    Example::
+    Example:
 
-        james_stein(z, 1.0)
+    >>> import jax.numpy as jnp
+    >>> z = jnp.array([2.0, 0.0, -2.0, 4.0])             # z̄ = 1, S = 20: shrink by (4 − 3)/20 toward z̄
+    >>> [round(float(m), 4) for m in james_stein(z, 1.0)]
+    [1.95, 0.05, -1.85, 3.85]
 
     Reference: W. James & C. Stein (1961); Efron & Morris, JASA 68 (1973).
     """

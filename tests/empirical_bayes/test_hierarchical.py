@@ -68,6 +68,14 @@ def test_svi_normal_prior_is_close_to_the_exact_posterior():
     err = np.abs(np.asarray(fit.posterior.estimate) - np.asarray(exact.estimate))
     assert np.all(err <= 4 * mcse + 0.002), (err.max(), mcse.max())
     assert np.all(np.abs(np.asarray(fit.posterior.se) - np.asarray(exact.se)) < 0.02 * np.asarray(exact.se))
+    # the same fit as ArviZ InferenceData: one "chain" of guide draws, log N(z_i; m, τ² + s²) per draw, no MCMC
+    from scipy.stats import norm
+
+    idata = fit.to_inference_data()
+    assert "sample_stats" not in idata.groups() and fit.mcmc is None
+    np.testing.assert_allclose(idata.log_likelihood["z"].values,
+                               norm.logpdf(z, m[None, :, None], np.sqrt(tau[None, :, None] ** 2 + 1.0)),
+                               rtol=1e-4, atol=1e-4)
     assert np.isfinite(fit.diagnostics["loss"]).all() and fit.diagnostics["loss"][-100:].mean() < \
         fit.diagnostics["loss"][:100].mean()
 
@@ -137,3 +145,29 @@ def test_hierarchical_bad_input(bad):
     for fn in (eb.hierarchical_nuts, eb.hierarchical_svi):
         with pytest.raises(ValueError, match=match):
             fn(jax.random.key(0), z, s, **kw)
+
+
+def test_nuts_fit_as_arviz_inference_data(nuts_normal):
+    """posterior / sample_stats / log_likelihood / observed_data groups; log p(z_i | m, τ) = log N(z_i; m, τ² + s²)
+    checked against scipy draw by draw; ArviZ's summary and LOO run on it; the MCMC object is exposed."""
+    import arviz as az
+    from scipy.stats import norm
+
+    z, fit = nuts_normal
+    idata = fit.to_inference_data()
+    assert {"posterior", "sample_stats", "log_likelihood", "observed_data"} <= set(idata.groups())
+    assert set(idata.posterior.data_vars) == {"locs", "scales", "mu_mean"}  # K = 1: no weights
+    assert idata.posterior["mu_mean"].shape == (2, 500, len(z))
+    diverging = idata.sample_stats["diverging"].values
+    assert diverging.shape == (2, 500) and int(diverging.sum()) == fit.diagnostics["divergences"]
+    np.testing.assert_allclose(idata.observed_data["z"].values, z, rtol=1e-6)  # z in the kernel's float32
+    m, tau = np.asarray(fit.hyper["locs"][..., 0]), np.asarray(fit.hyper["scales"][..., 0])
+    exact = norm.logpdf(z, m[..., None], np.sqrt(tau[..., None] ** 2 + 1.0))
+    np.testing.assert_allclose(idata.log_likelihood["z"].values, exact, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(idata.posterior["mu_mean"].values.mean((0, 1)), np.asarray(fit.posterior.estimate),
+                               rtol=1e-4, atol=1e-5)
+    table = fit.summary(var_names=["locs", "scales"], round_to="none")
+    assert list(table.index) == ["locs[0]", "scales[0]"] and (table["r_hat"] < 1.01).all()
+    assert np.isfinite(az.loo(idata).elpd_loo)
+    assert fit.mcmc.get_samples()["tau2"].shape == (1_000,)
+

@@ -56,6 +56,53 @@ def test_enabled_requires_a_terminal(monkeypatch):
     assert progress.enabled(True, file=io.StringIO())
 
 
+def test_environment_forces_bars_on_or_off(monkeypatch):
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.setenv("TWEEDIE_PROGRESS", "1")  # `run --verbose`: bars even in CI and off a terminal
+    assert progress.enabled(file=io.StringIO())
+    buf = io.StringIO()
+    for _ in progress.bar(range(3), desc="forced", file=buf):
+        pass
+    assert "3/3" in buf.getvalue()
+    monkeypatch.setenv("TWEEDIE_PROGRESS", "0")  # `run --quiet`
+    monkeypatch.delenv("CI")
+    assert not progress.enabled(file=_Terminal())
+    assert not progress.enabled(file=None)
+    assert progress.enabled(True)  # one call still decides for itself
+    monkeypatch.setenv("TWEEDIE_PROGRESS", "maybe")
+    with pytest.raises(ValueError, match="`TWEEDIE_PROGRESS` must be one of"):
+        progress.enabled()
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+class _Kernel:
+    kernel = object()  # what an IPython kernel's shell has and a terminal IPython's lacks
+
+
+def test_notebooks_get_bars_without_a_terminal(monkeypatch):
+    """In Jupyter stderr is no TTY, yet tqdm.auto draws a widget there: bars are on unless CI=true."""
+    import types
+
+    fake_ipython = types.ModuleType("IPython")
+    fake_ipython.get_ipython = lambda: _Kernel()
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("TWEEDIE_PROGRESS", raising=False)
+    monkeypatch.setattr("sys.stderr", io.StringIO())
+    assert not progress.in_notebook() or "IPython" in __import__("sys").modules
+    assert not progress.enabled()
+    monkeypatch.setitem(__import__("sys").modules, "IPython", fake_ipython)
+    assert progress.in_notebook() and progress.enabled()
+    fake_ipython.get_ipython = lambda: None  # IPython imported, but no shell running
+    assert not progress.in_notebook() and not progress.enabled()
+    fake_ipython.get_ipython = lambda: _Kernel()
+    monkeypatch.setenv("CI", "true")
+    assert not progress.enabled()
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="needs `xs` or `length`"):
         progress.scan(step, 0.0, None, enable=True)

@@ -1,0 +1,52 @@
+"""REPORT.md reads like a paper's appendix: 3 significant digits, nested metrics as tables, figures linked."""
+
+import json
+import re
+
+import pytest
+
+from experiments.report import format_number, write_report
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    (0.9709895805523392, "0.971"), (0.25, "0.25"), (12.345, "12.3"), (1234.5, "1230"), (999.7, "1000"),
+    (123456.0, "123000"), (2.5e6, "2.5e+06"), (4.5e-6, "4.5e-06"), (-0.031249, "-0.0312"), (1.0, "1"), (0.0, "0"),
+    (17, "17"), (123456789, "123456789"), (True, "True"), (float("nan"), "NaN"), (float("-inf"), "-inf"),
+])
+def test_three_significant_digits(value, text):
+    assert format_number(value) == text
+
+
+def test_report_rounds_and_renders_nested_metrics_as_tables(tmp_path):
+    folder = tmp_path / "eb"
+    folder.mkdir()
+    record = {
+        "experiment": "eb", "description": "empirical Bayes", "scale": "quick", "seed": 0, "wall_time_s": 41.2345,
+        "environment": {"device_count": 2, "device_kind": "cpu", "machine": "Linux", "packages": {"jax": "0.10.2"}},
+        "metrics": {
+            "coverage": 0.9709895805523392,
+            "MSE MLE / JS": [1.0012345, 0.35123],
+            "n": 200,
+            "max |coverage − nominal|": 0.0021234,
+            "nuts arviz summary": [{"index": "mu", "mean": 0.123456, "r_hat": 1.00049},
+                                   {"index": "tau", "mean": 2.345678, "r_hat": 1.0031}],
+            "by prior": {"normal": {"mse": 0.51234, "bias": -0.00123}, "skewed": {"mse": 0.6, "bias": 0.0456}},
+        },
+        "nonfinite_metrics": [],
+        "table": [{"method": "NPMLE", "MSE": 0.35123456, "ci": [0.3, 0.4012]}],
+        "figures": ["mse.png"],
+    }
+    (folder / "results.json").write_text(json.dumps(record))
+    report = write_report(tmp_path).read_text()
+    assert "| coverage | 0.971 |" in report and "| MSE MLE / JS | [1, 0.351] |" in report and "| n | 200 |" in report
+    assert "| max \\|coverage − nominal\\| | 0.00212 |" in report  # a pipe in a name does not split the row
+    assert "41.2 s on 2× cpu" in report
+    assert "| nuts arviz summary | table below |" in report
+    assert "| index | mean | r_hat |\n|---|---|---|\n| mu | 0.123 | 1 |\n| tau | 2.35 | 1 |" in report
+    assert "|  | mse | bias |\n|---|---|---|\n| normal | 0.512 | -0.00123 |\n| skewed | 0.6 | 0.0456 |" in report
+    assert "| NPMLE | 0.351 | [0.3, 0.401] |" in report
+    assert "Figures: [mse.png](eb/mse.png)." in report and "![mse.png](eb/mse.png)" in report
+    cells = [c for line in report.splitlines() if line.startswith("|") for c in line.split("|")]
+    assert not any("{" in c or "'" in c for c in cells), "JSON / Python reprs inside table cells"
+    decimals = re.findall(r"\d+\.\d+", report.split("jax 0.10.2")[1])  # after the version string
+    assert decimals and all(len(d.replace(".", "").lstrip("0")) <= 3 for d in decimals), decimals
