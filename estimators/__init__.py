@@ -12,6 +12,7 @@ from estimators.ate import difference_in_means, regression_adjustment
 from estimators.dml import irm, plr, plr_panel
 from estimators.doubly_robust import aipw
 from estimators.estimate import Estimate, normal_estimate, z_critical
+from estimators.iv import WeakInstrumentWarning, anchor_regression, tsls
 from estimators.learners import Learner, logistic, mlp, ols, ridge
 from estimators.ppi import cross_ppi_mean, ppi_ate, ppi_mean
 from estimators.ppi_glm import ppi_logistic, ppi_ols
@@ -21,7 +22,9 @@ from estimators.weighting import ipw, overlap
 __all__ = [
     "Estimate",
     "Learner",
+    "WeakInstrumentWarning",
     "aipw",
+    "anchor_regression",
     "coverage",
     "cross_ppi_mean",
     "debias",
@@ -44,5 +47,6 @@ __all__ = [
     "ppi_ols",
     "regression_adjustment",
     "ridge",
+    "tsls",
     "z_critical",
 ]

@@ -1,0 +1,57 @@
+"""Conformance cases of the instrumental-variable, anchor and fixed-effects estimators (merged into the main
+registry by ``_registry.py``). Tiny data (N = 40, strong instruments so no weak-IV warning), float32."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import estimators as E
+from tests.conformance._registry import Case
+
+N = 40
+
+
+def _nan_first(x):
+    x = np.array(x, copy=True)
+    x.reshape(-1)[0] = np.nan
+    return x
+
+
+def _collinear(x):
+    x = np.array(x, copy=True)
+    x[..., -1] = 2.0 * x[..., 0]
+    return x
+
+
+def iv_data(rng):
+    z = rng.normal(size=(N, 2))
+    u = rng.normal(size=N)
+    x = rng.normal(size=(N, 1))
+    d = z @ np.array([1.0, 0.7]) + 0.5 * x[:, 0] + u + 0.5 * rng.normal(size=N)
+    y = d + x[:, 0] + u + rng.normal(size=N)
+    return {"y": y.astype(np.float32), "treatment": d.astype(np.float32), "instruments": z.astype(np.float32),
+            "covariates": x.astype(np.float32)}
+
+
+def f_tsls(y, treatment, instruments, covariates):
+    return E.tsls(y, treatment, instruments, covariates)
+
+
+def f_tsls_clustered(y, treatment, instruments, covariates):
+    return E.tsls(y, treatment, instruments, covariates, clusters=np.repeat(np.arange(10), 4), debiased=True)
+
+
+def f_anchor(y, treatment, instruments, covariates):
+    return E.anchor_regression(y, treatment, instruments, covariates, penalty=2.0)
+
+
+CASES: list[Case] = [
+    Case("estimators.tsls", f_tsls, iv_data, diff="y", bad=("instruments", _collinear)),
+    Case("estimators.tsls[cluster]", f_tsls_clustered, iv_data, diff="treatment", bad=("y", _nan_first),
+         slow=True),
+    Case("estimators.anchor_regression", f_anchor, iv_data, diff="instruments", bad=("covariates", _nan_first)),
+]
+
+EXEMPT: dict[str, str] = {
+    "estimators.WeakInstrumentWarning": "a warning class (raised by tsls on a weak concrete first stage)",
+}
