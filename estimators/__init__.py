@@ -14,6 +14,7 @@ from estimators.doubly_robust import aipw
 from estimators.estimate import Estimate, normal_estimate, z_critical
 from estimators.iv import WeakInstrumentWarning, anchor_regression, tsls
 from estimators.learners import Learner, logistic, mlp, ols, ridge
+from estimators.panel import fixed_effects
 from estimators.ppi import cross_ppi_mean, ppi_ate, ppi_mean
 from estimators.ppi_glm import ppi_logistic, ppi_ols
 from estimators.trials import coverage, many_trials
@@ -30,6 +31,7 @@ __all__ = [
     "debias",
     "difference_in_means",
     "empirical_bayes",
+    "fixed_effects",
     "image_cate",
     "ipw",
     "irm",

@@ -1,4 +1,4 @@
-"""Conformance cases of the instrumental-variable, anchor and fixed-effects estimators (merged into the main
+"""Conformance cases of the instrumental-variable, anchor-regression and fixed-effects estimators (merged into the main
 registry by ``_registry.py``). Tiny data (N = 40, strong instruments so no weak-IV warning), float32."""
 
 from __future__ import annotations
@@ -45,10 +45,26 @@ def f_anchor(y, treatment, instruments, covariates):
     return E.anchor_regression(y, treatment, instruments, covariates, penalty=2.0)
 
 
+def panel_data(rng):
+    units = np.repeat(np.arange(10), 4)
+    times = np.tile(np.arange(4), 10)
+    a = rng.normal(size=10)[units]
+    x = rng.normal(size=(N, 1)) + a[:, None]
+    d = a + rng.normal(size=N)
+    y = 0.5 * d + x[:, 0] + a + rng.normal(size=4)[times] + rng.normal(size=N)
+    return {"y": y.astype(np.float32), "treatment": d.astype(np.float32), "covariates": x.astype(np.float32),
+            "units": units.astype(np.float32), "times": times.astype(np.float32)}
+
+
+def f_fixed_effects(y, treatment, covariates, units, times):
+    return E.fixed_effects(y, treatment, units, covariates, times=times)
+
+
 CASES: list[Case] = [
     Case("estimators.tsls", f_tsls, iv_data, diff="y", bad=("instruments", _collinear)),
     Case("estimators.tsls[cluster]", f_tsls_clustered, iv_data, diff="treatment", bad=("y", _nan_first),
          slow=True),
+    Case("estimators.fixed_effects", f_fixed_effects, panel_data, diff="y", bad=("covariates", _nan_first)),
     Case("estimators.anchor_regression", f_anchor, iv_data, diff="instruments", bad=("covariates", _nan_first)),
 ]
 
