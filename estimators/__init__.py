@@ -12,6 +12,7 @@ from estimators.ate import difference_in_means, regression_adjustment
 from estimators.dml import irm, plr, plr_panel
 from estimators.doubly_robust import aipw
 from estimators.estimate import Estimate, normal_estimate, z_critical
+from estimators.invalid_iv import invalid_iv
 from estimators.iv import WeakInstrumentWarning, anchor_regression, tsls
 from estimators.learners import Learner, logistic, mlp, ols, ridge
 from estimators.panel import fixed_effects
@@ -33,6 +34,7 @@ __all__ = [
     "empirical_bayes",
     "fixed_effects",
     "image_cate",
+    "invalid_iv",
     "ipw",
     "irm",
     "logistic",

@@ -1,8 +1,10 @@
 """Conformance cases of the instrumental-variable, anchor-regression and fixed-effects estimators (merged into the main
-registry by ``_registry.py``). Tiny data (N = 40, strong instruments so no weak-IV warning), float32."""
+registry by ``_registry.py``). Tiny data (N = 40, strong instruments so no weak-IV warning), float32. CI runs
+``tsls`` (the k-class kernel that ``anchor_regression`` shares); the other cases compile more and are ``slow``."""
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 
 import estimators as E
@@ -60,12 +62,30 @@ def f_fixed_effects(y, treatment, covariates, units, times):
     return E.fixed_effects(y, treatment, units, covariates, times=times)
 
 
+def invalid_iv_data(rng):
+    x = rng.normal(size=(N, 1))
+    z = (np.arange(N) % 2).astype(float)
+    u = rng.normal(size=N)
+    d = z + x[:, 0] + u + (1 + 4 * z) * rng.normal(size=N)
+    y = d + z + x[:, 0] + u + rng.normal(size=N)
+    return {"y": y.astype(np.float32), "treatment": d.astype(np.float32), "instruments": z.astype(np.float32),
+            "covariates": x.astype(np.float32)}
+
+
+def f_invalid_iv(y, treatment, instruments, covariates):
+    return E.invalid_iv(jax.random.key(0), y, treatment, instruments, covariates, n_folds=2)
+
+
 CASES: list[Case] = [
     Case("estimators.tsls", f_tsls, iv_data, diff="y", bad=("instruments", _collinear)),
     Case("estimators.tsls[cluster]", f_tsls_clustered, iv_data, diff="treatment", bad=("y", _nan_first),
          slow=True),
-    Case("estimators.fixed_effects", f_fixed_effects, panel_data, diff="y", bad=("covariates", _nan_first)),
-    Case("estimators.anchor_regression", f_anchor, iv_data, diff="instruments", bad=("covariates", _nan_first)),
+    Case("estimators.fixed_effects", f_fixed_effects, panel_data, diff="y", bad=("covariates", _nan_first),
+         slow=True),
+    Case("estimators.invalid_iv", f_invalid_iv, invalid_iv_data, diff="y", bad=("instruments", _nan_first),
+         slow=True),
+    Case("estimators.anchor_regression", f_anchor, iv_data, diff="instruments", bad=("covariates", _nan_first),
+         slow=True),
 ]
 
 EXEMPT: dict[str, str] = {

@@ -50,8 +50,9 @@ def _lsdv(p, two_way, clusters, weights, group_debias):
 
 
 @pytest.mark.parametrize(("two_way", "weighted", "by", "group_debias"), [
-    (False, False, "units", False), (True, False, "units", False), (True, True, "units", True),
-    (False, True, "times", True)])
+    pytest.param(False, False, "units", False, marks=pytest.mark.slow),
+    pytest.param(True, False, "units", False, marks=pytest.mark.slow),
+    (True, True, "units", True), (False, True, "times", True)])
 def test_within_equals_lsdv_with_panelols_conventions(two_way, weighted, by, group_debias, x64):
     p = _panel()
     w = p["w"] if weighted else np.ones(p["y"].size)
