@@ -9,6 +9,7 @@ labels), ``empirical_bayes`` (normal means: NPMLE, Tweedie, numpyro hierarchical
 
 from estimators import debias, empirical_bayes, image_cate
 from estimators.ate import difference_in_means, regression_adjustment
+from estimators.data import CausalData, from_dataframe
 from estimators.dml import irm, plr, plr_panel
 from estimators.doubly_robust import aipw
 from estimators.estimate import Estimate, normal_estimate, z_critical
@@ -18,10 +19,12 @@ from estimators.learners import Learner, logistic, mlp, ols, ridge
 from estimators.panel import fixed_effects
 from estimators.ppi import cross_ppi_mean, ppi_ate, ppi_mean
 from estimators.ppi_glm import ppi_logistic, ppi_ols
+from estimators.sklearn_learner import sklearn_learner
 from estimators.trials import coverage, many_trials
 from estimators.weighting import ipw, overlap
 
 __all__ = [
+    "CausalData",
     "Estimate",
     "Learner",
     "WeakInstrumentWarning",
@@ -33,6 +36,7 @@ __all__ = [
     "difference_in_means",
     "empirical_bayes",
     "fixed_effects",
+    "from_dataframe",
     "image_cate",
     "invalid_iv",
     "ipw",
@@ -51,6 +55,7 @@ __all__ = [
     "ppi_ols",
     "regression_adjustment",
     "ridge",
+    "sklearn_learner",
     "tsls",
     "z_critical",
 ]

@@ -73,7 +73,10 @@ def test_weak_identification_warns():
 
 
 def test_bad_input_is_named():
-    y, d, z, X = (np.asarray(v[0]) for v in _simulate(jax.random.key(4), 1, 400))
+    rng = np.random.default_rng(4)
+    X, z = rng.normal(size=(400, 2)), (rng.uniform(size=400) < 0.5).astype(float)
+    d = z + X[:, 0] + (1 + z) * rng.normal(size=400)
+    y = d + z + rng.normal(size=400)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", E.WeakInstrumentWarning)
         with pytest.raises(ValueError, match="`instruments` is constant"):
