@@ -17,6 +17,7 @@ from estimators.invalid_iv import invalid_iv
 from estimators.iv import WeakInstrumentWarning, anchor_regression, tsls
 from estimators.learners import Learner, logistic, mlp, ols, ridge
 from estimators.panel import fixed_effects
+from estimators.panel_dml import panel_plr
 from estimators.ppi import cross_ppi_mean, ppi_ate, ppi_mean
 from estimators.ppi_glm import ppi_logistic, ppi_ols
 from estimators.sklearn_learner import sklearn_learner
@@ -47,6 +48,7 @@ __all__ = [
     "normal_estimate",
     "ols",
     "overlap",
+    "panel_plr",
     "plr",
     "plr_panel",
     "ppi_ate",

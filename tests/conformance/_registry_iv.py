@@ -58,6 +58,10 @@ def panel_data(rng):
             "units": units.astype(np.float32), "times": times.astype(np.float32)}
 
 
+def f_panel_plr(y, treatment, covariates, units, times):
+    return E.panel_plr(jax.random.key(0), y, treatment, covariates, units, times=times, approach="fd_exact", n_folds=2)
+
+
 def f_fixed_effects(y, treatment, covariates, units, times):
     return E.fixed_effects(y, treatment, units, covariates, times=times)
 
@@ -82,6 +86,7 @@ CASES: list[Case] = [
          slow=True),
     Case("estimators.fixed_effects", f_fixed_effects, panel_data, diff="y", bad=("covariates", _nan_first),
          slow=True),
+    Case("estimators.panel_plr", f_panel_plr, panel_data, diff="y", bad=("treatment", _nan_first), slow=True),
     Case("estimators.invalid_iv", f_invalid_iv, invalid_iv_data, diff="y", bad=("instruments", _nan_first),
          slow=True),
     Case("estimators.anchor_regression", f_anchor, iv_data, diff="instruments", bad=("covariates", _nan_first),
