@@ -20,6 +20,7 @@ from estimators.panel import fixed_effects
 from estimators.panel_dml import panel_plr
 from estimators.ppi import cross_ppi_mean, ppi_ate, ppi_mean
 from estimators.ppi_glm import ppi_logistic, ppi_ols
+from estimators.sensitivity import Sensitivity, irm_sensitivity, plr_sensitivity
 from estimators.sklearn_learner import sklearn_learner
 from estimators.trials import coverage, many_trials
 from estimators.weighting import ipw, overlap
@@ -28,6 +29,7 @@ __all__ = [
     "CausalData",
     "Estimate",
     "Learner",
+    "Sensitivity",
     "WeakInstrumentWarning",
     "aipw",
     "anchor_regression",
@@ -42,6 +44,7 @@ __all__ = [
     "invalid_iv",
     "ipw",
     "irm",
+    "irm_sensitivity",
     "logistic",
     "many_trials",
     "mlp",
@@ -51,6 +54,7 @@ __all__ = [
     "panel_plr",
     "plr",
     "plr_panel",
+    "plr_sensitivity",
     "ppi_ate",
     "ppi_logistic",
     "ppi_mean",

@@ -62,6 +62,26 @@ def f_panel_plr(y, treatment, covariates, units, times):
     return E.panel_plr(jax.random.key(0), y, treatment, covariates, units, times=times, approach="fd_exact", n_folds=2)
 
 
+def sensitivity_data(rng):
+    x = rng.normal(size=(N, 2))
+    t = (np.arange(N) % 2).astype(float)
+    rng.shuffle(t)
+    y = t + x.sum(1) + rng.normal(size=N)
+    return {"y": y.astype(np.float32), "treatment": t.astype(np.float32), "covariates": x.astype(np.float32)}
+
+
+def f_plr_sensitivity(y, treatment, covariates):
+    return E.plr_sensitivity(jax.random.key(0), y, treatment, covariates, n_folds=2, cf_y=0.05, cf_d=0.05)
+
+
+def f_irm_sensitivity(y, treatment, covariates):
+    return E.irm_sensitivity(jax.random.key(0), y, treatment, covariates, n_folds=2)
+
+
+def _bounds_scalar(out):
+    return out.theta_lower + out.se_upper + out.ci_upper
+
+
 def f_fixed_effects(y, treatment, covariates, units, times):
     return E.fixed_effects(y, treatment, units, covariates, times=times)
 
@@ -87,6 +107,10 @@ CASES: list[Case] = [
     Case("estimators.fixed_effects", f_fixed_effects, panel_data, diff="y", bad=("covariates", _nan_first),
          slow=True),
     Case("estimators.panel_plr", f_panel_plr, panel_data, diff="y", bad=("treatment", _nan_first), slow=True),
+    Case("estimators.plr_sensitivity", f_plr_sensitivity, sensitivity_data, diff="y", bad=("covariates", _nan_first),
+         scalar=_bounds_scalar, slow=True),
+    Case("estimators.irm_sensitivity", f_irm_sensitivity, sensitivity_data, diff="y", bad=("y", _nan_first),
+         scalar=_bounds_scalar, slow=True),
     Case("estimators.invalid_iv", f_invalid_iv, invalid_iv_data, diff="y", bad=("instruments", _nan_first),
          slow=True),
     Case("estimators.anchor_regression", f_anchor, iv_data, diff="instruments", bad=("covariates", _nan_first),
@@ -95,6 +119,7 @@ CASES: list[Case] = [
 
 EXEMPT: dict[str, str] = {
     "estimators.WeakInstrumentWarning": "a warning class (raised by tsls on a weak concrete first stage)",
+    "estimators.Sensitivity": "the result type of plr_sensitivity / irm_sensitivity (a NamedTuple pytree)",
     "estimators.CausalData": "the host-side data type of from_dataframe (arrays and column names)",
     "estimators.from_dataframe": "a host-side reader of pandas columns (tests/estimators/test_dataframe.py)",
     "estimators.sklearn_learner": "a learner builder (static option) whose fits are host callbacks; tested through "
