@@ -60,7 +60,7 @@ def _bounds(theta, psi, J, sigma2_el, nu2_el, strength, level):
     lo_t, hi_t = theta - strength * max_bias, theta + strength * max_bias
     lo_s = jnp.sqrt(jnp.mean((scaled - strength * psi_max_bias) ** 2) / n)
     hi_s = jnp.sqrt(jnp.mean((scaled + strength * psi_max_bias) ** 2) / n)
-    q = ndtri(jnp.asarray(level, psi.dtype))
+    q = ndtri(level)
     return lo_t, hi_t, lo_s, hi_s, lo_t - q * lo_s, hi_t + q * hi_s, max_bias, sigma2, nu2
 
 
@@ -72,8 +72,8 @@ def _aggregate(est: Estimate, per_rep: tuple, **_: Any) -> Sensitivity:
                        jnp.median(hi_ci), max_bias, sigma2, nu2)
 
 
-def _plr_kernel(key, y, d, X, w, folds, alpha, *, n_folds, n_rep, outcome_learner, treatment_learner, strength,
-                level) -> Sensitivity:
+def _plr_kernel(key, y, d, X, w, folds, alpha, strength, level, *, n_folds, n_rep, outcome_learner,
+                treatment_learner) -> Sensitivity:
     def rep(k, f):  # the key use of estimators.plr, so the estimate is plr's
         kf, kl, km = jax.random.split(k, 3)
         f = fold_ids(kf, f, w, None, n_folds)
@@ -92,8 +92,8 @@ def _plr_kernel(key, y, d, X, w, folds, alpha, *, n_folds, n_rep, outcome_learne
     return _aggregate(median_aggregate(thetas, ses, alpha, jnp.sum(w > 0), {}), per_rep)
 
 
-def _irm_kernel(key, y, t, X, w, folds, alpha, *, n_folds, n_rep, outcome_learner, propensity_learner, clip,
-                strength, level) -> Sensitivity:
+def _irm_kernel(key, y, t, X, w, folds, alpha, strength, level, *, n_folds, n_rep, outcome_learner,
+                propensity_learner, clip) -> Sensitivity:
     def rep(k, f):  # the key use of estimators.aipw / irm, so the estimate is irm's
         kf, kg, km = jax.random.split(k, 3)
         f = fold_ids(kf, f, w, None, n_folds)
@@ -114,12 +114,14 @@ def _irm_kernel(key, y, t, X, w, folds, alpha, *, n_folds, n_rep, outcome_learne
     return _aggregate(median_aggregate(thetas, ses, alpha, jnp.sum(w > 0), {}), per_rep)
 
 
-def _strength(cf_y: Any, cf_d: Any, rho: Any, level: Any) -> tuple[float, float]:
+def _strength(cf_y: Any, cf_d: Any, rho: Any, level: Any, batch: tuple[int, ...], dtype: Any) -> tuple[Any, Any]:
+    """|ρ| √(cf_y cf_d / (1 − cf_d)) and ``level`` as arrays over the trials (data, not compiled in)."""
     cf_y = checks.check_number("cf_y", cf_y, 0.0, 1.0, inclusive=(True, False))
     cf_d = checks.check_number("cf_d", cf_d, 0.0, 1.0, inclusive=(True, False))
     rho = checks.check_number("rho", rho, -1.0, 1.0)
     level = checks.check_number("level", level, 0.0, 1.0, inclusive=(False, False))
-    return abs(rho) * float(np.sqrt(cf_y * cf_d / (1 - cf_d))), level
+    strength = abs(rho) * float(np.sqrt(cf_y * cf_d / (1 - cf_d)))
+    return np.full(batch, strength, dtype), np.full(batch, level, dtype)
 
 
 def plr_sensitivity(key: ArrayLike, y: ArrayLike, treatment: ArrayLike, covariates: ArrayLike, *, cf_y: float = 0.03,
@@ -153,12 +155,12 @@ def plr_sensitivity(key: ArrayLike, y: ArrayLike, treatment: ArrayLike, covariat
     Reference: V. Chernozhukov, C. Cinelli, W. Newey, A. Sharma & V. Syrgkanis, "Long story short: omitted variable
     bias in causal machine learning", NBER WP 30302 (2022).
     """
-    strength, level = _strength(cf_y, cf_d, rho, level)
     d = validate_crossfit(key, y, "treatment", treatment, covariates, binary=False, weights=None, clusters=None,
                           folds=folds, n_folds=n_folds, n_rep=n_rep, alpha=alpha)
+    strength, level = _strength(cf_y, cf_d, rho, level, d.batch, d.y.dtype)
     static = {"n_folds": d.n_folds, "n_rep": d.n_rep, "outcome_learner": outcome_learner or ols(),
-              "treatment_learner": treatment_learner or ols(), "strength": strength, "level": level}
-    out = sweep(_plr_kernel, d.keys, d.y, d.treatment, d.covariates, d.weights, d.folds, d.alpha,
+              "treatment_learner": treatment_learner or ols()}
+    out = sweep(_plr_kernel, d.keys, d.y, d.treatment, d.covariates, d.weights, d.folds, d.alpha, strength, level,
                 axes=len(d.batch), static=static)
     a.identified_treatment(_with_variances(out, d), np.dtype(d.y.dtype))
     return out
@@ -193,12 +195,11 @@ def irm_sensitivity(key: ArrayLike, y: ArrayLike, treatment: ArrayLike, covariat
 
     Reference: Chernozhukov, Cinelli, Newey, Sharma & Syrgkanis (2022).
     """
-    strength, level = _strength(cf_y, cf_d, rho, level)
     clip = a.threshold("clip", clip)
     d = validate_crossfit(key, y, "treatment", treatment, covariates, binary=True, weights=None, clusters=None,
                           folds=folds, n_folds=n_folds, n_rep=n_rep, alpha=alpha)
+    strength, level = _strength(cf_y, cf_d, rho, level, d.batch, d.y.dtype)
     static = {"n_folds": d.n_folds, "n_rep": d.n_rep, "outcome_learner": outcome_learner or ols(),
-              "propensity_learner": propensity_learner or logistic(), "clip": clip, "strength": strength,
-              "level": level}
-    return sweep(_irm_kernel, d.keys, d.y, d.treatment, d.covariates, d.weights, d.folds, d.alpha, axes=len(d.batch),
-                 static=static)
+              "propensity_learner": propensity_learner or logistic(), "clip": clip}
+    return sweep(_irm_kernel, d.keys, d.y, d.treatment, d.covariates, d.weights, d.folds, d.alpha, strength, level,
+                 axes=len(d.batch), static=static)
