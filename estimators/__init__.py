@@ -15,6 +15,7 @@ from estimators.doubly_robust import aipw
 from estimators.estimate import Estimate, normal_estimate, z_critical
 from estimators.invalid_iv import invalid_iv
 from estimators.iv import WeakInstrumentWarning, anchor_regression, tsls
+from estimators.learner_diagnostics import evaluate_learners
 from estimators.learners import Learner, logistic, mlp, ols, ridge
 from estimators.panel import fixed_effects
 from estimators.panel_dml import panel_plr
@@ -38,6 +39,7 @@ __all__ = [
     "debias",
     "difference_in_means",
     "empirical_bayes",
+    "evaluate_learners",
     "fixed_effects",
     "from_dataframe",
     "image_cate",

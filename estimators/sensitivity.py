@@ -13,7 +13,8 @@ from jax.scipy.special import ndtri
 from jax.typing import ArrayLike
 
 from estimators import _args as a
-from estimators._crossfit import cross_fit, fold_ids, median_aggregate
+from estimators._crossfit import median_aggregate
+from estimators._nuisances import irm_nuisances, plr_nuisances
 from estimators.doubly_robust import validate_crossfit
 from estimators.estimate import Estimate
 from estimators.learners import Learner, logistic, ols
@@ -75,10 +76,7 @@ def _aggregate(est: Estimate, per_rep: tuple, **_: Any) -> Sensitivity:
 def _plr_kernel(key, y, d, X, w, folds, alpha, strength, level, *, n_folds, n_rep, outcome_learner,
                 treatment_learner) -> Sensitivity:
     def rep(k, f):  # the key use of estimators.plr, so the estimate is plr's
-        kf, kl, km = jax.random.split(k, 3)
-        f = fold_ids(kf, f, w, None, n_folds)
-        l_hat = cross_fit(kl, outcome_learner, X, y, w, f, n_folds)
-        m_hat = cross_fit(km, treatment_learner, X, d, w, f, n_folds)
+        l_hat, m_hat = plr_nuisances(k, f, y, d, X, w, n_folds, outcome_learner, treatment_learner)
         v = d - m_hat
         psi_a, psi_b = -(v**2), v * (y - l_hat)
         theta = -jnp.sum(psi_b) / jnp.sum(psi_a)
@@ -95,11 +93,7 @@ def _plr_kernel(key, y, d, X, w, folds, alpha, strength, level, *, n_folds, n_re
 def _irm_kernel(key, y, t, X, w, folds, alpha, strength, level, *, n_folds, n_rep, outcome_learner,
                 propensity_learner, clip) -> Sensitivity:
     def rep(k, f):  # the key use of estimators.aipw / irm, so the estimate is irm's
-        kf, kg, km = jax.random.split(k, 3)
-        f = fold_ids(kf, f, w, None, n_folds)
-        g1, g0 = jax.vmap(lambda kk, tw: cross_fit(kk, outcome_learner, X, y, tw, f, n_folds))(
-            jax.random.split(kg), jnp.stack([w * t, w * (1 - t)]))
-        m = cross_fit(km, propensity_learner, X, t, w, f, n_folds)
+        g1, g0, m = irm_nuisances(k, f, y, t, X, w, n_folds, outcome_learner, propensity_learner)
         if clip is not None:
             m = jnp.clip(m, clip, 1 - clip)
         rr = t / m - (1 - t) / (1 - m)

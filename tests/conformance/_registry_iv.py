@@ -5,6 +5,7 @@ registry by ``_registry.py``). Tiny data (N = 40, strong instruments so no weak-
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 import estimators as E
@@ -16,6 +17,12 @@ N = 40
 def _nan_first(x):
     x = np.array(x, copy=True)
     x.reshape(-1)[0] = np.nan
+    return x
+
+
+def _two(x):
+    x = np.array(x, copy=True)
+    x.reshape(-1)[0] = 2.0
     return x
 
 
@@ -78,6 +85,14 @@ def f_irm_sensitivity(y, treatment, covariates):
     return E.irm_sensitivity(jax.random.key(0), y, treatment, covariates, n_folds=2)
 
 
+def f_evaluate_learners(y, treatment, covariates):
+    return E.evaluate_learners(jax.random.key(0), y, treatment, covariates, model="irm", n_folds=2)
+
+
+def _sum_scalar(out):
+    return sum(jnp.sum(v) for v in jax.tree.leaves(out))
+
+
 def _bounds_scalar(out):
     return out.theta_lower + out.se_upper + out.ci_upper
 
@@ -111,6 +126,8 @@ CASES: list[Case] = [
          scalar=_bounds_scalar, slow=True),
     Case("estimators.irm_sensitivity", f_irm_sensitivity, sensitivity_data, diff="y", bad=("y", _nan_first),
          scalar=_bounds_scalar, slow=True),
+    Case("estimators.evaluate_learners", f_evaluate_learners, sensitivity_data, diff="y", bad=("treatment", _two),
+         scalar=_sum_scalar, slow=True),
     Case("estimators.invalid_iv", f_invalid_iv, invalid_iv_data, diff="y", bad=("instruments", _nan_first),
          slow=True),
     Case("estimators.anchor_regression", f_anchor, iv_data, diff="instruments", bad=("covariates", _nan_first),

@@ -1,5 +1,6 @@
-"""Omitted-variable-bias bounds: DoubleML 0.11.4's ``sensitivity_analysis`` numbers (frozen by
-``_sensitivity_reference.py``) on the same folds; the estimate is plr's / irm's; zero strength gives θ̂."""
+"""Omitted-variable-bias bounds and nuisance metrics: DoubleML 0.11.4's ``sensitivity_analysis`` and
+``evaluate_learners`` (frozen by ``_sensitivity_reference.py``) on the same folds; the estimate is plr's / irm's;
+zero strength gives θ̂."""
 
 from __future__ import annotations
 
@@ -51,3 +52,19 @@ def test_zero_strength_and_bad_options(x64):
         E.plr_sensitivity(jax.random.key(0), D["y"], D["t"], D["x"], rho=1.5)
     with pytest.raises(ValueError, match="`treatment` must be binary"):
         E.irm_sensitivity(jax.random.key(0), D["y"], D["y"], D["x"])
+
+
+def test_plr_learner_rmse_equals_doubleml(x64):
+    out = E.evaluate_learners(jax.random.key(0), D["y"], D["t"], D["x"], n_folds=4, folds=D["folds"])
+    for name, value in REF["plr"]["learners"].items():
+        np.testing.assert_allclose(out[name], [value], rtol=1e-10, err_msg=name)
+
+
+@pytest.mark.slow
+def test_irm_learner_metrics_equal_doubleml_and_sklearn(x64):
+    out = E.evaluate_learners(jax.random.key(0), D["y"], D["t"], D["x"], model="irm", n_folds=4, folds=D["folds"],
+                              propensity_learner=logistic(max_iter=200))
+    for name, value in REF["irm"]["learners"].items():
+        np.testing.assert_allclose(out[name], [value], rtol=1e-7, err_msg=name)
+    with pytest.raises(ValueError, match="`model`"):
+        E.evaluate_learners(jax.random.key(0), D["y"], D["t"], D["x"], model="pliv")
