@@ -76,3 +76,23 @@ def test_sklearn_linear_regression_reproduces_the_jax_ols_learner(global_x64):
     data = E.from_dataframe(df.assign(t=t), y="earnings", treatment="t", covariates=["educ"])
     via_df = data.fit(E.plr, jax.random.key(2), n_folds=3, outcome_learner=lr, treatment_learner=lr)
     np.testing.assert_allclose(via_df.estimate, theirs.estimate, rtol=1e-12)
+
+
+@pytest.mark.slow
+def test_sklearn_classifier_is_a_propensity_learner(global_x64):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neighbors import KNeighborsRegressor
+
+    from estimators.learners import logistic
+
+    df = _frame(200, 3)
+    y, t, X = df["earnings"].to_numpy(), df["training"].to_numpy(), df[["age", "educ"]].to_numpy()
+    ours = E.aipw(jax.random.key(1), y, t, X, n_folds=2, propensity_learner=logistic(max_iter=200))
+    theirs = E.aipw(jax.random.key(1), y, t, X, n_folds=2,
+                    propensity_learner=E.sklearn_learner(LogisticRegression(C=np.inf, tol=1e-12, max_iter=10_000)))
+    np.testing.assert_allclose([theirs.estimate, theirs.se], [ours.estimate, ours.se], rtol=1e-7)
+    # an estimator without sample_weight takes equal weights only
+    knn = E.sklearn_learner(KNeighborsRegressor(5))
+    E.plr(jax.random.key(1), y, t, X, n_folds=2, outcome_learner=knn)
+    with pytest.raises(Exception, match="takes no sample_weight"):
+        E.plr(jax.random.key(1), y, t, X, n_folds=2, outcome_learner=knn, weights=np.r_[np.ones(100), 2 * np.ones(100)])

@@ -61,3 +61,20 @@ def test_bad_input_names_the_argument():
         E.panel_plr(key, p["y"], p["d"], p["x"], np.zeros_like(p["units"]))
     with pytest.raises(ValueError, match="`n_folds`"):
         E.panel_plr(key, p["y"], p["d"], p["x"], p["units"], n_folds=0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("approach", ["cre_general", "fd_exact"])
+def test_coverage_over_many_panels(approach):
+    n_units, n_times, trials = 100, 4, 1000
+    k = jax.random.split(jax.random.key(3), 4)
+    a = jax.random.normal(k[0], (trials, n_units, 1))
+    x = a + jax.random.normal(k[1], (trials, n_units, n_times))
+    d = x + a + jax.random.normal(k[2], (trials, n_units, n_times))
+    y = 0.5 * d + x + a + jax.random.normal(k[3], (trials, n_units, n_times))
+    units = np.broadcast_to(np.repeat(np.arange(n_units), n_times), (trials, n_units * n_times))
+    times = np.broadcast_to(np.tile(np.arange(n_times), n_units), (trials, n_units * n_times))
+    est = E.panel_plr(jax.random.key(4), y.reshape(trials, -1), d.reshape(trials, -1), x.reshape(trials, -1, 1),
+                      units, times=times, approach=approach, n_folds=2)
+    cover = float(E.coverage(est, 0.5))
+    assert 0.93 <= cover <= 0.97, cover
