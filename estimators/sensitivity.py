@@ -37,6 +37,8 @@ class Sensitivity(NamedTuple):
       ci_lower, ci_upper: θ_lower − z_level se_lower and θ_upper + z_level se_upper (one-sided ``level``).
       max_bias: √(σ̂² ν̂²), the bias bound at unit confounding strength.
       sigma2, nu2: σ̂² = E[(y − ĝ)²] and ν̂² = E[α̂²] (α the Riesz representer), per repetition.
+      rv, rva: robustness values: the confounding cf = cf_y = cf_d (at the given ρ) at which the θ bound, resp. the
+        CI bound, reaches ``null_hypothesis`` (0 when the CI already contains it; 0.9999 at most).
     """
 
     estimate: Estimate
@@ -49,31 +51,62 @@ class Sensitivity(NamedTuple):
     max_bias: Array
     sigma2: Array
     nu2: Array
+    rv: Array
+    rva: Array
 
 
-def _bounds(theta, psi, J, sigma2_el, nu2_el, strength, level):
-    """One repetition: DoubleML's bias bound and the variance of the shifted scaled scores."""
-    n = psi.shape[0]
+def _pieces(psi, J, sigma2_el, nu2_el):
+    """One repetition: the scaled score ψ / J, the bias bound √(σ²ν²), its influence function, σ², ν²."""
     sigma2, nu2 = jnp.mean(sigma2_el), jnp.mean(nu2_el)
     max_bias = jnp.sqrt(sigma2 * nu2)
     psi_max_bias = (sigma2 * (nu2_el - nu2) + nu2 * (sigma2_el - sigma2)) / (2 * max_bias)
-    scaled = psi / J
-    lo_t, hi_t = theta - strength * max_bias, theta + strength * max_bias
-    lo_s = jnp.sqrt(jnp.mean((scaled - strength * psi_max_bias) ** 2) / n)
-    hi_s = jnp.sqrt(jnp.mean((scaled + strength * psi_max_bias) ** 2) / n)
-    q = ndtri(level)
-    return lo_t, hi_t, lo_s, hi_s, lo_t - q * lo_s, hi_t + q * hi_s, max_bias, sigma2, nu2
+    return psi / J, psi_max_bias, max_bias, sigma2, nu2
 
 
-def _aggregate(est: Estimate, per_rep: tuple, **_: Any) -> Sensitivity:
-    lo_t, hi_t, lo_s, hi_s, lo_ci, hi_ci, max_bias, sigma2, nu2 = per_rep
+def _bounds_at(thetas, scaled, psi_max_bias, max_bias, strength, q):
+    """DoubleML's bounds at a confounding strength, aggregated over repetitions (medians, the 1.96 rule)."""
+    n = scaled.shape[-1]
+    lo_t, hi_t = thetas - strength * max_bias, thetas + strength * max_bias
+    lo_s = jnp.sqrt(jnp.mean((scaled - strength * psi_max_bias) ** 2, axis=-1) / n)
+    hi_s = jnp.sqrt(jnp.mean((scaled + strength * psi_max_bias) ** 2, axis=-1) / n)
     t_lo, t_hi = jnp.median(lo_t), jnp.median(hi_t)
-    return Sensitivity(est, t_lo, t_hi, (jnp.median(lo_t + _CRITICAL * lo_s) - t_lo) / _CRITICAL,
-                       (jnp.median(hi_t + _CRITICAL * hi_s) - t_hi) / _CRITICAL, jnp.median(lo_ci),
-                       jnp.median(hi_ci), max_bias, sigma2, nu2)
+    return (t_lo, t_hi, (jnp.median(lo_t + _CRITICAL * lo_s) - t_lo) / _CRITICAL,
+            (jnp.median(hi_t + _CRITICAL * hi_s) - t_hi) / _CRITICAL, jnp.median(lo_t - q * lo_s),
+            jnp.median(hi_t + q * hi_s))
 
 
-def _plr_kernel(key, y, d, X, w, folds, alpha, strength, level, *, n_folds, n_rep, outcome_learner,
+def _robustness(thetas, pieces, rho, q, null, which):
+    """The cf = cf_y = cf_d at which the θ bound (``which`` = 0) or the CI bound (4) reaches ``null``, by bisection
+    on [0, 0.9999] (DoubleML's search interval; its bounded Brent search agrees to its 1e-5 tolerance)."""
+    scaled, pmb, max_bias = pieces
+    upper = null > jnp.median(thetas)
+
+    def gap(cf):
+        b = _bounds_at(thetas, scaled, pmb, max_bias, jnp.abs(rho) * cf / jnp.sqrt(1 - cf), q)
+        return jnp.where(upper, null - b[which + 1], b[which] - null)
+
+    def step(_, lo_hi):
+        lo, hi = lo_hi
+        mid = (lo + hi) / 2
+        inside = gap(mid) > 0
+        return jnp.where(inside, mid, lo), jnp.where(inside, hi, mid)
+
+    top = jnp.asarray(0.9999, thetas.dtype)
+    lo, hi = jax.lax.fori_loop(0, 60, step, (jnp.zeros_like(top), top))
+    return jnp.where(gap(jnp.zeros_like(top)) <= 0, 0.0, jnp.where(gap(top) > 0, top, (lo + hi) / 2))
+
+
+def _aggregate(est: Estimate, thetas: Array, per_rep: tuple, strength: Array, rho: Array, level: Array,
+               null: Array) -> Sensitivity:
+    scaled, pmb, max_bias, sigma2, nu2 = per_rep
+    q = ndtri(level)
+    bounds = _bounds_at(thetas, scaled, pmb, max_bias, strength, q)
+    pieces = (scaled, pmb, max_bias)
+    return Sensitivity(est, *bounds, max_bias, sigma2, nu2, _robustness(thetas, pieces, rho, q, null, 0),
+                       _robustness(thetas, pieces, rho, q, null, 4))
+
+
+def _plr_kernel(key, y, d, X, w, folds, alpha, strength, rho, level, null, *, n_folds, n_rep, outcome_learner,
                 treatment_learner) -> Sensitivity:
     def rep(k, f):  # the key use of estimators.plr, so the estimate is plr's
         l_hat, m_hat = plr_nuisances(k, f, y, d, X, w, n_folds, outcome_learner, treatment_learner)
@@ -83,14 +116,15 @@ def _plr_kernel(key, y, d, X, w, folds, alpha, strength, level, *, n_folds, n_re
         J = jnp.mean(psi_a)
         psi = psi_a * theta + psi_b
         nu2 = 1 / jnp.mean(v**2)
-        bounds = _bounds(theta, psi, J, (y - l_hat - theta * v) ** 2, 2 * nu2 - v**2 * nu2**2, strength, level)
-        return theta, jnp.sqrt(jnp.mean(psi**2) / (y.shape[0] * J**2)), bounds
+        pieces = _pieces(psi, J, (y - l_hat - theta * v) ** 2, 2 * nu2 - v**2 * nu2**2)
+        return theta, jnp.sqrt(jnp.mean(psi**2) / (y.shape[0] * J**2)), pieces
 
     thetas, ses, per_rep = jax.vmap(rep)(jax.random.split(key, n_rep), folds)
-    return _aggregate(median_aggregate(thetas, ses, alpha, jnp.sum(w > 0), {}), per_rep)
+    est = median_aggregate(thetas, ses, alpha, jnp.sum(w > 0), {})
+    return _aggregate(est, thetas, per_rep, strength, rho, level, null)
 
 
-def _irm_kernel(key, y, t, X, w, folds, alpha, strength, level, *, n_folds, n_rep, outcome_learner,
+def _irm_kernel(key, y, t, X, w, folds, alpha, strength, rho, level, null, *, n_folds, n_rep, outcome_learner,
                 propensity_learner, clip) -> Sensitivity:
     def rep(k, f):  # the key use of estimators.aipw / irm, so the estimate is irm's
         g1, g0, m = irm_nuisances(k, f, y, t, X, w, n_folds, outcome_learner, propensity_learner)
@@ -101,25 +135,29 @@ def _irm_kernel(key, y, t, X, w, folds, alpha, strength, level, *, n_folds, n_re
         theta = jnp.mean(psi)
         psi = psi - theta  # ψ_a = −1: ψ = ψ_b − θ
         nu2_el = 2 * (1 / m + 1 / (1 - m)) - rr**2
-        bounds = _bounds(theta, psi, -1.0, (y - t * g1 - (1 - t) * g0) ** 2, nu2_el, strength, level)
-        return theta, jnp.sqrt(jnp.mean(psi**2) / y.shape[0]), bounds
+        pieces = _pieces(psi, -1.0, (y - t * g1 - (1 - t) * g0) ** 2, nu2_el)
+        return theta, jnp.sqrt(jnp.mean(psi**2) / y.shape[0]), pieces
 
     thetas, ses, per_rep = jax.vmap(rep)(jax.random.split(key, n_rep), folds)
-    return _aggregate(median_aggregate(thetas, ses, alpha, jnp.sum(w > 0), {}), per_rep)
+    est = median_aggregate(thetas, ses, alpha, jnp.sum(w > 0), {})
+    return _aggregate(est, thetas, per_rep, strength, rho, level, null)
 
 
-def _strength(cf_y: Any, cf_d: Any, rho: Any, level: Any, batch: tuple[int, ...], dtype: Any) -> tuple[Any, Any]:
-    """|ρ| √(cf_y cf_d / (1 − cf_d)) and ``level`` as arrays over the trials (data, not compiled in)."""
+def _strength(cf_y: Any, cf_d: Any, rho: Any, level: Any, null_hypothesis: Any, batch: tuple[int, ...],
+              dtype: Any) -> tuple[Any, ...]:
+    """|ρ| √(cf_y cf_d / (1 − cf_d)), ρ, ``level`` and the null as arrays over the trials (data, not compiled in)."""
     cf_y = checks.check_number("cf_y", cf_y, 0.0, 1.0, inclusive=(True, False))
     cf_d = checks.check_number("cf_d", cf_d, 0.0, 1.0, inclusive=(True, False))
     rho = checks.check_number("rho", rho, -1.0, 1.0)
     level = checks.check_number("level", level, 0.0, 1.0, inclusive=(False, False))
+    null = checks.check_number("null_hypothesis", null_hypothesis)
     strength = abs(rho) * float(np.sqrt(cf_y * cf_d / (1 - cf_d)))
-    return np.full(batch, strength, dtype), np.full(batch, level, dtype)
+    return tuple(np.full(batch, v, dtype) for v in (strength, rho, level, null))
 
 
 def plr_sensitivity(key: ArrayLike, y: ArrayLike, treatment: ArrayLike, covariates: ArrayLike, *, cf_y: float = 0.03,
-                    cf_d: float = 0.03, rho: float = 1.0, level: float = 0.95, outcome_learner: Learner | None = None,
+                    cf_d: float = 0.03, rho: float = 1.0, level: float = 0.95, null_hypothesis: float = 0.0,
+                    outcome_learner: Learner | None = None,
                     treatment_learner: Learner | None = None, n_folds: int = 5, n_rep: int = 1,
                     folds: ArrayLike | None = None, alpha: float = 0.05) -> Sensitivity:
     """Omitted-variable-bias bounds for the partially linear model (DoubleML ``DoubleMLPLR.sensitivity_analysis``).
@@ -137,6 +175,7 @@ def plr_sensitivity(key: ArrayLike, y: ArrayLike, treatment: ArrayLike, covariat
       cf_y, cf_d: the confounder's partial R² with the outcome and the Riesz representer, in [0, 1).
       rho: the correlation of the confounding in the two equations, in [−1, 1].
       level: the one-sided confidence level of the bounds' interval.
+      null_hypothesis: the effect the robustness values ``rv`` / ``rva`` are measured against.
 
     Returns:
       A :class:`Sensitivity` (batched over leading trial axes).
@@ -151,10 +190,10 @@ def plr_sensitivity(key: ArrayLike, y: ArrayLike, treatment: ArrayLike, covariat
     """
     d = validate_crossfit(key, y, "treatment", treatment, covariates, binary=False, weights=None, clusters=None,
                           folds=folds, n_folds=n_folds, n_rep=n_rep, alpha=alpha)
-    strength, level = _strength(cf_y, cf_d, rho, level, d.batch, d.y.dtype)
+    options = _strength(cf_y, cf_d, rho, level, null_hypothesis, d.batch, d.y.dtype)
     static = {"n_folds": d.n_folds, "n_rep": d.n_rep, "outcome_learner": outcome_learner or ols(),
               "treatment_learner": treatment_learner or ols()}
-    out = sweep(_plr_kernel, d.keys, d.y, d.treatment, d.covariates, d.weights, d.folds, d.alpha, strength, level,
+    out = sweep(_plr_kernel, d.keys, d.y, d.treatment, d.covariates, d.weights, d.folds, d.alpha, *options,
                 axes=len(d.batch), static=static)
     a.identified_treatment(_with_variances(out, d), np.dtype(d.y.dtype))
     return out
@@ -170,7 +209,8 @@ def _with_variances(out: Sensitivity, d: Any) -> Any:
 
 def irm_sensitivity(key: ArrayLike, y: ArrayLike, treatment: ArrayLike, covariates: ArrayLike, *,
                     cf_y: float = 0.03, cf_d: float = 0.03, rho: float = 1.0, level: float = 0.95,
-                    outcome_learner: Learner | None = None, propensity_learner: Learner | None = None,
+                    null_hypothesis: float = 0.0, outcome_learner: Learner | None = None,
+                    propensity_learner: Learner | None = None,
                     n_folds: int = 5, n_rep: int = 1, folds: ArrayLike | None = None, clip: float | None = 0.01,
                     alpha: float = 0.05) -> Sensitivity:
     """Omitted-variable-bias bounds for the ATE of the interactive model (DoubleML ``DoubleMLIRM``, score "ATE").
@@ -192,8 +232,8 @@ def irm_sensitivity(key: ArrayLike, y: ArrayLike, treatment: ArrayLike, covariat
     clip = a.threshold("clip", clip)
     d = validate_crossfit(key, y, "treatment", treatment, covariates, binary=True, weights=None, clusters=None,
                           folds=folds, n_folds=n_folds, n_rep=n_rep, alpha=alpha)
-    strength, level = _strength(cf_y, cf_d, rho, level, d.batch, d.y.dtype)
+    options = _strength(cf_y, cf_d, rho, level, null_hypothesis, d.batch, d.y.dtype)
     static = {"n_folds": d.n_folds, "n_rep": d.n_rep, "outcome_learner": outcome_learner or ols(),
               "propensity_learner": propensity_learner or logistic(), "clip": clip}
-    return sweep(_irm_kernel, d.keys, d.y, d.treatment, d.covariates, d.weights, d.folds, d.alpha, strength, level,
+    return sweep(_irm_kernel, d.keys, d.y, d.treatment, d.covariates, d.weights, d.folds, d.alpha, *options,
                  axes=len(d.batch), static=static)

@@ -3,8 +3,9 @@
 One data set (n = 300, three covariates, a binary treatment) and fixed folds (unit i in fold i mod 4), passed to
 DoubleML with ``set_sample_splitting``: ``DoubleMLPLR`` (``LinearRegression`` for ml_l and ml_m) and ``DoubleMLIRM``
 (``LinearRegression`` for ml_g, ``LogisticRegression(C=np.inf, tol=1e-12, max_iter=10_000)`` for ml_m, default
-propensity clipping 0.01), each with ``sensitivity_analysis(cf_y=0.04, cf_d=0.03, rho=0.8, level=0.95)`` and
-``evaluate_learners()`` (RMSE; for the IRM propensity also sklearn's ``log_loss`` and ``roc_auc_score``). Run
+propensity clipping 0.01), each with ``sensitivity_analysis(cf_y=0.04, cf_d=0.03, rho=0.8, level=0.95)`` (bounds
+and robustness values) and ``evaluate_learners()`` (RMSE; for the IRM propensity also sklearn's ``log_loss`` and
+``roc_auc_score``). Run
 ``python -m tests.estimators._sensitivity_reference`` (with the ``bench`` extra) to rewrite
 ``sensitivity_reference.json``.
 """
@@ -56,7 +57,7 @@ def main() -> None:
                      "theta_lower": float(p["theta"]["lower"][0]), "theta_upper": float(p["theta"]["upper"][0]),
                      "se_lower": float(p["se"]["lower"][0]), "se_upper": float(p["se"]["upper"][0]),
                      "ci_lower": float(p["ci"]["lower"][0]), "ci_upper": float(p["ci"]["upper"][0]),
-                     "learners": learners}
+                     "rv": float(p["rv"][0]), "rva": float(p["rva"][0]), "learners": learners}
     PATH.write_text(json.dumps(out, indent=1))
 
 

@@ -25,6 +25,8 @@ def test_plr_bounds_equal_doubleml(x64):
     np.testing.assert_allclose([s.estimate.estimate, s.estimate.se], [ref["theta"], ref["se"]], rtol=1e-10)
     for f in FIELDS:
         np.testing.assert_allclose(getattr(s, f), ref[f], rtol=1e-10, err_msg=f)
+    # DoubleML finds RV / RVa by a bounded Brent search with tolerance 1e-5 in cf; ours bisects to 1e-16
+    np.testing.assert_allclose([s.rv, s.rva], [ref["rv"], ref["rva"]], atol=2e-5)
     plr = E.plr(jax.random.key(0), D["y"], D["t"], D["x"], n_folds=4, folds=D["folds"])
     np.testing.assert_allclose(s.estimate.estimate, plr.estimate, rtol=1e-12)
 
@@ -38,6 +40,7 @@ def test_irm_bounds_equal_doubleml(x64):
     np.testing.assert_allclose([s.estimate.estimate, s.estimate.se], [ref["theta"], ref["se"]], rtol=1e-7)
     for f in FIELDS:
         np.testing.assert_allclose(getattr(s, f), ref[f], rtol=1e-7, err_msg=f)
+    np.testing.assert_allclose([s.rv, s.rva], [ref["rv"], ref["rva"]], atol=2e-5)
     irm = E.irm(jax.random.key(0), D["y"], D["t"], D["x"], n_folds=4, folds=D["folds"], clip=0.01,
                 propensity_learner=logistic(max_iter=200))
     np.testing.assert_allclose(s.estimate.estimate, irm.estimate, rtol=1e-12)
@@ -46,6 +49,9 @@ def test_irm_bounds_equal_doubleml(x64):
 def test_zero_strength_and_bad_options(x64):
     s = E.plr_sensitivity(jax.random.key(0), D["y"], D["t"], D["x"], n_folds=4, folds=D["folds"], cf_y=0.0)
     np.testing.assert_allclose([s.theta_lower, s.theta_upper], s.estimate.estimate, rtol=1e-12)
+    # the robustness value solves θ − |ρ| B cf/√(1 − cf) = 0 in closed form: cf = (√(r⁴ + 4r²) − r²)/2
+    r = float(s.estimate.estimate) / (1.0 * float(s.max_bias[0]))
+    np.testing.assert_allclose(s.rv, (np.sqrt(r**4 + 4 * r**2) - r**2) / 2, rtol=1e-10)
     with pytest.raises(ValueError, match="`cf_d`"):
         E.plr_sensitivity(jax.random.key(0), D["y"], D["t"], D["x"], cf_d=1.0)
     with pytest.raises(ValueError, match="`rho`"):
