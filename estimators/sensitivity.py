@@ -235,5 +235,11 @@ def irm_sensitivity(key: ArrayLike, y: ArrayLike, treatment: ArrayLike, covariat
     options = _strength(cf_y, cf_d, rho, level, null_hypothesis, d.batch, d.y.dtype)
     static = {"n_folds": d.n_folds, "n_rep": d.n_rep, "outcome_learner": outcome_learner or ols(),
               "propensity_learner": propensity_learner or logistic(), "clip": clip}
-    return sweep(_irm_kernel, d.keys, d.y, d.treatment, d.covariates, d.weights, d.folds, d.alpha, *options,
-                 axes=len(d.batch), static=static)
+    out = sweep(_irm_kernel, d.keys, d.y, d.treatment, d.covariates, d.weights, d.folds, d.alpha, *options,
+                axes=len(d.batch), static=static)
+    # ν̂² = mean(2(1/m + 1/(1 − m)) − α²) can come out ≤ 0 with extreme propensities (a unit with m = 0.01 adds
+    # 2/m − 1/m² < 0): then √(σ²ν²) is not a bound. Refuse it rather than return NaN.
+    checks.check_condition(out.nu2 > 0, "`clip`: the Riesz representer's second moment ν̂² is not positive "
+                           "(extreme fitted propensities); raise `clip` or regularise the propensity learner; ν̂² = ",
+                           out.nu2)
+    return out

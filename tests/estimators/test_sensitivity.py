@@ -60,6 +60,18 @@ def test_zero_strength_and_bad_options(x64):
         E.irm_sensitivity(jax.random.key(0), D["y"], D["y"], D["x"])
 
 
+@pytest.mark.slow
+def test_irm_negative_riesz_moment_is_refused_not_nan():
+    # 40 units, 2 folds: near-separated logistic fits put propensities at the 0.01 clip, and ν̂² < 0
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(40, 2))
+    t = (np.arange(40) % 2).astype(np.float32)
+    rng.shuffle(t)
+    y = (t + x.sum(1) + rng.normal(size=40)).astype(np.float32)
+    with pytest.raises(ValueError, match="`clip`: the Riesz representer"):
+        E.irm_sensitivity(jax.random.key(0), y, t, x.astype(np.float32), n_folds=2)
+
+
 def test_plr_learner_rmse_equals_doubleml(x64):
     out = E.evaluate_learners(jax.random.key(0), D["y"], D["t"], D["x"], n_folds=4, folds=D["folds"])
     for name, value in REF["plr"]["learners"].items():
