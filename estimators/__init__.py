@@ -13,12 +13,20 @@ The subpackages load on first use, so ``import estimators`` imports neither nump
 from typing import TYPE_CHECKING
 
 from estimators.ate import difference_in_means, regression_adjustment
+from estimators.data import CausalData, from_dataframe
 from estimators.dml import irm, plr, plr_panel
 from estimators.doubly_robust import aipw
 from estimators.estimate import Estimate, normal_estimate, z_critical
+from estimators.invalid_iv import invalid_iv
+from estimators.iv import WeakInstrumentWarning, anchor_regression, tsls
+from estimators.learner_diagnostics import evaluate_learners
 from estimators.learners import Learner, logistic, mlp, ols, ridge
+from estimators.panel import fixed_effects
+from estimators.panel_dml import panel_plr
 from estimators.ppi import cross_ppi_mean, ppi_ate, ppi_mean
 from estimators.ppi_glm import ppi_logistic, ppi_ols
+from estimators.sensitivity import Sensitivity, irm_sensitivity, plr_sensitivity
+from estimators.sklearn_learner import sklearn_learner
 from estimators.trials import coverage, many_trials
 from estimators.weighting import ipw, overlap
 from jaxlib_ext._lazy import lazy_exports
@@ -34,30 +42,43 @@ __getattr__, __dir__ = lazy_exports(__name__, {
 })
 
 __all__ = [
+    "CausalData",
     "Estimate",
     "Learner",
+    "Sensitivity",
+    "WeakInstrumentWarning",
     "aipw",
+    "anchor_regression",
     "coverage",
     "cross_ppi_mean",
     "debias",
     "difference_in_means",
     "empirical_bayes",
+    "evaluate_learners",
+    "fixed_effects",
+    "from_dataframe",
     "image_cate",
+    "invalid_iv",
     "ipw",
     "irm",
+    "irm_sensitivity",
     "logistic",
     "many_trials",
     "mlp",
     "normal_estimate",
     "ols",
     "overlap",
+    "panel_plr",
     "plr",
     "plr_panel",
+    "plr_sensitivity",
     "ppi_ate",
     "ppi_logistic",
     "ppi_mean",
     "ppi_ols",
     "regression_adjustment",
     "ridge",
+    "sklearn_learner",
+    "tsls",
     "z_critical",
 ]

@@ -588,3 +588,8 @@ from tests.conformance import _registry_image_cate as _ic  # noqa: E402
 
 CASES = CASES + tuple(_ic.CASES)
 EXEMPT = {**EXEMPT, **_ic.EXEMPT}
+
+from tests.conformance import _registry_iv as _iv  # noqa: E402
+
+CASES = CASES + tuple(_iv.CASES)
+EXEMPT = {**EXEMPT, **_iv.EXEMPT}

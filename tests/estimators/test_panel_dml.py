@@ -1,0 +1,80 @@
+"""Panel DML: DoubleML's ``DoubleMLPLPR`` numbers (frozen by ``_plpr_reference.py``) on the same folds, Mundlak's
+theorem (CRE without cross-fitting = the within estimator, one- and two-way), bad input."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import jax
+import numpy as np
+import pytest
+
+import estimators as E
+
+REF = json.loads(pathlib.Path(__file__).with_name("plpr_reference.json").read_text())
+_FAST = {("balanced", "cre_general")}  # the other five in `make test-all`
+
+
+@pytest.mark.parametrize(("panel", "approach"), [
+    pytest.param(p, a, marks=() if (p, a) in _FAST else pytest.mark.slow)
+    for p in ("balanced", "unbalanced") for a in ("cre_general", "wg_approx", "fd_exact")])
+def test_equals_doubleml_plpr_on_its_folds(panel, approach, x64):
+    p = REF["panels"][panel]
+    ref = p[approach]
+    est = E.panel_plr(jax.random.key(0), np.asarray(p["y"]), np.asarray(p["d"]), np.asarray(p["x"]),
+                      np.asarray(p["units"]), times=np.asarray(p["times"]), approach=approach, n_folds=ref["n_folds"],
+                      folds=np.asarray(ref["folds"]))
+    np.testing.assert_allclose(est.estimate, ref["theta"], rtol=1e-10)
+    # DoubleML's clustered variance has no G/(G − 1) factor; ours (plr's convention) has
+    g = ref["n_clusters"]
+    np.testing.assert_allclose(est.se * np.sqrt((g - 1) / g), ref["se"], rtol=1e-10)
+
+
+def test_cre_without_cross_fitting_is_the_within_estimator(x64):
+    p = {k: np.asarray(v) for k, v in REF["panels"]["unbalanced"].items() if k in ("y", "d", "x", "units", "times")}
+    cre = E.panel_plr(jax.random.key(0), p["y"], p["d"], p["x"], p["units"], n_folds=1)
+    fe = E.fixed_effects(p["y"], p["d"], p["units"], p["x"])
+    np.testing.assert_allclose(cre.estimate, fe.estimate, rtol=1e-10)
+
+
+@pytest.mark.slow
+def test_two_way_cre_without_cross_fitting_is_the_two_way_within_estimator(x64):
+    # period dummies among the features (a balanced panel, where their unit means are constant)
+    b = {k: np.asarray(v) for k, v in REF["panels"]["balanced"].items() if k in ("y", "d", "x", "units", "times")}
+    cre2 = E.panel_plr(jax.random.key(0), b["y"], b["d"], b["x"], b["units"], times=b["times"], time_effects=True,
+                       n_folds=1)
+    fe2 = E.fixed_effects(b["y"], b["d"], b["units"], b["x"], times=b["times"])
+    np.testing.assert_allclose(cre2.estimate, fe2.estimate, rtol=1e-10)
+
+
+def test_bad_input_names_the_argument():
+    p = {k: np.asarray(v) for k, v in REF["panels"]["balanced"].items() if k in ("y", "d", "x", "units", "times")}
+    key = jax.random.key(0)
+    with pytest.raises(ValueError, match="`approach`"):
+        E.panel_plr(key, p["y"], p["d"], p["x"], p["units"], approach="fd")
+    with pytest.raises(ValueError, match="`times` is required"):
+        E.panel_plr(key, p["y"], p["d"], p["x"], p["units"], approach="fd_exact")
+    with pytest.raises(ValueError, match="`covariates` gives a singular design"):  # time-invariant: = its unit mean
+        E.panel_plr(key, p["y"], p["d"], np.c_[p["x"], p["units"] * 0.1], p["units"])
+    with pytest.raises(ValueError, match="`units` must have at least"):
+        E.panel_plr(key, p["y"], p["d"], p["x"], np.zeros_like(p["units"]))
+    with pytest.raises(ValueError, match="`n_folds`"):
+        E.panel_plr(key, p["y"], p["d"], p["x"], p["units"], n_folds=0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("approach", ["cre_general", "fd_exact"])
+def test_coverage_over_many_panels(approach):
+    n_units, n_times, trials = 100, 4, 1000
+    k = jax.random.split(jax.random.key(3), 4)
+    a = jax.random.normal(k[0], (trials, n_units, 1))
+    x = a + jax.random.normal(k[1], (trials, n_units, n_times))
+    d = x + a + jax.random.normal(k[2], (trials, n_units, n_times))
+    y = 0.5 * d + x + a + jax.random.normal(k[3], (trials, n_units, n_times))
+    units = np.broadcast_to(np.repeat(np.arange(n_units), n_times), (trials, n_units * n_times))
+    times = np.broadcast_to(np.tile(np.arange(n_times), n_units), (trials, n_units * n_times))
+    est = E.panel_plr(jax.random.key(4), y.reshape(trials, -1), d.reshape(trials, -1), x.reshape(trials, -1, 1),
+                      units, times=times, approach=approach, n_folds=2)
+    cover = float(E.coverage(est, 0.5))
+    assert 0.93 <= cover <= 0.97, cover
