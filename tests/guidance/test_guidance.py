@@ -67,7 +67,7 @@ def test_classifier_guidance_with_the_exact_classifier_is_the_conditional_denois
     np.testing.assert_array_equal(unguided(x, 0.8), model.mixture.denoise(x, 0.8))
 
 
-@pytest.mark.parametrize("method", ["euler", "ddim", "dpm_solver_pp"])
+@pytest.mark.parametrize("method", ["euler", "ddim", pytest.param("dpm_solver_pp", marks=pytest.mark.slow)])
 def test_cfg_weight_one_is_the_conditional_sampler_bit_for_bit(key, method):
     model = _model()
     x_T = SIGMAS[0] * jax.random.normal(key, (64, 2))
@@ -91,6 +91,7 @@ def test_cfg_with_a_label_blind_model_is_unguided_at_every_weight(key):
         np.testing.assert_array_equal(pp, ddim)
 
 
+@pytest.mark.slow
 def test_cfg_interval(key):
     model = _model()
     x_T = SIGMAS[0] * jax.random.normal(key, (64, 2))
@@ -113,6 +114,7 @@ def test_cfg_pp_lambda_zero_is_unguided_ddim_bit_for_bit(key):
     assert int(info.nfe) == 2 * (len(SIGMAS) - 1)
 
 
+@pytest.mark.slow
 def test_guided_class_frequency_grows_with_w_and_w_one_matches_the_exact_conditional(key):
     """P(class 1 | x₀) averaged over guided samples: at w = 0 the prior's 0.6, at w = 1 the exact class-1
     distribution's value (from exact draws), increasing in w; the tolerance is 4.5 MC standard errors."""
@@ -158,6 +160,7 @@ def test_bad_input():
         err.throw()
 
 
+@pytest.mark.slow
 def test_composes_under_jit_and_vmap_without_retracing(key):
     model = _model()
     x_T = SIGMAS[0] * jax.random.normal(key, (32, 2))
