@@ -53,6 +53,7 @@ _EXPERIMENT_MODULES: dict[str, str] = {
     "flow-matching": "experiments.flow_matching",
     "likelihood": "experiments.likelihood",
     "ambient-scaling": "experiments.ambient_scaling",
+    "guidance": "experiments.guidance",
 }
 _BENCHMARK_MODULES: dict[str, str] = {
     "estimators": "experiments.bench_estimators",

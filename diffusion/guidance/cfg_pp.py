@@ -9,6 +9,10 @@ re-noised with the *unconditional* noise estimate, so the iterate stays on the u
 manifold (CFG re-noises with ε̂_w). λ ∈ [0, 1] in the paper; λ = 0 is unguided DDIM bit for bit. It is not a
 denoiser transform (the re-noising direction differs from the estimate's), so it is a step of its own.
 
+Writing both updates as (1 − σᵢ₊₁/σᵢ) x̂₀ + (σᵢ₊₁/σᵢ) x shows that a CFG++ step of scale λ is the DDIM step of
+CFG with the step-dependent weight wᵢ = λ σᵢ/(σᵢ − σᵢ₊₁) (λ on the last step to 0): CFG++ guides harder the
+finer the grid, so it is compared with CFG at matched class accuracy, not at λ = w.
+
 Reference: Chung, Kim, Park, Nam & Ye (2024), "CFG++: Manifold-constrained Classifier Free Guidance for
 Diffusion Models", Algorithm 1.
 """

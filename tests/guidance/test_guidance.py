@@ -114,6 +114,22 @@ def test_cfg_pp_lambda_zero_is_unguided_ddim_bit_for_bit(key):
     assert int(info.nfe) == 2 * (len(SIGMAS) - 1)
 
 
+def test_cfg_pp_is_ddim_cfg_with_a_step_dependent_weight(key, x64):
+    """λ on σᵢ → σᵢ₊₁ equals DDIM-CFG with wᵢ = λ σᵢ/(σᵢ − σᵢ₊₁) (λ on the final step to 0)."""
+    model = class_gmm(gmm(jnp.asarray(WEIGHTS, jnp.float64), jnp.asarray(MEANS, jnp.float64),
+                          jnp.asarray(COVS, jnp.float64)), jnp.asarray(LABELS))
+    sigmas = jnp.asarray([8.0, 2.0, 0.5, 0.0], jnp.float64)
+    x = sigmas[0] * jax.random.normal(key, (16, 2), jnp.float64)
+    lam = 0.35
+    pp, _ = cfg_pp_sample(cfg(model.denoise, 1, lam), x, sigmas)
+    for i in range(3):
+        s, s_next = float(sigmas[i]), float(sigmas[i + 1])
+        w = lam * s / (s - s_next) if s_next > 0 else lam
+        x0 = cfg(model.denoise, 1, w)(x, s)
+        x = x0 + s_next * (x - x0) / s
+    np.testing.assert_allclose(pp, x, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.slow
 def test_guided_class_frequency_grows_with_w_and_w_one_matches_the_exact_conditional(key):
     """P(class 1 | x₀) averaged over guided samples: at w = 0 the prior's 0.6, at w = 1 the exact class-1
