@@ -54,6 +54,7 @@ _EXPERIMENT_MODULES: dict[str, str] = {
     "likelihood": "experiments.likelihood",
     "ambient-scaling": "experiments.ambient_scaling",
     "guidance": "experiments.guidance",
+    "inverse-problems": "experiments.inverse_problems",
 }
 _BENCHMARK_MODULES: dict[str, str] = {
     "estimators": "experiments.bench_estimators",
