@@ -55,9 +55,10 @@ IMAGE_OPS = ("inpaint", "deblur", "sr4")
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """Tasks, trials per task, posterior samples per measurement, SMC particles, grid sizes, method settings."""
+    """Tasks, image operators, trials, posterior samples per measurement, SMC particles, grids, method settings."""
 
     tasks: tuple[str, ...] = TASKS
+    operators: tuple[str, ...] = IMAGE_OPS
     trials: int = 64
     images: int = 8
     samples: int = 64
@@ -73,6 +74,8 @@ class Config:
     def __post_init__(self):
         if not set(self.tasks) <= set(TASKS) or not self.tasks:
             raise ValueError(f"`tasks` must be among {TASKS}, got {self.tasks}")
+        if not set(self.operators) <= set(IMAGE_OPS) or not self.operators:
+            raise ValueError(f"`operators` must be among {IMAGE_OPS}, got {self.operators}")
         if min(self.trials, self.images, self.samples) < 2 or self.steps < 2 or self.red_diff_steps < 1:
             raise ValueError("trials, images, samples must be ≥ 2 and steps ≥ 2")
 
@@ -196,7 +199,7 @@ def _run_images(key, task, config):
            "deblur": gaussian_blur(shape, 1.0), "sr4": average_pool(shape, 4)}
     sigma_y = 0.05
     records = []
-    for name, op in ops.items():
+    for name, op in ((n, ops[n]) for n in config.operators):
         flat = matrix(op.dense(jnp.float32).reshape(-1, prior.dim))
         ys = measure(k_meas, op, jnp.asarray(test), sigma_y)
         exact = jax.vmap(lambda y, flat=flat: gaussian_posterior(prior, flat, y.reshape(-1), sigma_y).mean)(ys)
