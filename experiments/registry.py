@@ -65,6 +65,7 @@ _BENCHMARK_MODULES: dict[str, str] = {
     "samplers": "experiments.bench_samplers",
     "training": "experiments.bench_training",
     "flow-matching": "experiments.bench_flow_matching",
+    "guidance": "experiments.bench_guidance",
 }
 
 
