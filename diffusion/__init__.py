@@ -2,13 +2,14 @@
 
 The canonical denoiser is D(x, σ) = E[x₀ | x₀ + σ ε = x] (variance-exploding frame); its score is (D − x)/σ².
 Submodules: ``sigmas``, ``schedules``, ``alpha_bar``, ``parameterization``, ``analytic`` (exact denoisers),
-``samplers``, ``networks`` (flax NNX score networks), ``training`` (denoising score matching, flow matching
-and MeanFlow with optax), ``inversion`` (DDIM, fixed-point and EDICT inversion),
-``data`` (synthetic and bundled images) and ``diagnostics`` (generalization, Jacobian geometry, hallucination,
-locality).
+``samplers``, ``guidance`` (conditional denoisers, CFG, CFG++, classifier guidance), ``inverse`` (forward
+operators, exact posteriors, DPS / DDS / RED-Diff / twisted SMC), ``networks`` (flax NNX score networks),
+``training`` (denoising score matching, flow matching and MeanFlow with optax), ``inversion`` (DDIM,
+fixed-point and EDICT inversion), ``data`` (synthetic and bundled images) and ``diagnostics`` (generalization,
+Jacobian geometry, hallucination, locality).
 """
 
-from diffusion import analytic, data, diagnostics, inversion, networks, samplers, sigmas, training
+from diffusion import analytic, data, diagnostics, guidance, inverse, inversion, networks, samplers, sigmas, training
 from diffusion.alpha_bar import (
     TerminalSignal,
     cosine_alpha_bar,
@@ -45,6 +46,8 @@ __all__ = [
     "denoiser_from_score",
     "diagnostics",
     "from_denoiser",
+    "guidance",
+    "inverse",
     "inversion",
     "networks",
     "rescale_zero_terminal_snr",

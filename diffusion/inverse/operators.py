@@ -85,13 +85,14 @@ class LinearOperator:
         return self(basis).reshape(n, -1).T
 
 
-def check_adjoint(operator: LinearOperator, key: Array | None = None, *, dtype=jnp.float32, rtol: float | None = None
+def check_adjoint(key: Array, operator: LinearOperator, *, dtype=jnp.float32, rtol: float | None = None
                   ) -> LinearOperator:
-    """The adjoint test: ⟨A x, y⟩ = ⟨x, Aᵀ y⟩ on random x, y; a ValueError naming ``operator`` otherwise.
+    """The adjoint test: ⟨A x, y⟩ = ⟨x, Aᵀ y⟩ on random x, y (drawn with ``key``); a ValueError naming ``operator``
+    otherwise. The tolerance is relative to ‖A x‖‖y‖ + ‖x‖‖Aᵀ y‖: 1e-4 in float32, 1e-10 in float64 by default.
 
-    The tolerance is relative to ‖A x‖‖y‖ + ‖x‖‖Aᵀ y‖: 1e-4 in float32, 1e-10 in float64 by default.
+    Returns ``operator`` (so a construction can end with it).
     """
-    key = jax.random.key(0) if key is None else checks.check_key("key", key)
+    checks.check_key("key", key)
     kx, ky = jax.random.split(key)
     x = jrandom.normal(kx, operator.in_shape, dtype)
     y = jrandom.normal(ky, operator.out_shape, dtype)
@@ -123,7 +124,7 @@ def linear_operator(forward: Callable[[Array], Array], in_shape: tuple[int, ...]
     out = jax.eval_shape(forward, jax.ShapeDtypeStruct(in_shape, dtype))
     op = LinearOperator((), lambda _, x: forward(x), None if adjoint is None else (lambda _, y: adjoint(y)),
                         in_shape, tuple(out.shape))
-    return check_adjoint(op, dtype=dtype) if adjoint is not None else op
+    return check_adjoint(jax.random.key(0), op, dtype=dtype) if adjoint is not None else op
 
 
 def _shape(name, shape):

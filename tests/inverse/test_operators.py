@@ -36,7 +36,7 @@ def _operators(dtype):
 @pytest.mark.parametrize("name", ["mask", "blur", "blur_rgb", "pool", "projection", "cumsum"])
 def test_adjoint_and_dense_transpose(name, x64):
     op = _operators(jnp.float64)[name]
-    check_adjoint(op, jax.random.key(1), dtype=jnp.float64, rtol=1e-13)
+    check_adjoint(jax.random.key(1), op, dtype=jnp.float64, rtol=1e-13)
     a = np.asarray(op.dense(jnp.float64))
     y = np.random.default_rng(0).normal(size=op.out_shape)
     np.testing.assert_allclose(np.asarray(op.T(jnp.asarray(y))).reshape(-1), a.T @ y.reshape(-1), atol=1e-13)
