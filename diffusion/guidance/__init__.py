@@ -4,7 +4,9 @@
   (:func:`class_gmm`), :func:`condition` (a label closed over → a plain denoiser);
 * :func:`cfg`: classifier-free guidance (weight w, optional σ interval) as a denoiser transform;
 * :func:`cfg_pp_sample`: CFG++ (manifold-constrained re-noising) as a sampler step;
-* :func:`classifier_guidance`: a noisy classifier's gradient added through Tweedie's formula.
+* :func:`classifier_guidance`: a noisy classifier's gradient added through Tweedie's formula;
+* :mod:`~diffusion.guidance.network`: a class-conditional MLP trained with label dropout by
+  :func:`diffusion.training.fit` (:class:`LabelDropoutLoss`) and its ``D(x, σ, c)``.
 """
 
 from diffusion.guidance.cfg import CFG, cfg
@@ -19,15 +21,25 @@ from diffusion.guidance.conditional import (
     class_gmm,
     condition,
 )
+from diffusion.guidance.network import (
+    ClassConditionalMLP,
+    ConditionalNetwork,
+    LabelDropoutLoss,
+    conditional_denoiser,
+    pack_labels,
+)
 
 __all__ = [
     "CFG",
     "NULL",
     "CFGPPInfo",
+    "ClassConditionalMLP",
     "ClassGMM",
     "ClassifierGuided",
     "ConditionalDenoiser",
+    "ConditionalNetwork",
     "Conditioned",
+    "LabelDropoutLoss",
     "cfg",
     "cfg_pp_sample",
     "cfg_pp_step",
@@ -35,4 +47,6 @@ __all__ = [
     "class_gmm",
     "classifier_guidance",
     "condition",
+    "conditional_denoiser",
+    "pack_labels",
 ]

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
 
-from diffusion.guidance.conditional import NULL, ClassGMM, ConditionalDenoiser, check_condition
+from diffusion.guidance.conditional import NULL, ConditionalDenoiser, check_condition, num_classes_of
 from diffusion.samplers.base import expand
 from diffusion.samplers.driver import _as_pytree
 from jaxlib_ext import checks
@@ -75,7 +75,7 @@ def cfg(cond_denoiser: ConditionalDenoiser, c: ArrayLike, weight: ArrayLike, *,
       weight: w ≥ 0, a scalar (array or traced: a sweep over w shares one compiled sampler); 0 is the
         unconditional model, 1 the conditional one.
       sigma_interval: (lo, hi) with 0 ≤ lo < hi: guide only for σ ∈ [lo, hi] (static).
-      num_classes: checks ``c`` against it (read from a :class:`ClassGMM` when omitted).
+      num_classes: checks ``c`` against it (read from the denoiser when omitted, see :func:`condition`).
 
     Returns:
       :class:`CFG`, a denoiser ``D(x, σ)``.
@@ -91,10 +91,8 @@ def cfg(cond_denoiser: ConditionalDenoiser, c: ArrayLike, weight: ArrayLike, *,
     checks.check_ndim("weight", weight, 0)
     w = checks.check_positive("weight", checks.to_float("weight", weight, checks.float_dtype(weight)),
                               strict=False)
-    if num_classes is None:
-        owner = getattr(cond_denoiser, "__self__", None)
-        num_classes = owner.num_classes if isinstance(owner, ClassGMM) else None
-    c = check_condition("c", c, num_classes) if num_classes is not None else check_condition("c", c, 2**31 - 1)
+    num_classes = num_classes_of(cond_denoiser) if num_classes is None else num_classes
+    c = check_condition("c", c, 2**31 - 1 if num_classes is None else num_classes)
     if sigma_interval is not None:
         if not isinstance(sigma_interval, tuple) or len(sigma_interval) != 2:
             raise ValueError(f"`sigma_interval` must be a tuple (lo, hi), got {sigma_interval!r}")

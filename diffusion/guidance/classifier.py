@@ -23,7 +23,7 @@ import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
 
-from diffusion.guidance.conditional import check_condition
+from diffusion.guidance.conditional import check_condition, num_classes_of
 from diffusion.samplers.base import expand
 from diffusion.samplers.driver import _as_pytree
 from jaxlib_ext import checks
@@ -73,7 +73,6 @@ def classifier_guidance(denoiser: Callable[[Array, Array], Array],
     checks.check_ndim("weight", weight, 0)
     w = checks.check_positive("weight", checks.to_float("weight", weight, checks.float_dtype(weight)),
                               strict=False)
-    owner = getattr(log_classifier, "__self__", None)
-    num_classes = getattr(owner, "num_classes", 2**31 - 1)
-    c = check_condition("c", c, num_classes)
+    num_classes = num_classes_of(log_classifier)
+    c = check_condition("c", c, 2**31 - 1 if num_classes is None else num_classes)
     return ClassifierGuided(_as_pytree(denoiser), _as_pytree(log_classifier), c, jnp.asarray(w))

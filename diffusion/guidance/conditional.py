@@ -32,7 +32,8 @@ from diffusion.analytic.gmm import GMM
 from diffusion.samplers.driver import _as_pytree
 from jaxlib_ext import checks
 
-__all__ = ["NULL", "ClassGMM", "ConditionalDenoiser", "Conditioned", "check_condition", "class_gmm", "condition"]
+__all__ = ["NULL", "ClassGMM", "ConditionalDenoiser", "Conditioned", "check_condition", "class_gmm", "condition",
+           "num_classes_of"]
 
 NULL = -1
 """The null condition (the unconditional model under label dropout)."""
@@ -51,6 +52,17 @@ def check_condition(name: str, c: ArrayLike, num_classes: int) -> Array:
         raise ValueError(f"`{name}` must be an integer class label (or NULL = -1), got dtype {np.dtype(dt)}")
     checks.check_in_range(name, c, NULL, num_classes - 1)
     return jnp.asarray(c, jnp.int32)
+
+
+def num_classes_of(cond_denoiser: Any) -> int | None:
+    """The label count a conditional denoiser declares (``num_classes`` of it or of the model it is bound to),
+    or None."""
+    owner = getattr(cond_denoiser, "__self__", None)
+    for obj in (cond_denoiser, owner):
+        n = getattr(obj, "num_classes", None)
+        if isinstance(n, int):
+            return n
+    return None
 
 
 class ClassGMM(NamedTuple):
@@ -155,14 +167,12 @@ def condition(cond_denoiser: ConditionalDenoiser, c: ArrayLike, num_classes: int
     Args:
       cond_denoiser: ``D(x, sigma, c)`` (a bound method of a pytree model, a pytree callable or a function).
       c: int label(s), a scalar or of x's batch shape.
-      num_classes: when given, ``c`` is checked against it (ValueError naming ``c``); a :class:`ClassGMM`'s
-        bound ``denoise`` checks it anyway.
+      num_classes: ``c`` is checked against it (ValueError naming ``c``); read from the denoiser (a
+        :class:`ClassGMM`'s bound ``denoise``, a trained ``ConditionalNetwork``) when omitted.
 
     Returns:
       A pytree callable: new labels or parameters of the same shapes do not recompile a sampler.
     """
-    if num_classes is None:
-        owner = getattr(cond_denoiser, "__self__", None)
-        num_classes = owner.num_classes if isinstance(owner, ClassGMM) else None
+    num_classes = num_classes_of(cond_denoiser) if num_classes is None else num_classes
     c = check_condition("c", c, 2**31 - 1 if num_classes is None else num_classes)
     return Conditioned(_as_pytree(cond_denoiser), c)
