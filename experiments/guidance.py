@@ -3,6 +3,9 @@
 Two exact class-conditional models (every denoiser and classifier closed form, :func:`diffusion.guidance.class_gmm`):
 
 * ``mixture``: a two-class, four-component 2-D Gaussian mixture whose classes overlap;
+* ``mixture-net``: the same mixture, sampled with a class-conditional MLP trained on 4,000 of its draws with
+  label dropout (:mod:`diffusion.guidance.network`; ``net_steps`` Adam steps) and scored against the exact model
+  (classifier guidance needs a classifier of noisy inputs, which this problem does not train: no such rows);
 * ``digits``: scikit-learn's 8×8 digits (64-d), one full-covariance Gaussian fitted per class (10 classes), the
   labels drawn uniformly — a class-conditional model of real images with an exact denoiser (not a trained
   network).
@@ -35,7 +38,7 @@ from experiments.registry import Experiment, Result
 from jaxlib_ext import sweep
 
 GUIDES = ("cfg-ddim", "cfg-dpm++2m", "cfg++", "classifier")
-PROBLEMS = ("mixture", "digits")
+PROBLEMS = ("mixture", "mixture-net", "digits")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +51,7 @@ class Config:
     lambdas: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
     steps: tuple[int, ...] = (15, 50)
     num_samples: int = 1000
+    net_steps: int = 3000
     sigma_max: float = 80.0
     sigma_min: float = 0.002
 
@@ -58,8 +62,9 @@ class Config:
             raise ValueError(f"`guides` must be among {GUIDES}, got {self.guides}")
         if min(self.weights) < 0 or min(self.lambdas) < 0 or max(self.lambdas) > 1:
             raise ValueError(f"need weights ≥ 0 and λ in [0, 1], got {self.weights}, {self.lambdas}")
-        if min(self.steps) < 2 or self.num_samples < 10:
-            raise ValueError(f"need steps ≥ 2 and num_samples ≥ 10, got {self.steps}, {self.num_samples}")
+        if min(self.steps) < 2 or self.num_samples < 10 or self.net_steps < 1:
+            raise ValueError(f"need steps ≥ 2, num_samples ≥ 10, net_steps ≥ 1, got {self.steps}, "
+                             f"{self.num_samples}, {self.net_steps}")
 
 
 def mixture_model():
@@ -67,6 +72,31 @@ def mixture_model():
     return class_gmm(gmm(jnp.asarray([0.1, 0.3, 0.4, 0.2]),
                          jnp.asarray([[-2.0, 0.0], [-1.0, 1.5], [1.0, -1.0], [2.5, 0.5]]),
                          jnp.asarray([0.3, 0.5, 0.2, 0.6])), jnp.asarray([0, 0, 1, 1]))
+
+
+_NETS: dict = {}
+
+
+def mixture_network(num_steps: int):
+    """The class-conditional MLP trained on 4,000 labelled draws of :func:`mixture_model` (p_uncond = 0.2),
+    as ``D(x, σ, c)``; trained once per process and step count."""
+    if num_steps not in _NETS:
+        from flax import nnx
+
+        from diffusion.guidance import ClassConditionalMLP, LabelDropoutLoss, conditional_denoiser, pack_labels
+        from diffusion.training import fit
+
+        model = mixture_model()
+        key = jax.random.key(1234)
+        k_lab, k_x, k_fit = jax.random.split(key, 3)
+        class_weights = model.membership.astype(jnp.float32) @ jnp.exp(model.mixture.log_weights)  # (0.4, 0.6)
+        labels = jax.random.categorical(k_lab, jnp.log(class_weights), shape=(4000,))
+        draws = jnp.stack([model.sample(jax.random.fold_in(k_x, c), 4000, c) for c in (0, 1)])
+        data = pack_labels(np.asarray(draws[labels, jnp.arange(4000)]), np.asarray(labels))
+        fitted = fit(k_fit, ClassConditionalMLP(2, 2, rngs=nnx.Rngs(0)), data, num_steps=num_steps, batch_size=256,
+                     loss=LabelDropoutLoss(p_uncond=0.2), desc="class-conditional MLP")
+        _NETS[num_steps] = conditional_denoiser(fitted)
+    return _NETS[num_steps]
 
 
 def digits_model(ridge: float = 1e-2):
@@ -124,23 +154,24 @@ def _scores(model, x0, labels, exact, key):
 _KERNELS: dict = {}
 
 
-def _kernel(guide: str, problem: str, steps: int, sigma_min: float, sigma_max: float):
+def _kernel(guide: str, problem: str, steps: int, sigma_min: float, sigma_max: float, net_steps: int):
     """One function object per (guide, problem, grid): ``kernel(weight, x_T, labels, exact, key) -> scores``."""
-    cache_key = (guide, problem, steps, sigma_min, sigma_max)
+    cache_key = (guide, problem, steps, sigma_min, sigma_max, net_steps)
     if cache_key in _KERNELS:
         return _KERNELS[cache_key]
-    model = mixture_model() if problem == "mixture" else digits_model()
+    model = digits_model() if problem == "digits" else mixture_model()
+    cond = mixture_network(net_steps) if problem == "mixture-net" else model.denoise
     sigmas = karras(steps, sigma_min, sigma_max)
 
     def kernel(weight, x_T, labels, exact, key):
         if guide == "cfg++":
-            x0, _ = cfg_pp_sample(cfg(model.denoise, labels, weight, num_classes=model.num_classes), x_T, sigmas)
+            x0, _ = cfg_pp_sample(cfg(cond, labels, weight, num_classes=model.num_classes), x_T, sigmas)
         elif guide == "classifier":
             den = classifier_guidance(model.mixture.denoise, model.log_class_posterior, labels, weight)
             x0, _ = sample(den, x_T, sigmas, method="euler")
         else:
             method, options = ("euler", {}) if guide == "cfg-ddim" else ("dpm_solver_pp", {"order": 2})
-            x0, _ = sample(cfg(model.denoise, labels, weight, num_classes=model.num_classes), x_T, sigmas,
+            x0, _ = sample(cfg(cond, labels, weight, num_classes=model.num_classes), x_T, sigmas,
                            method=method, **options)
         out = _scores(model, x0, labels, exact, key)
         out["nonfinite"] = jnp.sum(~jnp.isfinite(x0))
@@ -154,18 +185,20 @@ def run(key: jax.Array, config: Config) -> Result:
     """Every problem × guide × step count, the weights swept in one program each."""
     records = []
     for problem, k_problem in zip(config.problems, jax.random.split(key, len(config.problems)), strict=True):
-        model = mixture_model() if problem == "mixture" else digits_model()
+        model = digits_model() if problem == "digits" else mixture_model()
         k_noise, k_labels, k_exact, k_sw = jax.random.split(k_problem, 4)
         n = config.num_samples
-        labels = (jnp.ones((n,), jnp.int32) if problem == "mixture"
-                  else jax.random.randint(k_labels, (n,), 0, model.num_classes))
+        labels = (jax.random.randint(k_labels, (n,), 0, model.num_classes) if problem == "digits"
+                  else jnp.ones((n,), jnp.int32))
         x_T = config.sigma_max * jax.random.normal(k_noise, (n, model.mixture.dim))
         exact = _exact_draws(k_exact, model, labels)
         for guide in config.guides:
+            if problem == "mixture-net" and guide == "classifier":
+                continue
             grid = config.lambdas if guide == "cfg++" else config.weights
             ws = jnp.asarray(grid, jnp.float32)
             for steps in config.steps:
-                kernel = _kernel(guide, problem, steps, config.sigma_min, config.sigma_max)
+                kernel = _kernel(guide, problem, steps, config.sigma_min, config.sigma_max, config.net_steps)
                 shared = (x_T, labels, exact, k_sw)
                 run_all = lambda kernel=kernel, shared=shared: sweep(  # noqa: E731
                     kernel, ws, *shared, in_axes=(0, None, None, None, None))
@@ -223,9 +256,10 @@ def plot(result: Result, out_dir: Path) -> list[Path]:
 
 EXPERIMENT = Experiment(
     name="guidance",
-    description="CFG vs CFG++ vs classifier guidance on exact class-conditional models (2-D mixture, digits)",
+    description="CFG vs CFG++ vs classifier guidance on exact class-conditional models (2-D mixture, digits) and a "
+                "label-dropout MLP",
     quick=Config(num_samples=500, steps=(15, 50)),
-    full=Config(num_samples=10_000, steps=(10, 15, 25, 50, 100)),
+    full=Config(num_samples=10_000, steps=(10, 15, 25, 50, 100), net_steps=20_000),
     run=run,
     plot=plot,
 )
