@@ -4,8 +4,10 @@ q(x₀ | y) = N(μ, 0) against the measurement loss plus a denoising regularizer
 At each σ of ``sigmas`` (one iteration each), with ε ~ N(0, I) (or ε = 0 when ``noise=False``),
 x = μ + σ ε, ε̂ = (x − D(x, σ))/σ and
 
-    ∇ = Aᵀ(A μ − y)/σ_y² + λ ω(σ) (ε̂ − ε),   μ ← μ − lr ∇,   (the score-matching term's gradient is not
-                                                            propagated through D: ε̂ is a stop-gradient)
+    ∇ = Aᵀ(A μ − y)/σ_y² + λ ω(σ) (ε̂ − ε),   μ ← μ − lr ∇
+
+(the regularizer's gradient is ε̂ − ε itself, not differentiated through D, as in the paper; the iteration as a
+whole stays differentiable in y, μ₀ and the denoiser's parameters)
 
 with the weighting ω(σ) = 1/σ (``weighting="score"``, default) or σ (``"snr_inverse"``, the paper's
 ω = σ_t/α_t in the variance-exploding frame). With ω = 1/σ and a Gaussian prior N(m, Σ) the regularizer's mean
@@ -50,7 +52,7 @@ def _run(key, denoiser, operator, y, sigma_y, mu, sigmas, learning_rate, lam, *,
         sigma = sigmas[i]
         eps = jrandom.normal(key_i, mu.shape, dt) if noise else jnp.zeros_like(mu)
         x = mu + expand(sigma, mu) * eps
-        eps_hat = (x - jax.lax.stop_gradient(denoiser(x, sigma))) / expand(sigma, mu)
+        eps_hat = (x - denoiser(x, sigma)) / expand(sigma, mu)
         omega = 1.0 / sigma if weighting == "score" else sigma
         grad = operator.T(operator(mu) - y) * inv_var + lam * omega * (eps_hat - eps)
         return mu - lr * grad, jnp.asarray(1, jnp.int32)

@@ -12,6 +12,7 @@ from diffusion.analytic import gmm
 from diffusion.guidance import NULL, cfg, cfg_pp_sample, class_gmm, classifier_guidance, condition
 from diffusion.samplers import sample
 from diffusion.sigmas import karras
+from jaxlib_ext import sweep
 
 MEANS = [[-2.0, 0.0], [-1.0, 1.5], [1.0, -1.0], [2.5, 0.5]]
 WEIGHTS = [0.1, 0.3, 0.4, 0.2]
@@ -188,6 +189,12 @@ def test_composes_under_jit_and_vmap_without_retracing(key):
     batched = jax.jit(jax.vmap(run))(ws)
     for i, w in enumerate(ws):
         np.testing.assert_allclose(batched[i], run(float(w)), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(sweep(run, ws), batched, rtol=1e-5, atol=1e-5)
+    # differentiable in the weight: d/dw of the mean sample, against a central difference
+    mean_x = lambda w: jnp.mean(run(w))  # noqa: E731
+    h = 1e-2
+    fd = (mean_x(2.0 + h) - mean_x(2.0 - h)) / (2 * h)
+    np.testing.assert_allclose(jax.grad(mean_x)(2.0), fd, rtol=2e-2, atol=1e-4)
     pp = jax.vmap(lambda w: cfg_pp_sample(cfg(model.denoise, 1, w), x_T, SIGMAS)[0])(ws)
     np.testing.assert_allclose(pp[1], cfg_pp_sample(cfg(model.denoise, 1, 0.5), x_T, SIGMAS)[0], rtol=1e-5,
                                atol=1e-5)

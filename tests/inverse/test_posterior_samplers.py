@@ -23,6 +23,7 @@ from diffusion.inverse import (
 )
 from diffusion.samplers import sample
 from diffusion.sigmas import karras
+from jaxlib_ext import sweep
 
 SIGMAS = karras(20, 0.002, 20.0)
 
@@ -106,6 +107,22 @@ def test_red_diff_fixed_point_is_the_posterior_mean(key, x64):
         np.testing.assert_allclose(mu, smoothed, atol=1e-12)
         errors.append(float(jnp.max(jnp.abs(mu - exact))))
     assert 50 < errors[0] / errors[1] < 200  # O(σ²): 100× smaller for 10× smaller σ
+
+
+@pytest.mark.slow
+def test_red_diff_fixed_point_is_differentiable_in_y(key, x64):
+    """jax.grad through 3,000 deterministic RED-Diff iterations: ∂μ*/∂y is the closed form Σ_post Aᵀ/σ_y² (the
+    smoothed prior's posterior covariance)."""
+    prior, op, y = _problem()
+    sigma = 0.01
+    cov = (prior.eigvecs * prior.eigvals) @ prior.eigvecs.T + sigma**2 * jnp.eye(4)
+    post = gaussian_posterior(gaussian(prior.mean, cov), op, y, 0.5)
+
+    def mu(y):
+        return red_diff(key, prior.denoise, op, y, 0.5, jnp.zeros(4), jnp.full(3000, sigma), learning_rate=0.05,
+                        noise=False)[0]
+
+    np.testing.assert_allclose(jax.jacrev(mu)(y), post.cov @ op.dense(jnp.float64).T / 0.25, atol=1e-9)
 
 
 @pytest.mark.slow
@@ -195,6 +212,8 @@ def test_samplers_compose_under_vmap_over_measurements(key):
 
     batched = jax.jit(jax.vmap(run))(ys)
     np.testing.assert_allclose(batched[1], run(ys[1]), rtol=2e-5, atol=2e-5)
+    swept = sweep(run, ys)  # the trial runner: jit(vmap) with its own cache
+    np.testing.assert_allclose(swept, batched, rtol=2e-5, atol=2e-5)
     res = jax.vmap(lambda y: twisted_smc(key, prior.denoise, op, y, 0.3, x_T, SIGMAS).log_evidence)(ys)
     assert res.shape == (3,) and bool(jnp.all(jnp.isfinite(res)))
     dds_module = importlib.import_module("diffusion.inverse.dds")  # the module (the package exports the function)
