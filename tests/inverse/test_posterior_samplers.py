@@ -196,9 +196,9 @@ def test_twisted_smc_recovers_gmm_posterior_component_weights(key, x64):
         comp = jnp.argmax(prior.responsibilities(res.particles, 1e-3), axis=-1)
         return jnp.sum(jnp.exp(res.log_weights) * (comp == 1))
 
+    # a particle's component: the one whose responsibility wins (the components, 4.1 sd apart, barely overlap)
     w1 = np.asarray(jax.vmap(weight)(jax.random.split(key, 16)))
-    # the class of a posterior draw: component 1 almost surely where its responsibility wins (overlap < 1e-6)
-    assert abs(w1.mean() - float(jnp.exp(post.log_weights[1]))) < 4.5 * w1.std() / 4 + 1e-3
+    assert abs(w1.mean() - float(jnp.exp(post.log_weights[1]))) < 4.5 * w1.std() / 4  # measured: 0.5 SE
 
 
 @pytest.mark.slow
