@@ -2,7 +2,8 @@
 
 The canonical denoiser is D(x, σ) = E[x₀ | x₀ + σ ε = x] (variance-exploding frame); its score is (D − x)/σ².
 Submodules: ``sigmas``, ``schedules``, ``alpha_bar``, ``parameterization``, ``analytic`` (exact denoisers),
-``samplers``, ``networks`` (flax NNX score networks), ``training`` (denoising score matching, flow matching
+``samplers``, ``guidance`` (conditional denoisers, CFG, CFG++, classifier guidance), ``inverse`` (forward
+operators, exact posteriors, DPS / DDS / RED-Diff / twisted SMC), ``networks`` (flax NNX score networks), ``training`` (denoising score matching, flow matching
 and MeanFlow with optax), ``inversion`` (DDIM, fixed-point and EDICT inversion),
 ``data`` (synthetic and bundled images) and ``diagnostics`` (generalization, Jacobian geometry, hallucination,
 locality).
@@ -36,12 +37,14 @@ from jaxlib_ext._lazy import lazy_exports
 from jaxlib_ext._version import __version__ as __version__
 
 if TYPE_CHECKING:
-    from diffusion import analytic, data, diagnostics, inversion, networks, samplers, training
+    from diffusion import analytic, data, diagnostics, guidance, inverse, inversion, networks, samplers, training
 
 __getattr__, __dir__ = lazy_exports(__name__, {
     "analytic": "diffusion.analytic",
     "data": "diffusion.data",
     "diagnostics": "diffusion.diagnostics",
+    "guidance": "diffusion.guidance",
+    "inverse": "diffusion.inverse",
     "inversion": "diffusion.inversion",
     "networks": "diffusion.networks",
     "samplers": "diffusion.samplers",
@@ -65,6 +68,8 @@ __all__ = [
     "denoiser_from_score",
     "diagnostics",
     "from_denoiser",
+    "guidance",
+    "inverse",
     "inversion",
     "networks",
     "rescale_zero_terminal_snr",

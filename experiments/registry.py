@@ -53,6 +53,8 @@ _EXPERIMENT_MODULES: dict[str, str] = {
     "flow-matching": "experiments.flow_matching",
     "likelihood": "experiments.likelihood",
     "ambient-scaling": "experiments.ambient_scaling",
+    "guidance": "experiments.guidance",
+    "inverse-problems": "experiments.inverse_problems",
 }
 _BENCHMARK_MODULES: dict[str, str] = {
     "estimators": "experiments.bench_estimators",
@@ -64,6 +66,7 @@ _BENCHMARK_MODULES: dict[str, str] = {
     "training": "experiments.bench_training",
     "flow-matching": "experiments.bench_flow_matching",
     "import": "experiments.bench_import",
+    "guidance": "experiments.bench_guidance",
 }
 
 

@@ -1,0 +1,251 @@
+"""Forward operators y = A x (+ noise) for inverse problems, matrix-free, with their adjoints.
+
+A :class:`LinearOperator` holds its arrays (``params``) as pytree data and its maps as static functions, so a
+new mask, kernel or matrix of the same shape does not recompile a sampler. ``op(x)`` is A x and ``op.T(y)`` is
+Aᵀ y, both over any leading batch axes: x has shape (*batch, *in_shape), y (*batch, *out_shape).
+
+* :func:`mask`: inpainting, A x = m ⊙ x (m ∈ {0, 1}, y of x's shape; A = Aᵀ = A⁺);
+* :func:`gaussian_blur`: a separable Gaussian blur of (H, W) or (H, W, C) images with zero padding, as two
+  banded (Toeplitz) matrix products — the 'same' convolution; Aᵀ is the correlation (= A, the kernel is even);
+* :func:`average_pool`: super-resolution, the mean over f × f blocks; Aᵀ spreads each value / f²; A Aᵀ = I/f²;
+* :func:`matrix` / :func:`random_projection`: a dense A (compressed sensing: Gaussian entries / √m);
+* :func:`linear_operator`: any linear ``forward``; its adjoint from ``jax.linear_transpose`` or given (then
+  checked by :func:`check_adjoint`, ⟨A x, y⟩ = ⟨x, Aᵀ y⟩, at construction).
+
+:func:`measure` draws y = A x + σ_y z (the Gaussian noise model).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import Array
+from jax.typing import ArrayLike
+
+from jaxlib_ext import checks
+from jaxlib_ext import random as jrandom
+
+__all__ = ["LinearOperator", "average_pool", "check_adjoint", "gaussian_blur", "linear_operator", "mask", "matrix",
+           "measure", "random_projection"]
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True, eq=False)
+class LinearOperator:
+    """A matrix-free linear map from R^in_shape to R^out_shape (see the module docstring).
+
+    Attributes:
+      params: pytree of arrays the maps read (mask, kernel matrices, matrix).
+      forward_fn: static ``(params, x) -> A x`` on one x of ``in_shape``.
+      adjoint_fn: static ``(params, y) -> Aᵀ y`` on one y, or None (``jax.linear_transpose`` of forward_fn).
+      in_shape, out_shape: static event shapes.
+    """
+
+    params: Any
+    forward_fn: Callable[[Any, Array], Array] = dataclasses.field(metadata={"static": True})
+    adjoint_fn: Callable[[Any, Array], Array] | None = dataclasses.field(metadata={"static": True})
+    in_shape: tuple[int, ...] = dataclasses.field(metadata={"static": True})
+    out_shape: tuple[int, ...] = dataclasses.field(metadata={"static": True})
+
+    def _batched(self, fn, z, shape, name):
+        z = jnp.asarray(z)
+        k = len(shape)
+        if z.ndim < k or tuple(z.shape[z.ndim - k:]) != tuple(shape):
+            raise ValueError(f"`{name}` must have shape (..., {', '.join(map(str, shape))}), got shape {z.shape}")
+        batch = z.shape[: z.ndim - k]
+        flat = z.reshape((-1, *shape))
+        out = jax.vmap(lambda v: fn(self.params, v))(flat)
+        return out.reshape((*batch, *out.shape[1:]))
+
+    def __call__(self, x: ArrayLike) -> Array:
+        """A x, x of shape (*batch, *in_shape)."""
+        return self._batched(self.forward_fn, x, self.in_shape, "x")
+
+    def _adjoint_one(self, params, y):
+        if self.adjoint_fn is not None:
+            return self.adjoint_fn(params, y)
+        (out,) = jax.linear_transpose(lambda v: self.forward_fn(params, v),
+                                      jax.ShapeDtypeStruct(self.in_shape, y.dtype))(y)
+        return out
+
+    def T(self, y: ArrayLike) -> Array:
+        """Aᵀ y, y of shape (*batch, *out_shape)."""
+        return self._batched(self._adjoint_one, y, self.out_shape, "y")
+
+    def dense(self, dtype=jnp.float32) -> Array:
+        """A as a dense (prod(out_shape), prod(in_shape)) matrix (small problems and exact references)."""
+        n = math.prod(self.in_shape)
+        basis = jnp.eye(n, dtype=dtype).reshape((n, *self.in_shape))
+        return self(basis).reshape(n, -1).T
+
+
+def check_adjoint(key: Array, operator: LinearOperator, *, dtype=jnp.float32, rtol: float | None = None
+                  ) -> LinearOperator:
+    """The adjoint test: ⟨A x, y⟩ = ⟨x, Aᵀ y⟩ on random x, y (drawn with ``key``); a ValueError naming ``operator``
+    otherwise. The tolerance is relative to ‖A x‖‖y‖ + ‖x‖‖Aᵀ y‖: 1e-4 in float32, 1e-10 in float64 by default.
+
+    Returns ``operator`` (so a construction can end with it).
+    """
+    checks.check_key("key", key)
+    kx, ky = jax.random.split(key)
+    x = jrandom.normal(kx, operator.in_shape, dtype)
+    y = jrandom.normal(ky, operator.out_shape, dtype)
+    ax, aty = operator(x), operator.T(y)
+    lhs, rhs = jnp.vdot(ax, y), jnp.vdot(x, aty)
+    scale = jnp.linalg.norm(ax) * jnp.linalg.norm(y) + jnp.linalg.norm(x) * jnp.linalg.norm(aty)
+    tol = rtol if rtol is not None else (1e-10 if np.dtype(dtype) == np.float64 else 1e-4)
+    gap = jnp.abs(lhs - rhs) / jnp.maximum(scale, jnp.finfo(dtype).tiny)
+    checks.check_condition(gap <= tol, f"`operator` fails the adjoint test ⟨A x, y⟩ = ⟨x, Aᵀ y⟩ (relative gap "
+                           f"> {tol:g}): its adjoint is not the transpose of its forward map", gap)
+    return operator
+
+
+def linear_operator(forward: Callable[[Array], Array], in_shape: tuple[int, ...], *,
+                    adjoint: Callable[[Array], Array] | None = None, dtype=jnp.float32) -> LinearOperator:
+    """A linear operator from a function of one x (shape ``in_shape``).
+
+    Args:
+      forward: linear ``x -> A x`` (closing over its arrays: they become compile-time constants).
+      in_shape: the event shape of x.
+      adjoint: ``y -> Aᵀ y``; default ``jax.linear_transpose(forward)``. A given adjoint is checked.
+      dtype: the dtype the shapes are traced (and the adjoint checked) in.
+
+    Raises:
+      ValueError naming ``operator`` when ``adjoint`` fails the adjoint test, ``in_shape`` when it is not a
+      tuple of positive ints.
+    """
+    in_shape = _shape("in_shape", in_shape)
+    out = jax.eval_shape(forward, jax.ShapeDtypeStruct(in_shape, dtype))
+    op = LinearOperator((), lambda _, x: forward(x), None if adjoint is None else (lambda _, y: adjoint(y)),
+                        in_shape, tuple(out.shape))
+    return check_adjoint(jax.random.key(0), op, dtype=dtype) if adjoint is not None else op
+
+
+def _shape(name, shape):
+    if not isinstance(shape, tuple) or not shape or not all(isinstance(s, int) and s > 0 for s in shape):
+        raise ValueError(f"`{name}` must be a non-empty tuple of positive ints, got {shape!r}")
+    return shape
+
+
+def _mask_fwd(m, x):
+    return m.astype(x.dtype) * x
+
+
+def mask(keep: ArrayLike) -> LinearOperator:
+    """Inpainting: A x = m ⊙ x with m ∈ {0, 1} of x's event shape (``keep``: 1 where observed).
+
+    Raises: ValueError naming ``keep`` (not binary, NaN).
+    """
+    m = checks.check_binary("keep", checks.to_float("keep", keep, checks.float_dtype(keep)))
+    m = jnp.asarray(m)
+    return LinearOperator(m, _mask_fwd, _mask_fwd, tuple(m.shape), tuple(m.shape))
+
+
+def _blur_fwd(mats, x):
+    bh, bw = mats
+    img = x if x.ndim == 3 else x[..., None]
+    out = jnp.einsum("ij,jkc,lk->ilc", bh.astype(x.dtype), img, bw.astype(x.dtype))
+    return out if x.ndim == 3 else out[..., 0]
+
+
+def _blur_adj(mats, y):
+    bh, bw = mats
+    return _blur_fwd((bh.T, bw.T), y)
+
+
+def _toeplitz(n, kernel):
+    r = (len(kernel) - 1) // 2
+    b = np.zeros((n, n))
+    for i in range(n):
+        for j in range(max(0, i - r), min(n, i + r + 1)):
+            b[i, j] = kernel[j - i + r]
+    return b
+
+
+def gaussian_blur(image_shape: tuple[int, ...], blur_sigma: float, size: int | None = None,
+                  dtype=jnp.float32) -> LinearOperator:
+    """Deblurring: a separable Gaussian blur (std ``blur_sigma`` pixels, odd ``size`` taps, default 2⌈3σ⌉ + 1,
+    weights summing to 1) with zero padding, of images of shape (H, W) or (H, W, C).
+
+    Raises: ValueError naming ``image_shape``, ``blur_sigma`` (≤ 0) or ``size`` (even, < 1).
+    """
+    image_shape = _shape("image_shape", image_shape)
+    if len(image_shape) not in (2, 3):
+        raise ValueError(f"`image_shape` must be (H, W) or (H, W, C), got {image_shape}")
+    s = checks.check_number("blur_sigma", blur_sigma, 0.0, inclusive=(False, True))
+    size = 2 * math.ceil(3 * s) + 1 if size is None else checks.check_int("size", size, 1)
+    if size % 2 == 0:
+        raise ValueError(f"`size` must be odd, got {size}")
+    t = np.arange(size) - (size - 1) / 2
+    kernel = np.exp(-0.5 * (t / s) ** 2)
+    kernel /= kernel.sum()
+    mats = tuple(jnp.asarray(_toeplitz(n, kernel), dtype) for n in image_shape[:2])
+    return LinearOperator(mats, _blur_fwd, _blur_adj, image_shape, image_shape)
+
+
+def _pool_fwd(factor, x):
+    f = factor.shape[0]
+    h, w = x.shape[0] // f, x.shape[1] // f
+    return x.reshape(h, f, w, f, *x.shape[2:]).mean(axis=(1, 3))
+
+
+def _pool_adj(factor, y):
+    f = factor.shape[0]
+    up = jnp.repeat(jnp.repeat(y, f, axis=0), f, axis=1)
+    return up / (f * f)
+
+
+def average_pool(image_shape: tuple[int, ...], factor: int) -> LinearOperator:
+    """Super-resolution: the mean over ``factor`` × ``factor`` blocks of (H, W) or (H, W, C) images.
+
+    Raises: ValueError naming ``factor`` (< 1 or not dividing H and W) or ``image_shape``.
+    """
+    image_shape = _shape("image_shape", image_shape)
+    f = checks.check_int("factor", factor, 1)
+    if len(image_shape) not in (2, 3) or image_shape[0] % f or image_shape[1] % f:
+        raise ValueError(f"`factor` {f} must divide the height and width of `image_shape` (H, W[, C]), "
+                         f"got {image_shape}")
+    out = (image_shape[0] // f, image_shape[1] // f, *image_shape[2:])
+    return LinearOperator(jnp.zeros((f,), jnp.int8), _pool_fwd, _pool_adj, image_shape, out)
+
+
+def _mat_fwd(a, x):
+    return a.astype(x.dtype) @ x
+
+
+def _mat_adj(a, y):
+    return a.T.astype(y.dtype) @ y
+
+
+def matrix(a: ArrayLike) -> LinearOperator:
+    """A dense (m, d) matrix acting on vectors x ∈ R^d. Raises: ValueError naming ``a`` (not 2-D, NaN)."""
+    arr = checks.check_finite("a", checks.to_float("a", a, checks.float_dtype(a)))
+    checks.check_ndim("a", arr, 2)
+    arr = jnp.asarray(arr)
+    return LinearOperator(arr, _mat_fwd, _mat_adj, (arr.shape[1],), (arr.shape[0],))
+
+
+def random_projection(key: Array, num_measurements: int, dim: int, dtype=jnp.float32) -> LinearOperator:
+    """Compressed sensing: A with i.i.d. N(0, 1/m) entries, shape (m, d) (E[AᵀA] = I)."""
+    checks.check_key("key", key)
+    m = checks.check_int("num_measurements", num_measurements, 1)
+    d = checks.check_int("dim", dim, 1)
+    return matrix((jrandom.normal(key, (m, d), dtype) / np.sqrt(m)).astype(dtype))
+
+
+def measure(key: Array, operator: LinearOperator, x: ArrayLike, sigma_y: ArrayLike) -> Array:
+    """y = A x + σ_y z, z ~ N(0, I): the Gaussian noise model (σ_y = 0: noiseless).
+
+    Raises: ValueError naming ``sigma_y`` (negative, NaN) or ``x`` (wrong event shape).
+    """
+    checks.check_key("key", key)
+    ax = operator(x)
+    s = checks.check_positive("sigma_y", checks.to_float("sigma_y", sigma_y, ax.dtype), strict=False)
+    checks.check_ndim("sigma_y", s, 0)
+    return ax + jnp.asarray(s, ax.dtype) * jrandom.normal(key, ax.shape, ax.dtype)

@@ -1,0 +1,265 @@
+"""Experiment ``guidance``: CFG, CFG++ and classifier guidance against the exact class-conditional distribution.
+
+Two exact class-conditional models (every denoiser and classifier closed form, :func:`diffusion.guidance.class_gmm`):
+
+* ``mixture``: a two-class, four-component 2-D Gaussian mixture whose classes overlap;
+* ``mixture-net``: the same mixture, sampled with a class-conditional MLP trained on 4,000 of its draws with
+  label dropout (:mod:`diffusion.guidance.network`; ``net_steps`` Adam steps) and scored against the exact model
+  (classifier guidance needs a classifier of noisy inputs, which this problem does not train: no such rows);
+* ``digits``: scikit-learn's 8×8 digits (64-d), one full-covariance Gaussian fitted per class (10 classes), the
+  labels drawn uniformly — a class-conditional model of real images with an exact denoiser (not a trained
+  network).
+
+For each guide and weight (CFG's w and classifier guidance's w; CFG++'s λ ∈ [0, 1]) and each step count, samples
+start from the same noise and are scored against the exact conditional p(x₀ | c): **accuracy** (mean exact class
+posterior p(c | x₀)), **off-manifold** error (mean −log p(x₀ | c) minus its value on exact conditional draws: 0
+for a perfect sampler, large when guidance pushes samples off the data), **diversity** (mean within-class
+standard deviation relative to the exact draws'), **SW2** (sliced Wasserstein-2 distance to exact conditional
+draws, 64 projections), NFE (two per step for every guide) and wall time. Weights run through
+:func:`jaxlib_ext.sweep` (the weight is an array: one compiled sampler per guide and grid).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from diffusion.analytic import gmm
+from diffusion.guidance import cfg, cfg_pp_sample, class_gmm, classifier_guidance
+from diffusion.samplers import sample
+from diffusion.sigmas import karras
+from experiments.registry import Experiment, Result
+from jaxlib_ext import sweep
+
+GUIDES = ("cfg-ddim", "cfg-dpm++2m", "cfg++", "classifier")
+PROBLEMS = ("mixture", "mixture-net", "digits")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Problems, guides, weights (CFG / classifier w), λ (CFG++), step counts, samples per setting."""
+
+    problems: tuple[str, ...] = PROBLEMS
+    guides: tuple[str, ...] = GUIDES
+    weights: tuple[float, ...] = (0.0, 1.0, 2.0, 4.0, 8.0)
+    lambdas: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+    steps: tuple[int, ...] = (15, 50)
+    num_samples: int = 1000
+    net_steps: int = 3000
+    sigma_max: float = 80.0
+    sigma_min: float = 0.002
+
+    def __post_init__(self):
+        if not set(self.problems) <= set(PROBLEMS) or not self.problems:
+            raise ValueError(f"`problems` must be among {PROBLEMS}, got {self.problems}")
+        if not set(self.guides) <= set(GUIDES) or not self.guides:
+            raise ValueError(f"`guides` must be among {GUIDES}, got {self.guides}")
+        if min(self.weights) < 0 or min(self.lambdas) < 0 or max(self.lambdas) > 1:
+            raise ValueError(f"need weights ≥ 0 and λ in [0, 1], got {self.weights}, {self.lambdas}")
+        if min(self.steps) < 2 or self.num_samples < 10 or self.net_steps < 1:
+            raise ValueError(f"need steps ≥ 2, num_samples ≥ 10, net_steps ≥ 1, got {self.steps}, "
+                             f"{self.num_samples}, {self.net_steps}")
+
+
+def mixture_model():
+    """The two-class 2-D mixture (classes 0: two left components, 1: two right ones, overlapping)."""
+    return class_gmm(gmm(jnp.asarray([0.1, 0.3, 0.4, 0.2]),
+                         jnp.asarray([[-2.0, 0.0], [-1.0, 1.5], [1.0, -1.0], [2.5, 0.5]]),
+                         jnp.asarray([0.3, 0.5, 0.2, 0.6])), jnp.asarray([0, 0, 1, 1]))
+
+
+_NETS: dict = {}
+
+
+def mixture_network(num_steps: int):
+    """The class-conditional MLP trained on 4,000 labelled draws of :func:`mixture_model` (p_uncond = 0.2),
+    as ``D(x, σ, c)``; trained once per process and step count."""
+    if num_steps not in _NETS:
+        from flax import nnx
+
+        from diffusion.guidance import ClassConditionalMLP, LabelDropoutLoss, conditional_denoiser, pack_labels
+        from diffusion.training import fit
+
+        model = mixture_model()
+        key = jax.random.key(1234)
+        k_lab, k_x, k_fit = jax.random.split(key, 3)
+        class_weights = model.membership.astype(jnp.float32) @ jnp.exp(model.mixture.log_weights)  # (0.4, 0.6)
+        labels = jax.random.categorical(k_lab, jnp.log(class_weights), shape=(4000,))
+        draws = jnp.stack([model.sample(jax.random.fold_in(k_x, c), 4000, c) for c in (0, 1)])
+        data = pack_labels(np.asarray(draws[labels, jnp.arange(4000)]), np.asarray(labels))
+        fitted = fit(k_fit, ClassConditionalMLP(2, 2, rngs=nnx.Rngs(0)), data, num_steps=num_steps, batch_size=256,
+                     loss=LabelDropoutLoss(p_uncond=0.2), desc="class-conditional MLP")
+        _NETS[num_steps] = conditional_denoiser(fitted)
+    return _NETS[num_steps]
+
+
+def digits_model(ridge: float = 1e-2):
+    """One Gaussian per digit class fitted to the 8×8 digits in [−1, 1] (covariance + ridge · I)."""
+    from diffusion.data import digits
+
+    data = digits()
+    x = 2.0 * data.images.reshape(len(data.labels), -1).astype(np.float64) - 1.0
+    means, covs = [], []
+    for c in range(10):
+        xc = x[data.labels == c]
+        means.append(xc.mean(0))
+        covs.append(np.cov(xc, rowvar=False) + ridge * np.eye(x.shape[1]))
+    counts = np.bincount(data.labels, minlength=10)
+    return class_gmm(gmm(jnp.asarray(counts / counts.sum(), jnp.float32), jnp.asarray(np.stack(means), jnp.float32),
+                         jnp.asarray(np.stack(covs), jnp.float32)), jnp.arange(10))
+
+
+def sliced_w2(key, a, b, num_projections=64):
+    """Sliced Wasserstein-2 distance between two equal-size samples (rows), over random unit directions."""
+    v = jax.random.normal(key, (a.shape[-1], num_projections), a.dtype)
+    v = v / jnp.linalg.norm(v, axis=0)
+    pa, pb = jnp.sort(a @ v, axis=0), jnp.sort(b @ v, axis=0)
+    return jnp.sqrt(jnp.mean((pa - pb) ** 2))
+
+
+def _exact_draws(key, model, labels):
+    """Exact draws of p(x₀ | c) for the given labels: one component per sample within its class."""
+    mix = model.mixture
+    logw = jnp.where(model.membership[labels], mix.log_weights, -jnp.inf)
+    k_comp, k_noise = jax.random.split(key)
+    comp = jax.random.categorical(k_comp, logw)
+    z = jax.random.normal(k_noise, (labels.shape[0], mix.dim))
+    z = jnp.sqrt(mix.eigvals[comp]) * z
+    if mix.eigvecs is not None:
+        z = jnp.einsum("nij,nj->ni", mix.eigvecs[comp], z)
+    return mix.means[comp] + z
+
+
+def _scores(model, x0, labels, exact, key):
+    """Accuracy, off-manifold NLL gap, relative diversity, SW2 for samples ``x0`` of classes ``labels``."""
+    small = 1e-3
+    post = jnp.exp(model.log_class_posterior(x0, small, labels))
+
+    def class_nll(x):
+        # −log p(x | c) = −log p(x) − log p(c | x) + log p(c)
+        prior_c = jnp.log(jnp.sum(jnp.where(model.membership[labels], jnp.exp(model.mixture.log_weights), 0.0), -1))
+        return -(model.mixture.log_prob(x, small) + model.log_class_posterior(x, small, labels) - prior_c)
+
+    spread = jnp.mean(jnp.std(x0, axis=0)) / jnp.mean(jnp.std(exact, axis=0))
+    return {"accuracy": jnp.mean(post), "off_manifold": jnp.mean(class_nll(x0)) - jnp.mean(class_nll(exact)),
+            "diversity": spread, "sw2": sliced_w2(key, x0, exact)}
+
+
+_KERNELS: dict = {}
+
+
+def _kernel(guide: str, problem: str, steps: int, sigma_min: float, sigma_max: float, net_steps: int):
+    """One function object per (guide, problem, grid): ``kernel(weight, x_T, labels, exact, key) -> scores``."""
+    cache_key = (guide, problem, steps, sigma_min, sigma_max, net_steps)
+    if cache_key in _KERNELS:
+        return _KERNELS[cache_key]
+    model = digits_model() if problem == "digits" else mixture_model()
+    cond = mixture_network(net_steps) if problem == "mixture-net" else model.denoise
+    sigmas = karras(steps, sigma_min, sigma_max)
+
+    def kernel(weight, x_T, labels, exact, key):
+        if guide == "cfg++":
+            x0, _ = cfg_pp_sample(cfg(cond, labels, weight, num_classes=model.num_classes), x_T, sigmas)
+        elif guide == "classifier":
+            den = classifier_guidance(model.mixture.denoise, model.log_class_posterior, labels, weight)
+            x0, _ = sample(den, x_T, sigmas, method="euler")
+        else:
+            method, options = ("euler", {}) if guide == "cfg-ddim" else ("dpm_solver_pp", {"order": 2})
+            x0, _ = sample(cfg(cond, labels, weight, num_classes=model.num_classes), x_T, sigmas,
+                           method=method, **options)
+        out = _scores(model, x0, labels, exact, key)
+        out["nonfinite"] = jnp.sum(~jnp.isfinite(x0))
+        return out
+
+    _KERNELS[cache_key] = kernel
+    return kernel
+
+
+def run(key: jax.Array, config: Config) -> Result:
+    """Every problem × guide × step count, the weights swept in one program each."""
+    records = []
+    for problem, k_problem in zip(config.problems, jax.random.split(key, len(config.problems)), strict=True):
+        model = digits_model() if problem == "digits" else mixture_model()
+        k_noise, k_labels, k_exact, k_sw = jax.random.split(k_problem, 4)
+        n = config.num_samples
+        labels = (jax.random.randint(k_labels, (n,), 0, model.num_classes) if problem == "digits"
+                  else jnp.ones((n,), jnp.int32))
+        x_T = config.sigma_max * jax.random.normal(k_noise, (n, model.mixture.dim))
+        exact = _exact_draws(k_exact, model, labels)
+        for guide in config.guides:
+            if problem == "mixture-net" and guide == "classifier":
+                continue
+            grid = config.lambdas if guide == "cfg++" else config.weights
+            ws = jnp.asarray(grid, jnp.float32)
+            for steps in config.steps:
+                kernel = _kernel(guide, problem, steps, config.sigma_min, config.sigma_max, config.net_steps)
+                shared = (x_T, labels, exact, k_sw)
+                run_all = lambda kernel=kernel, shared=shared: sweep(  # noqa: E731
+                    kernel, ws, *shared, in_axes=(0, None, None, None, None))
+                jax.block_until_ready(run_all())  # compile
+                t0 = time.perf_counter()
+                out = jax.block_until_ready(run_all())
+                wall = (time.perf_counter() - t0) / len(grid)
+                for j, w in enumerate(grid):
+                    records.append({"problem": problem, "guide": guide, "weight": float(w), "steps": steps,
+                                    "NFE": 2 * steps, **{k: float(v[j]) for k, v in out.items()},
+                                    "wall ms": 1e3 * wall})
+    table = pd.DataFrame.from_records(records)
+    metrics = {}
+    for problem in config.problems:
+        sub = table[table.problem == problem]
+        for guide in config.guides:
+            g = sub[(sub.guide == guide) & (sub.steps == max(config.steps))]
+            top = g[g.weight == g.weight.max()]
+            if len(top):
+                metrics[f"{problem} {guide} off-manifold at max weight"] = float(top.off_manifold.iloc[0])
+                metrics[f"{problem} {guide} accuracy at max weight"] = float(top.accuracy.iloc[0])
+        one = sub[(sub.guide == "cfg-ddim") & (sub.weight == 1.0) & (sub.steps == max(config.steps))]
+        if len(one):
+            metrics[f"{problem} cfg w=1 SW2 to the exact conditional"] = float(one.sw2.iloc[0])
+    metrics["nonfinite samples"] = int(table.nonfinite.sum())
+    return Result(table=table.drop(columns="nonfinite"), metrics=metrics, arrays={})
+
+
+def plot(result: Result, out_dir: Path) -> list[Path]:
+    """Accuracy and off-manifold error against the weight, per problem (finest grid), one line per guide."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = result.table
+    problems = list(dict.fromkeys(table.problem))
+    fig, axes = plt.subplots(2, len(problems), figsize=(4.5 * len(problems), 6.5), squeeze=False)
+    for col, problem in enumerate(problems):
+        sub = table[(table.problem == problem) & (table.steps == table.steps.max())]
+        for guide in dict.fromkeys(sub.guide):
+            g = sub[sub.guide == guide]
+            label = f"{guide} ({'λ' if guide == 'cfg++' else 'w'})"
+            axes[0, col].plot(g.weight, g.accuracy, marker="o", label=label)
+            axes[1, col].plot(g.weight, g.off_manifold, marker="o", label=label)
+        axes[0, col].set(title=problem, ylabel="mean p(c | x₀)")
+        axes[1, col].set(xlabel="weight (w, or λ for CFG++)", ylabel="−log p(x₀|c) − exact", yscale="symlog")
+    axes[0, -1].legend(fontsize=8)
+    fig.tight_layout()
+    path = out_dir / "guidance.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return [path]
+
+
+EXPERIMENT = Experiment(
+    name="guidance",
+    description="CFG vs CFG++ vs classifier guidance on exact class-conditional models (2-D mixture, digits) and a "
+                "label-dropout MLP",
+    quick=Config(num_samples=500, steps=(15, 50)),
+    full=Config(num_samples=10_000, steps=(10, 15, 25, 50, 100), net_steps=20_000),
+    run=run,
+    plot=plot,
+)
