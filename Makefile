@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test test-all bench-deps clean
+.PHONY: demo test test-all test-gpu bench-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,12 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n auto
+
+# the accelerator subset on a GPU machine (install jax[cuda12] first, see README "Running on a GPU"): no
+# preallocation (pytest-xdist workers share the GPU), no autotuning (it compiles every small program slowly)
+test-gpu: $(STAMP)
+	XLA_PYTHON_CLIENT_PREALLOCATE=false XLA_FLAGS="--xla_gpu_autotune_level=0 $$XLA_FLAGS" \
+		$(BIN)/python -m pytest -n 4 -m gpu
 
 # peer libraries for `python -m experiments bench NAME` (torch 2.13.0 CPU, diffusers, ppi-python, doubleml)
 bench-deps: $(STAMP)

@@ -63,6 +63,7 @@ _BENCHMARK_MODULES: dict[str, str] = {
     "samplers": "experiments.bench_samplers",
     "training": "experiments.bench_training",
     "flow-matching": "experiments.bench_flow_matching",
+    "kde": "experiments.bench_kde",
 }
 
 
