@@ -6,8 +6,10 @@ bandwidth h, so ``score`` is the exact KDE score used by Tweedie de-shrinking in
 
 Memory is bounded: points are processed in chunks of ``chunk_size`` with an online logsumexp (``lax.scan``)
 and queries in chunks of ``query_chunk`` (``lax.map``), so N = 60,000 × d = 784 runs in
-O(query_chunk · chunk_size) memory. Distances use |x − x_i|² = |x|² − 2 x·x_i + |x_i|² (a matmul) after
-centering at the weighted mean.
+O(query_chunk · chunk_size) memory. For d > 1 distances use |x − x_i|² = |x|² − 2 x·x_i + |x_i|² (a matmul)
+after centering at the weighted mean. For d = 1 (the KDE of Tweedie de-shrinking and empirical Bayes) the points
+and queries are sorted and tiles of ``chunk_size`` points far from a block of ``query_chunk`` queries are skipped
+with a proof that they cannot change the result beyond rounding (:mod:`diffusion.analytic._kde1d`; ``bench kde``).
 
 Example::
 
