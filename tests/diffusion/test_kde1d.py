@@ -49,8 +49,9 @@ def test_equals_dense_logsumexp(dtype, rtol, x64):
     np.testing.assert_allclose(model.denoise(xq, sq)[:, 0], x + sigma**2 * score, rtol=rtol, atol=rtol)
 
 
-def test_skips_and_fallback_are_exercised(x64):
-    """At σ = 0.05 most tiles are skipped; weights spanning e^60 force the online-max path; both stay exact."""
+def test_skips_and_max_refinement_are_exact(x64):
+    """At σ = 0.05 most tiles are skipped; with weights spanning e^60 the nearest point is far from the max logit
+    and the max pass must refine it; both stay exact."""
     pts, w, rng = _data()
     x = rng.uniform(-5.0, 8.0, 40)
     centered = pts - w @ pts  # 19 tiles of 16 over [-4, 7]: at σ = 0.05 each query block keeps one or two
