@@ -85,7 +85,8 @@ def kde_1d(points: Array, log_weights: Array, x: Array, sigma: Array, *, point_t
     n = points.shape[0]
     b = x.shape[0]
     if n <= point_tile:  # one tile: nothing to skip, so no sorting — a plain two-pass softmax per query block
-        return _dense(points.astype(dt), log_weights.astype(dt), x, 0.5 / sigma**2, query_block)
+        # blocks of ≤ 256 queries: under vmap the (batch, block, n) logits of a larger block leave the cache
+        return _dense(points.astype(dt), log_weights.astype(dt), x, 0.5 / sigma**2, min(query_block, 256))
     p, lw, p_t, lw_t = _tiles(points.astype(dt), log_weights.astype(dt), point_tile)
     lo, hi, top = p_t[:, 0], p_t[:, -1], jnp.max(lw_t, axis=1)
     threshold = float(np.log(n) - np.log(np.finfo(dt).eps))

@@ -100,12 +100,18 @@ def test_gradients_match_dense(x64):
         soft = jax.nn.softmax(logits, axis=1)
         return jnp.sum(jnp.sin(((soft @ points) - x) / h**2))
 
-    def ours(points, weights, h):
+    def tiled(points, weights, h):  # the sorted-tile path (16-point tiles, 8-query blocks)
+        model = Empirical.from_points(points[:, None], weights, chunk_size=16, query_chunk=8)
+        return jnp.sum(jnp.sin(model.score(x[:, None], h)[:, 0]))
+
+    def one_tile(points, weights, h):  # kde_score's defaults: 120 points fit one tile
         return jnp.sum(jnp.sin(kde_score(points, weights, x, h)))
 
     args = (jnp.asarray(pts), jnp.asarray(w), jnp.asarray(0.2))
-    for a, b in zip(jax.grad(ours, (0, 1, 2))(*args), jax.grad(dense, (0, 1, 2))(*args), strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-10)
+    expected = jax.grad(dense, (0, 1, 2))(*args)
+    for ours in (tiled, one_tile):
+        for a, b in zip(jax.grad(ours, (0, 1, 2))(*args), expected, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-10)
 
 
 def test_vmap_over_bandwidths_equals_loop(x64):
