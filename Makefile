@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test test-all test-min docs bench-deps clean
+.PHONY: demo test test-all test-gpu test-min docs bench-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,12 @@ test-min:
 # a docstring, or an __all__ name that does not resolve, is an error (tests/test_docs.py checks the same in CI)
 docs: $(STAMP)
 	$(BIN)/python docs/gen_api.py
+
+# the accelerator subset on a GPU machine (install jax[cuda12] first, see README "Running on a GPU"): no
+# preallocation (pytest-xdist workers share the GPU), no autotuning (it compiles every small program slowly)
+test-gpu: $(STAMP)
+	XLA_PYTHON_CLIENT_PREALLOCATE=false XLA_FLAGS="--xla_gpu_autotune_level=0 $$XLA_FLAGS" \
+		$(BIN)/python -m pytest -n 4 -m gpu
 
 # peer libraries for `python -m experiments bench NAME` (torch 2.13.0 CPU, diffusers, ppi-python, doubleml)
 bench-deps: $(STAMP)

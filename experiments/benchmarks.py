@@ -41,7 +41,8 @@ def record(name: str, result: BenchResult, wall_s: float, path: Path, command: s
         f"<!-- bench:{name} -->\n## {name}\n\n"
         f"{get_benchmark(name).description}\n\n"
         f"Rerun: `{command}` · measured {_dt.date.today().isoformat()} on {env['machine']}, "
-        f"{env['device_count']}× {env['device_kind']} · jax {pk['jax']}, flax {pk['flax']}, numpy {pk['numpy']}"
+        f"JAX backend {env['backend']}, {env['device_count']}× {env['device_kind']}"
+        f" · jax {pk['jax']}, flax {pk['flax']}, numpy {pk['numpy']}"
         f" · {wall_s:.0f} s in all\n\n"
         f"{markdown_table(result.table)}\n{result.notes.strip()}\n<!-- /bench:{name} -->\n")
     text = path.read_text() if path.exists() else _HEADER

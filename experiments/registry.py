@@ -67,6 +67,7 @@ _BENCHMARK_MODULES: dict[str, str] = {
     "flow-matching": "experiments.bench_flow_matching",
     "import": "experiments.bench_import",
     "guidance": "experiments.bench_guidance",
+    "kde": "experiments.bench_kde",
 }
 
 

@@ -6,8 +6,10 @@ bandwidth h, so ``score`` is the exact KDE score used by Tweedie de-shrinking in
 
 Memory is bounded: points are processed in chunks of ``chunk_size`` with an online logsumexp (``lax.scan``)
 and queries in chunks of ``query_chunk`` (``lax.map``), so N = 60,000 × d = 784 runs in
-O(query_chunk · chunk_size) memory. Distances use |x − x_i|² = |x|² − 2 x·x_i + |x_i|² (a matmul) after
-centering at the weighted mean.
+O(query_chunk · chunk_size) memory. For d > 1 distances use |x − x_i|² = |x|² − 2 x·x_i + |x_i|² (a matmul)
+after centering at the weighted mean. For d = 1 (the KDE of Tweedie de-shrinking and empirical Bayes) the points
+and queries are sorted and tiles of ``chunk_size`` points far from a block of ``query_chunk`` queries are skipped
+with a proof that they cannot change the result beyond rounding (:mod:`diffusion.analytic._kde1d`; ``bench kde``).
 
 Example::
 
@@ -35,6 +37,7 @@ from diffusion.analytic._common import (
     prepare,
     scan_chunks,
 )
+from diffusion.analytic._kde1d import kde_1d
 from jaxlib_ext import checks
 
 __all__ = ["Empirical", "empirical"]
@@ -95,12 +98,23 @@ class Empirical:
         return self.centered.reshape(-1, self.dim)[: self.num_points] + self.center
 
     def _stats(self, x, sigma):
-        """Online (max logit, Σ e, Σ e (x_i − c)) over all points for each query; also x, σ and the center c."""
+        """(log Σ_i w_i exp(−|x − x_i|²/(2σ²)), Σ_i softmax_i (x_i − x)) for each query; also x and σ.
+
+        d = 1 takes the sorted-tile kernel of :mod:`diffusion.analytic._kde1d` (one exp per kept pair, far
+        tiles skipped with a proof); d > 1 an online logsumexp over the stored chunks with matmul distances.
+        """
         x, sigma = prepare(x, sigma, self.dim)
         dt = x.dtype
         center = self.center.astype(dt)
-        chunks = (self.centered.astype(dt), self.half_sq.astype(dt), self.log_weights.astype(dt))
         batch, d = x.shape[:-1], x.shape[-1]
+        xc = x.reshape(-1, d) - center
+        if d == 1:
+            log_norm, offset = kde_1d(self.centered.reshape(-1)[: self.num_points],
+                                      self.log_weights.reshape(-1)[: self.num_points], xc[:, 0],
+                                      sigma.reshape(-1).astype(dt), point_tile=self.centered.shape[1],
+                                      query_block=self.query_chunk)
+            return log_norm.reshape(batch), offset.reshape(*batch, 1), x, sigma
+        chunks = (self.centered.astype(dt), self.half_sq.astype(dt), self.log_weights.astype(dt))
 
         def one(xq, sq):
             inv_s2 = 1.0 / sq**2
@@ -111,29 +125,28 @@ class Empirical:
             init = (jnp.array(-jnp.inf, dt), jnp.zeros((), dt), jnp.zeros((d,), dt))
             return scan_chunks(chunk_fn, init, chunks)
 
-        xs = (x.reshape(-1, d) - center, sigma.reshape(-1))
-        m, s, acc = map_queries(one, *xs, self.query_chunk)
-        return (m.reshape(batch), s.reshape(batch), acc.reshape(*batch, d)), x, sigma, center
+        m, s, acc = map_queries(one, xc, sigma.reshape(-1), self.query_chunk)
+        log_norm = m + jnp.log(s) - 0.5 * jnp.sum(xc**2, axis=-1) / sigma.reshape(-1) ** 2
+        offset = acc / s[:, None] - xc
+        return log_norm.reshape(batch), offset.reshape(*batch, d), x, sigma
 
     @jax.jit
     def denoise(self, x: ArrayLike, sigma: ArrayLike) -> Array:
         """D(x, σ) = Σ_i softmax_i(log w_i − |x − x_i|²/(2σ²)) x_i (the memorizing optimal denoiser)."""
-        (_, s, acc), _, _, center = self._stats(x, sigma)
-        return center + acc / s[..., None]
+        _, offset, x, _ = self._stats(x, sigma)
+        return x + offset
 
     @jax.jit
     def score(self, x: ArrayLike, sigma: ArrayLike) -> Array:
         """∇ log p_σ(x) = (D(x, σ) − x)/σ²: the Gaussian-KDE score at bandwidth σ."""
-        (_, s, acc), x, sigma, center = self._stats(x, sigma)
-        return (acc / s[..., None] - (x - center)) / sigma[..., None] ** 2
+        _, offset, _, sigma = self._stats(x, sigma)
+        return offset / sigma[..., None] ** 2
 
     @jax.jit
     def log_prob(self, x: ArrayLike, sigma: ArrayLike) -> Array:
         """log Σ_i w_i N(x; x_i, σ² I): the Gaussian-KDE log-density at bandwidth σ."""
-        (m, s, _), x, sigma, center = self._stats(x, sigma)
-        d = x.shape[-1]
-        sq = jnp.sum((x - center) ** 2, axis=-1)
-        return m + jnp.log(s) - 0.5 * sq / sigma**2 - 0.5 * d * (LOG_2PI + 2.0 * jnp.log(sigma))
+        log_norm, _, x, sigma = self._stats(x, sigma)
+        return log_norm - 0.5 * x.shape[-1] * (LOG_2PI + 2.0 * jnp.log(sigma))
 
     @functools.partial(jax.jit, static_argnums=2)
     def sample(self, key: Array, n: int) -> Array:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import functools
 import warnings
 from typing import Any, NamedTuple
 
@@ -184,28 +183,19 @@ def fit_correction(cls: type, y: Any, yhat: Any, weights: Any, *, rule: str = "s
                **options)
 
 
-def kde(points: Array, weights: Array | None = None, *, chunk_size: int = 2048, query_chunk: int = 2048) -> Empirical:
+def kde(points: Array, weights: Array | None = None, *, chunk_size: int = 2048, query_chunk: int = 512) -> Empirical:
     """The weighted Gaussian KDE of 1-D ``points`` as :class:`diffusion.analytic.Empirical` (traceable builder);
     its ``score(x[:, None], h)`` is the exact KDE score at bandwidth h."""
     return Empirical.from_points(points[:, None], weights, chunk_size=chunk_size, query_chunk=query_chunk)
 
 
-@functools.partial(jax.jit, static_argnames=("query_chunk",))
-def kde_score(points: Array, weights: Array, x: Array, h: Array, *, query_chunk: int = 256) -> Array:
+@jax.jit
+def kde_score(points: Array, weights: Array, x: Array, h: Array) -> Array:
     """∂ log KDE_h(x) for 1-D ``x`` from the KDE of ``points`` (``diffusion.analytic.Empirical.score``).
 
-    Queries run in rematerialized chunks (``jax.checkpoint`` inside ``lax.map``), so reverse-mode derivatives
-    with respect to the points, weights and h take O(query_chunk · n_points) memory. Jitted (an eager call
-    compiles once per shape; inside a caller's trace it inlines).
+    The 1-D kernel sorts the queries and rematerializes each block of them under reverse mode
+    (``diffusion.analytic._kde1d``), so derivatives with respect to the points, weights and h take
+    O(query block · n_points) memory. Jitted (an eager call compiles once per shape; inside a caller's trace it
+    inlines).
     """
-    n = x.shape[0]
-    q = min(query_chunk, n)
-    n_chunks = -(-n // q)
-    xs = jnp.pad(x, (0, n_chunks * q - n)).reshape(n_chunks, q)
-    model = kde(points, weights, query_chunk=q)
-
-    @jax.checkpoint
-    def chunk(m: Empirical, xc: Array) -> Array:
-        return m.score(xc[:, None], h)[:, 0]
-
-    return jax.lax.map(lambda xc: chunk(model, xc), xs).reshape(-1)[:n]
+    return kde(points, weights).score(x[:, None], h)[:, 0]

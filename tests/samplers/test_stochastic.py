@@ -152,14 +152,15 @@ def test_deterministic_limits_equal_ddim():
     model = gaussian(jnp.asarray(MEAN, jnp.float32), jnp.asarray(COV, jnp.float32))
     x_T = _start(jax.random.key(15), MEAN, COV, 5.0, n=32)
     sigmas = karras(12, 0.01, 5.0)
-    ref, _ = sample(model.denoise, x_T, sigmas, method="euler")
-    refs = [ref] + ([sample(model.denoise, x_T, sigmas, method="ddim")[0]] if "ddim" in method_names() else [])
-    for method, options in [("ddpm", {"eta": 0.0}), ("time_shift", {"window": 0}),
-                            ("interpolant_sde", {"epsilon": 0.0}),
-                            ("interpolant_sde", {"epsilon": 0.0, "interpolant": "linear"})]:
-        out, _ = sample(model.denoise, x_T, sigmas, method=method, **options)
-        for r in refs:
-            np.testing.assert_allclose(out, r, rtol=2e-5, atol=2e-5, err_msg=f"{method} {options}")
+    with jax.default_matmul_precision("highest"):  # an exact comparison: no TF32 matmuls on a GPU
+        ref, _ = sample(model.denoise, x_T, sigmas, method="euler")
+        refs = [ref] + ([sample(model.denoise, x_T, sigmas, method="ddim")[0]] if "ddim" in method_names() else [])
+        for method, options in [("ddpm", {"eta": 0.0}), ("time_shift", {"window": 0}),
+                                ("interpolant_sde", {"epsilon": 0.0}),
+                                ("interpolant_sde", {"epsilon": 0.0, "interpolant": "linear"})]:
+            out, _ = sample(model.denoise, x_T, sigmas, method=method, **options)
+            for r in refs:
+                np.testing.assert_allclose(out, r, rtol=2e-5, atol=2e-5, err_msg=f"{method} {options}")
 
 
 def test_time_shift_moves_sigma_within_window():
