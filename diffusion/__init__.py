@@ -3,8 +3,9 @@
 The canonical denoiser is D(x, σ) = E[x₀ | x₀ + σ ε = x] (variance-exploding frame); its score is (D − x)/σ².
 Submodules: ``sigmas``, ``schedules``, ``alpha_bar``, ``parameterization``, ``analytic`` (exact denoisers),
 ``samplers``, ``guidance`` (conditional denoisers, CFG, CFG++, classifier guidance), ``inverse`` (forward
-operators, exact posteriors, DPS / DDS / RED-Diff / twisted SMC), ``networks`` (flax NNX score networks), ``training`` (denoising score matching, flow matching
-and MeanFlow with optax), ``inversion`` (DDIM, fixed-point and EDICT inversion),
+operators, exact posteriors, DPS / DDS / RED-Diff / twisted SMC), ``networks`` (flax NNX score networks),
+``training`` (denoising score matching, flow matching and MeanFlow with optax), ``inversion`` (DDIM, fixed-point
+and EDICT inversion),
 ``data`` (synthetic and bundled images) and ``diagnostics`` (generalization, Jacobian geometry, hallucination,
 locality).
 

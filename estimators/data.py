@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-import pandas as pd
 
 from estimators.estimate import Estimate
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["CausalData", "from_dataframe"]
 
@@ -68,6 +70,8 @@ def _column(df: pd.DataFrame, role: str, name: Any, *, label: bool) -> np.ndarra
         raise ValueError(f"`{role}`: column {name!r} has {missing} missing value(s) (NaN / None); drop or impute them")
     if label:
         return col.to_numpy()
+    import pandas as pd  # loaded on use: `import estimators` stays free of pandas
+
     if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)):
         raise ValueError(f"`{role}`: column {name!r} is not numeric (dtype {col.dtype}, e.g. {col.iloc[0]!r}); "
                          "encode it first (pd.get_dummies for categories)")
@@ -106,6 +110,8 @@ def from_dataframe(df: pd.DataFrame, *, y: str, treatment: str | Sequence[str],
         est = data.fit(estimators.regression_adjustment)
         print(data.summary(est))
     """
+    import pandas as pd
+
     if not isinstance(df, pd.DataFrame):
         raise ValueError(f"`df` must be a pandas DataFrame, got {type(df).__name__}")
     if len(df) == 0:
