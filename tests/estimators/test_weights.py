@@ -33,6 +33,8 @@ def _data():
          "t_u": (np.arange(_NU) % 2).astype(float), "X_u": np.c_[np.ones(_NU), rng.normal(size=_NU)],
          "w": rng.uniform(0.5, 2.0, size=_N), "w_u": rng.uniform(0.5, 2.0, size=_NU),
          "d": X[:, 0] + np.sin(np.arange(_N))}
+    d["z"] = d["d"] + rng.normal(size=_N)
+    d["z_bin"] = (d["z"] > np.median(d["z"])).astype(float)
     return d
 
 
@@ -70,6 +72,17 @@ def _cases():
         "debias.debiased_ate": lambda c: debias.debiased_ate(cal, d["yhat"], d["t"], weights=c * d["w"]),
         "debias.debiased_aipw": lambda c: debias.debiased_aipw(key, cal, d["yhat"], d["t"], d["X"], n_folds=2,
                                                                weights=c * d["w"]),
+        # instrumental variables and panels (issue 22): z an instrument of the continuous treatment d
+        "tsls": lambda c: E.tsls(d["y"], d["d"], d["z"], d["X"], weights=c * d["w"]),
+        "tsls[clusters]": lambda c: E.tsls(d["y"], d["d"], d["z"], d["X"], weights=c * d["w"],
+                                           clusters=np.arange(_N) // 3),
+        "anchor_regression": lambda c: E.anchor_regression(d["y"], d["d"], d["z"], d["X"], penalty=4.0,
+                                                           weights=c * d["w"]),
+        "fixed_effects": lambda c: E.fixed_effects(d["y"], d["d"], np.arange(_N) // 4, d["X"], weights=c * d["w"]),
+        "invalid_iv": lambda c: E.invalid_iv(key, d["y"], d["t"], d["z_bin"], d["X"], n_folds=2,
+                                             weights=c * d["w"]),
+        "panel_plr": lambda c: E.panel_plr(key, d["y"], d["d"], d["X"], np.arange(_N) // 4,
+                                           times=np.arange(_N) % 4, n_folds=2, weights=c * d["w"]),
     }
 
 
@@ -87,9 +100,11 @@ def test_every_public_function_with_weights_is_covered():
     import inspect
 
     covered = {n.split("[")[0].replace("debias.", "") for n in _cases()}
-    covered |= {"cross_ppi_mean", "overlap", "kde", "learned_tweedie", "bayes_tweedie"}  # see below
+    covered |= {"cross_ppi_mean", "overlap", "kde", "learned_tweedie", "bayes_tweedie", "evaluate_learners",
+                "from_dataframe"}  # see below
     # cross_ppi_mean takes 0/1 weights (a labelled mask); overlap and kde weight a diagnostic / a density;
-    # learned_tweedie and bayes_tweedie fit models (their corrections enter debiased_ate, covered above).
+    # learned_tweedie and bayes_tweedie fit models (their corrections enter debiased_ate, covered above);
+    # evaluate_learners scores nuisance fits (no standard error); from_dataframe names a weights column.
     found = set()
     for module in (E, debias):
         for name in module.__all__:

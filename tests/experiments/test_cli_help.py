@@ -51,7 +51,10 @@ def tiny(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(registry, "experiment_names", lambda: sorted(_TINY))
     monkeypatch.setattr(registry, "get_experiment", _TINY.__getitem__)
-    monkeypatch.delenv("TWEEDIE_PROGRESS", raising=False)
+    # cli.main sets TWEEDIE_PROGRESS: setenv first so that monkeypatch restores the caller's environment (a plain
+    # delenv of an unset variable records nothing to undo, and the value leaked into later tests)
+    monkeypatch.setenv("TWEEDIE_PROGRESS", "0")
+    monkeypatch.delenv("TWEEDIE_PROGRESS")
     return tmp_path
 
 
