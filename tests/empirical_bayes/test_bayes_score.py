@@ -36,6 +36,7 @@ def test_bayes_score_corrects_the_attenuation_in_the_gaussian_case(key):
     assert abs(float(jnp.mean(est.estimate - kde.estimate))) < 0.05  # agrees with the exact-KDE correction
 
 
+@pytest.mark.slow  # 14 s of NUTS, for the CI budget
 def test_bayes_density_and_options_bad_input(key):
     p = np.random.default_rng(0).normal(size=300)
     out = bayes_density(key, p, n_components=2, num_warmup=150, num_samples=150)

@@ -100,6 +100,7 @@ def test_mixture_priors_beat_the_normal_prior_on_a_two_point_truth(prior):
     assert fit.diagnostics["divergences"] == 0
 
 
+@pytest.mark.slow  # 10 s of NUTS over a batch, for the CI budget
 def test_shrink_a_batch_of_estimates(key):
     """40 regions' difference-in-means estimates (one vmapped call), shrunk: lower MSE, intervals cover."""
     k, n = 40, 60

@@ -97,6 +97,7 @@ def test_json_and_markdown_helpers():
 
 
 @pytest.mark.multiprocess
+@pytest.mark.slow  # 8 s; two-process sweeps are in CI through tests/jaxlib_ext/test_sweep.py
 def test_run_with_two_processes(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PYTHONPATH", str(ROOT))

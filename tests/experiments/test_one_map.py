@@ -5,6 +5,7 @@ from experiments.one_map import EXPERIMENT, Config, plot, run
 from experiments.registry import get_experiment
 
 
+@pytest.mark.slow  # 27 s end to end; the corrections themselves are tested in tests/debias
 def test_small_run_corrections_undo_the_attenuation(key, tmp_path):
     cfg = Config(n_taus=3, n_units=1_500, n_trial=1_000, n_labels=60, train_steps=250, learned_score=False,
                  bayes_warmup=100, bayes_samples=100, bayes_tree_depth=5)

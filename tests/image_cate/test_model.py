@@ -85,6 +85,7 @@ def planted_fit():
     return rct, fit
 
 
+@pytest.mark.slow  # 28 s with its fit: the tau_k recovery is in CI through test_coverage.py (2,000 vmapped fits)
 def test_recovers_planted_cluster_effects_and_outputs(planted_fit):
     rct, fit = planted_fit
     est = ic.cluster_effects(fit)
