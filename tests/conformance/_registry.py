@@ -366,7 +366,9 @@ def f_label_budget(y_cal, yhat_cal, yhat, treatment):
 
 
 def f_bayes_ate(y_cal, yhat_cal, yhat, treatment):
-    corr = debias.tweedie(y_cal, yhat_cal, score=debias.bayes.bayes_score,
+    from estimators.debias.bayes import bayes_score  # a submodule (loaded lazily by estimators.debias)
+
+    corr = debias.tweedie(y_cal, yhat_cal, score=bayes_score,
                           score_params={"log_weights": jnp.log(jnp.full((4, 2), 0.5)),
                                         "locs": jnp.array([[-0.5, 0.5]] * 4), "scales": jnp.full((4, 2), 0.6)})
     return debias.bayes_ate(corr, yhat, treatment)
