@@ -252,28 +252,50 @@ def _training_data(y: ArrayLike, treatment: ArrayLike, images: ArrayLike, covari
     return y, t, im, x
 
 
-def _checked_options(n: int, n_clusters, network, method, guide, num_steps, num_draws, num_particles, num_warmup,
-                     num_samples, num_chains, channels, batch_size, learning_rate, net_prior_scale, weight_scale,
-                     tau_prior_scale) -> tuple:
-    """:func:`fit_image_cate`'s options, checked by name and returned in their order (n: the number of units)."""
-    counts = {"n_clusters": n_clusters, "num_steps": num_steps, "num_draws": num_draws, "num_particles": num_particles,
-              "num_warmup": num_warmup, "num_samples": num_samples, "num_chains": num_chains, "channels": channels}
-    counts = {name: checks.check_int(name, value, 1) for name, value in counts.items()}
-    network = checks.check_choice("network", network, _network.NETWORKS)
-    method = checks.check_choice("method", method, METHODS)
-    guide = checks.check_choice("guide", guide, GUIDES)
-    if method == "nuts" and network != "linear":
-        raise ValueError(f"`method`='nuts' needs network='linear' (a small model), got network={network!r}")
-    if batch_size is not None:
-        batch_size = checks.check_int("batch_size", batch_size, 1, n)
-    scales = {"learning_rate": learning_rate, "net_prior_scale": net_prior_scale, "weight_scale": weight_scale,
-              "tau_prior_scale": tau_prior_scale}
-    scales = {name: None if value is None and name == "tau_prior_scale" else
-              checks.check_number(name, value, 0.0, None, inclusive=(False, True)) for name, value in scales.items()}
-    c = counts
-    return (c["n_clusters"], network, method, guide, c["num_steps"], c["num_draws"], c["num_particles"],
-            c["num_warmup"], c["num_samples"], c["num_chains"], c["channels"], batch_size, scales["learning_rate"],
-            scales["net_prior_scale"], scales["weight_scale"], scales["tau_prior_scale"])
+class _Options(NamedTuple):
+    """:func:`fit_image_cate`'s options after their checks."""
+
+    n_clusters: int
+    network: str
+    method: str
+    guide: str
+    num_steps: int
+    num_draws: int
+    num_particles: int
+    num_warmup: int
+    num_samples: int
+    num_chains: int
+    channels: int
+    batch_size: int | None
+    learning_rate: float
+    net_prior_scale: float
+    weight_scale: float
+    tau_prior_scale: float | None
+
+
+_COUNTS = ("n_clusters", "num_steps", "num_draws", "num_particles", "num_warmup", "num_samples", "num_chains",
+           "channels")
+_SCALES = ("learning_rate", "net_prior_scale", "weight_scale")
+
+
+def _checked_options(n: int, **options: Any) -> _Options:
+    """Check :func:`fit_image_cate`'s options by name (n: the number of units, the largest ``batch_size``)."""
+    o = dict(options)
+    for name in _COUNTS:
+        o[name] = checks.check_int(name, o[name], 1)
+    for name in _SCALES:
+        o[name] = checks.check_number(name, o[name], 0.0, None, inclusive=(False, True))
+    if o["tau_prior_scale"] is not None:
+        o["tau_prior_scale"] = checks.check_number("tau_prior_scale", o["tau_prior_scale"], 0.0, None,
+                                                   inclusive=(False, True))
+    if o["batch_size"] is not None:
+        o["batch_size"] = checks.check_int("batch_size", o["batch_size"], 1, n)
+    o["network"] = checks.check_choice("network", o["network"], _network.NETWORKS)
+    o["method"] = checks.check_choice("method", o["method"], METHODS)
+    o["guide"] = checks.check_choice("guide", o["guide"], GUIDES)
+    if o["method"] == "nuts" and o["network"] != "linear":
+        raise ValueError(f"`method`='nuts' needs network='linear' (a small model), got network={o['network']!r}")
+    return _Options(**o)
 
 
 def _network_start(key: Array, spec: ModelSpec, images: Array) -> tuple[Any, dict | None, tuple | None]:
@@ -351,28 +373,26 @@ def fit_image_cate(key: ArrayLike, y: ArrayLike, treatment: ArrayLike, images: A
                          "each data set with its own call outside the transformation.")
     checks.check_key("key", key)
     y, t, images, x = _training_data(y, treatment, images, covariates)
-    n_clusters, network, method, guide, num_steps, num_draws, num_particles, num_warmup, num_samples, num_chains, \
-        channels, batch_size, learning_rate, net_prior_scale, weight_scale, tau_prior_scale = _checked_options(
-            len(y), n_clusters, network, method, guide, num_steps, num_draws, num_particles, num_warmup, num_samples,
-            num_chains, channels, batch_size, learning_rate, net_prior_scale, weight_scale, tau_prior_scale)
-    spec = ModelSpec(n_clusters, network, 0 if x is None else x.shape[1], channels)
+    given = locals()
+    o = _checked_options(len(y), **{name: given[name] for name in _Options._fields})
+    spec = ModelSpec(o.n_clusters, o.network, 0 if x is None else x.shape[1], o.channels)
     dtype = images.dtype
-    prior = _prior(jnp.asarray(y, dtype), jnp.asarray(t, dtype), tau_prior_scale, weight_scale)
+    prior = _prior(jnp.asarray(y, dtype), jnp.asarray(t, dtype), o.tau_prior_scale, o.weight_scale)
     prior_dict = dict(zip(PRIOR_FIELDS, prior if traced else np.asarray(prior, np.float64).tolist(), strict=True))
     k_net, k_fit = jax.random.split(key)
     graphdef, net_init, feature_stats = _network_start(k_net, spec, jnp.asarray(images))
     init = _init_values(spec, prior)
     show = progress_lib.enabled(progress) and not traced  # a bar per traced data set would be noise
     data = (jnp.asarray(images), jnp.asarray(t), jnp.asarray(y), None if x is None else jnp.asarray(x))
-    if method == "svi":
-        runner = _svi_runner(spec, num_steps, learning_rate, guide, num_draws, batch_size, num_particles,
-                             net_prior_scale, show, graphdef)
+    if o.method == "svi":
+        runner = _svi_runner(spec, o.num_steps, o.learning_rate, o.guide, o.num_draws, o.batch_size,
+                             o.num_particles, o.net_prior_scale, show, graphdef)
         params, losses, draws = runner(k_fit, data[2], data[1], data[0], data[3], prior, net_init, feature_stats,
                                        init)
         draws = {k: v for k, v in draws.items() if k in init}
-        final_elbo = -jnp.mean(losses[-max(1, num_steps // 20):])
+        final_elbo = -jnp.mean(losses[-max(1, o.num_steps // 20):])
         diag = {"final_elbo": final_elbo if traced else float(final_elbo)}
         return ImageCATEFit(spec, draws, graphdef, params.get("net"), *(feature_stats or (None, None)),
                             prior_dict, losses, 1, data, diag)
-    return _fit_nuts(k_fit, spec, data, prior, init, feature_stats, prior_dict, num_warmup, num_samples, num_chains,
-                     show)
+    return _fit_nuts(k_fit, spec, data, prior, init, feature_stats, prior_dict, o.num_warmup, o.num_samples,
+                     o.num_chains, show)

@@ -16,35 +16,13 @@ import numpy as np
 
 from estimators import image_cate as ic
 from estimators.image_cate._network import N_IMAGE_FEATURES, ModelSpec
-from tests.conformance._registry import Case
+from tests.conformance._registry import Case, _constant, _nan_first, _one, _two
 
 N, SIZE, K, S = 40, 6, 2, 16
 
 
-def _nan_first(x):
-    x = np.array(x, copy=True)
-    x.reshape(-1)[0] = np.nan
-    return x
-
-
-def _two(x):
-    x = np.array(x, copy=True)
-    x.reshape(-1)[0] = 2.0
-    return x
-
-
-def _one(x):
-    x = np.array(x, copy=True)
-    x.reshape(-1)[0] = 1.0
-    return x
-
-
 def _negative(x):
     return -np.abs(x)
-
-
-def _constant(x):
-    return np.full_like(x, 0.5)
 
 
 # ---- data generators ----

@@ -10,27 +10,9 @@ import numpy as np
 
 import estimators as E
 from estimators.learners import logistic
-from tests.conformance._registry import Case
+from tests.conformance._registry import Case, _collinear, _nan_first, _two
 
 N = 40
-
-
-def _nan_first(x):
-    x = np.array(x, copy=True)
-    x.reshape(-1)[0] = np.nan
-    return x
-
-
-def _two(x):
-    x = np.array(x, copy=True)
-    x.reshape(-1)[0] = 2.0
-    return x
-
-
-def _collinear(x):
-    x = np.array(x, copy=True)
-    x[..., -1] = 2.0 * x[..., 0]
-    return x
 
 
 def iv_data(rng):
