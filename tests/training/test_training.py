@@ -79,8 +79,8 @@ def test_train_step_compiles_once_and_is_pure(key):
     s2, m2 = step(s1, batch, keys[1])
     step(s2, batch, keys[2])
     assert int(s2.step) == 2 and m1.loss.shape == () and np.isfinite(float(m2.grad_norm))
-    # EMA: θ̄₁ = θ̄₀ + (1 − 0.999)(θ₁ − θ̄₀)
-    want = tree.lerp(state.ema_params, s1.params, 1 - 0.999)
+    # EMA, warmed up: step 0 decays by min(0.999, 1/10), θ̄₁ = θ̄₀ + 0.9 (θ₁ − θ̄₀)
+    want = tree.lerp(state.ema_params, s1.params, 0.9)
     assert float(tree.max_abs_diff(s1.ema_params, want)) < 1e-7
 
 
@@ -193,3 +193,28 @@ def test_trained_network_plugs_into_a_sampler(key):
     x0, info = samplers.sample(result.denoiser(), 80.0 * jax.random.normal(k_z, (32, 1)),
                                karras(8, 0.002, 80.0), method="euler")
     assert x0.shape == (32, 1) and bool(jnp.all(jnp.isfinite(x0))) and int(info.nfe) == 8
+
+
+def test_short_run_ema_is_as_good_as_the_raw_weights(key):
+    """The warmed-up EMA forgets the initial weights: after 400 steps (a 0.999 EMA without warm-up would still be
+    67 % initial weights) its samples land near a mode of a 4-mode 2-D mixture at least as often as the raw ones."""
+    from diffusion.samplers import sample
+    from diffusion.sigmas import karras
+
+    k_data, k_fit, k_noise = jax.random.split(key, 3)
+    modes = jnp.array([[1.0, 1.0], [1.0, -1.0], [-1.0, 1.0], [-1.0, -1.0]])
+    data = modes[jax.random.randint(k_data, (4096,), 0, 4)] + 0.05 * jax.random.normal(k_data, (4096, 2))
+    net = MLPDenoiser(2, hidden=64, depth=2, sigma_data=1.0, rngs=nnx.Rngs(0))
+    result = fit(k_fit, net, data, num_steps=400, batch_size=256, every=400,
+                 optimizer=make_optimizer(1e-2, schedule="cosine", num_steps=400))
+    sigmas = karras(20, 0.002, 20.0)
+    x_T = sigmas[0] * jax.random.normal(k_noise, (2000, 2))
+
+    def near_mode(ema):
+        x0, _ = sample(result.denoiser(ema=ema), x_T, sigmas, method="heun")
+        dist = jnp.min(jnp.linalg.norm(x0[:, None, :] - modes[None], axis=-1), axis=1)
+        return float(jnp.mean(dist < 0.25))
+
+    ema, raw = near_mode(True), near_mode(False)
+    mc_se = np.sqrt(0.25 / 2000)
+    assert ema >= raw - 3 * mc_se and ema > 0.8, (ema, raw)
