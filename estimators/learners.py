@@ -133,7 +133,8 @@ def mlp(hidden: tuple[int, ...] = (32, 32), num_steps: int = 500, learning_rate:
     """A small flax NNX MLP trained full-batch with optax AdamW on standardized inputs.
 
     Loss: weighted mean squared error, or weighted binary cross-entropy with ``classification=True`` (then
-    ``predict`` returns probabilities σ(f(x))). Training is a ``lax.scan`` of ``num_steps`` Adam steps.
+    ``predict`` returns probabilities σ(f(x))). Training is ``num_steps`` AdamW steps in one ``lax.scan``
+    (:func:`jaxlib_ext.optim.minimize`).
 
     Args:
       hidden: hidden layer widths.
@@ -150,6 +151,7 @@ def mlp(hidden: tuple[int, ...] = (32, 32), num_steps: int = 500, learning_rate:
     from flax import nnx
 
     from estimators._mlp import MLP as _MLP
+    from jaxlib_ext.optim import minimize
 
     hidden = tuple(int(h) for h in hidden)
     tx = optax.adamw(learning_rate, weight_decay=weight_decay)
@@ -171,13 +173,7 @@ def mlp(hidden: tuple[int, ...] = (32, 32), num_steps: int = 500, learning_rate:
             per = optax.sigmoid_binary_cross_entropy(f, y) if classification else (f - y) ** 2
             return jnp.sum(w * per)
 
-        def train_step(carry, _):
-            s, opt = carry
-            g = jax.grad(loss)(s)
-            updates, opt = tx.update(g, opt, s)
-            return (optax.apply_updates(s, updates), opt), None
-
-        (state, _), _ = jax.lax.scan(train_step, (state, tx.init(state)), None, length=num_steps)
+        state, _ = minimize(None, loss, state, tx, num_steps=num_steps)  # full batch
         return mean, std, state
 
     def predict(params, X):

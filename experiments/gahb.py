@@ -1,7 +1,7 @@
 """Experiment ``gahb``: geometry-adaptive harmonic bases — the Jacobian geometry of trained bias-free denoisers.
 
-Bias-free CNNs (BF-CNN) are trained side by side (one vmapped program, :func:`diffusion.diagnostics.fit_stack`)
-on C^α images for several α and on scikit-learn digits (upsampled 2×). For each we measure:
+Bias-free CNNs (BF-CNN) are trained side by side (one vmapped program: :func:`diffusion.training.fit` of a list of
+networks) on C^α images for several α and on scikit-learn digits (upsampled 2×). For each we measure:
 
 * the exact Jacobian J(y) (``jacfwd``) of a test image, its eigenvalues and eigenvectors (the adaptive basis),
   and the matrix-free Lanczos top-k eigenpairs against the dense ``eigh``;
@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
+from flax import nnx
 
 from diffusion.analytic import gaussian
 from diffusion.data import c_alpha_images, digits
@@ -34,13 +35,12 @@ from diffusion.diagnostics import (
     denoiser_jacobian,
     denoising_psnr,
     effective_dimension_hutchinson,
-    fit_stack,
     jacobian_eigh,
     jacobian_top_eigenpairs,
     sure,
 )
 from diffusion.networks import BFCNN
-from diffusion.training import DSMLoss, UniformSigma
+from diffusion.training import DSMLoss, UniformSigma, fit
 from experiments.registry import Experiment, Result
 
 __all__ = ["EXPERIMENT", "Config", "plot", "run"]
@@ -139,13 +139,13 @@ def _measure(key: jax.Array, den, x: jax.Array, sigmas: jax.Array, *, k_eig: int
 
 def run(key: jax.Array, config: Config) -> Result:
     """Train the stack of BF-CNNs, then measure Jacobian geometry, effective dimension, SURE and PSNR slopes."""
-    k_data, k_fit, k_eval = jax.random.split(key, 3)
+    k_data, k_init, k_fit, k_eval = jax.random.split(key, 4)
     names, train, test = _datasets(config, k_data)
-    fit = fit_stack(k_fit, lambda rngs: BFCNN(1, features=config.features, num_layers=config.num_layers,
-                                              conv_impl="im2col", rngs=rngs),
-                    train, num_steps=config.num_steps, batch_size=config.batch_size,
-                    loss=DSMLoss(sigma=UniformSigma(0.0, config.sigma_max), weighting="uniform"),
-                    learning_rate=config.learning_rate, ema_decay=0.99, every=50, desc="gahb: training BF-CNNs")
+    nets = [BFCNN(1, features=config.features, num_layers=config.num_layers, conv_impl="im2col", rngs=nnx.Rngs(k))
+            for k in jax.random.split(k_init, train.shape[0])]
+    fitted = fit(k_fit, nets, train, num_steps=config.num_steps, batch_size=config.batch_size,
+                 loss=DSMLoss(sigma=UniformSigma(0.0, config.sigma_max), weighting="uniform"),
+                 learning_rate=config.learning_rate, ema_decay=0.99, every=50, desc="gahb: training BF-CNNs")
     sigmas = np.asarray(config.sigmas)
     shape = train.shape[2:]
     d = int(np.prod(shape))
@@ -158,7 +158,7 @@ def run(key: jax.Array, config: Config) -> Result:
         wiener = gaussian(flat_train.mean(0), np.cov(flat_train, rowvar=False) + 1e-8 * np.eye(d))
         lam = np.asarray(wiener.eigvals, np.float64)
         x = jnp.asarray(test[i])
-        m = jax.device_get(measure(jax.random.fold_in(k_eval, i), fit.denoiser(i), x, jnp.asarray(sigmas)))
+        m = jax.device_get(measure(jax.random.fold_in(k_eval, i), fitted.denoiser(i), x, jnp.asarray(sigmas)))
         vals, vecs, y_img = m["eigvals"], m["eigvecs"], m["noisy"]
         eff_net = m["eff_net"]
         eff_gauss = [float(np.sum(lam / (lam + s**2))) for s in sigmas]
@@ -190,7 +190,7 @@ def run(key: jax.Array, config: Config) -> Result:
         arrays[f"{i}/eff_gauss"] = np.asarray(eff_gauss)
         arrays[f"{i}/psnr"] = np.stack([psnr_in, psnr_net, psnr_wiener])
     metrics["datasets"] = names
-    metrics["final training loss (per network)"] = [round(v, 5) for v in fit.history[-1, 1:]]
+    metrics["final training loss (per network)"] = [round(v, 5) for v in fitted.history[-1, 1:]]
     metrics["note"] = (f"CPU scale: {config.size}×{config.size} images, BF-CNN {config.num_layers} layers × "
                        f"{config.features} channels, {config.num_steps} steps; slopes are fitted over σ ∈ "
                        f"{list(config.sigmas)}. Compare each BF-CNN slope with α/(α+1) and with the Wiener slope.")

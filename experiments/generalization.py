@@ -1,7 +1,7 @@
 """Experiment ``generalization``: the memorization → generalization transition with training-set size N.
 
 For each N two denoisers are trained on disjoint subsets of size N, side by side in one vmapped program
-(:func:`diffusion.diagnostics.fit_pair`), and sampled from the same noise with the same deterministic sampler
+(:func:`diffusion.training.fit` of two networks), and sampled from the same noise with the same deterministic sampler
 (Heun, Karras grid σ 80 → 0.01 in standardized units). Measures per N: the cosine similarity between the two
 models' samples, each sample's cosine similarity to its nearest image in its own training set, and the denoising
 PSNR on training vs held-out images across σ. Data: scikit-learn's 8×8 digits and 8×8 patches of scikit-image
@@ -25,18 +25,19 @@ from pathlib import Path
 import jax
 import numpy as np
 import pandas as pd
+from flax import nnx
 
 from diffusion.data import digits, photo_patches
 from diffusion.diagnostics import (
     cosine_similarity,
     denoising_psnr,
-    fit_pair,
     nearest_neighbor,
     paired_subsets,
     sample_pair,
 )
 from diffusion.networks import MLPDenoiser
 from diffusion.sigmas import karras
+from diffusion.training import fit
 from experiments.registry import Experiment, Result
 
 __all__ = ["EXPERIMENT", "Config", "load", "plot", "run"]
@@ -102,14 +103,14 @@ def run(key: jax.Array, config: Config) -> Result:
         z = jax.random.normal(k_noise, (config.n_samples, int(np.prod(shape))))
         pair_sims, nn_sims, gaps = [], [], []
         for n, k in zip(config.sizes, jax.random.split(k_sizes, len(config.sizes)), strict=True):
-            k_split, k_fit, k_psnr = jax.random.split(k, 3)
+            k_split, k_init, k_fit, k_psnr = jax.random.split(k, 4)
             pair_data, test = paired_subsets(k_split, data, n, n_test=config.n_test)
             flat_pair = ((pair_data - mean) / scale).reshape(2, n, -1)
-            fitted = fit_pair(k_fit, lambda rngs: MLPDenoiser(flat_pair.shape[-1], hidden=config.hidden,
-                                                              depth=config.depth, sigma_data=1.0, rngs=rngs),
-                              flat_pair, num_steps=config.num_steps, batch_size=config.batch_size,
-                              learning_rate=config.learning_rate, ema_decay=config.ema_decay, every=500,
-                              desc=f"generalization {name} N={n}")
+            nets = [MLPDenoiser(flat_pair.shape[-1], hidden=config.hidden, depth=config.depth, sigma_data=1.0,
+                                rngs=nnx.Rngs(k_net)) for k_net in jax.random.split(k_init)]
+            fitted = fit(k_fit, nets, flat_pair, num_steps=config.num_steps, batch_size=config.batch_size,
+                         learning_rate=config.learning_rate, ema_decay=config.ema_decay, every=500,
+                         desc=f"generalization {name} N={n}")
             x0 = np.asarray(sample_pair(fitted, sigmas[0] * z, sigmas, method="heun"))
             samples = (mean + scale * x0).reshape(2, config.n_samples, *shape)
             pair_sim = np.asarray(cosine_similarity(samples[0], samples[1], center=True))

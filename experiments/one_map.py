@@ -36,6 +36,7 @@ import estimators
 from estimators import debias
 from estimators.debias.bayes import bayes_ate
 from experiments.registry import Experiment, Result
+from jaxlib_ext.optim import minimize
 from jaxlib_ext.sweep import sweep
 
 __all__ = ["EXPERIMENT", "Config", "run"]
@@ -135,19 +136,12 @@ def _simulate_and_predict(key, tau, g, *, cfg: Config):
     n_train = cfg.n_units - n_cal
     graphdef, _ = nnx.split(Predictor(rngs=nnx.Rngs(0)))
     params = nnx.state(Predictor(rngs=nnx.Rngs(k_init)))
-    opt = optax.adam(cfg.learning_rate)
 
-    def loss(p, xb, yb):
-        return jnp.mean((nnx.merge(graphdef, p)(xb) - yb) ** 2)
-
-    def step(carry, k):
-        p, s = carry
+    def loss(p, k):  # a minibatch of the training units
         idx = jax.random.randint(k, (cfg.batch_size,), 0, n_train)
-        grads = jax.grad(loss)(p, x[idx], y[idx])
-        updates, s = opt.update(grads, s, p)
-        return (optax.apply_updates(p, updates), s), None
+        return jnp.mean((nnx.merge(graphdef, p)(x[idx]) - y[idx]) ** 2)
 
-    (params, _), _ = jax.lax.scan(step, (params, opt.init(params)), jax.random.split(k_train, cfg.train_steps))
+    params, _ = minimize(k_train, loss, params, optax.adam(cfg.learning_rate), num_steps=cfg.train_steps)
     f = nnx.merge(graphdef, params)
     _, t_tr, y_tr, e_tr, kx_tr = _world(k_trial, tau, g, cfg.n_trial)
     x_tr = _g(g, y_tr) + cfg.image_noise * jax.random.normal(kx_tr, (cfg.n_trial, 100))

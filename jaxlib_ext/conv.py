@@ -16,22 +16,21 @@ each side (every "SAME"/"VALID" 2-D convolution of the networks here); anything 
 ``lax.conv_general_dilated`` unchanged. The signature is ``lax.conv_general_dilated``'s, so it plugs into
 ``nnx.Conv(..., conv_general_dilated=conv_general_dilated)``.
 
-A custom VJP has no forward mode (``jax.jvp``, ``jacfwd``, the Jacobian diagnostics), so the custom path is taken
-only where it is asked for: inside :func:`reverse_mode_only` at trace time — the training step of
-``diffusion.training`` and the image-CATE SVI runner trace their bodies there. Everywhere else the function is
-``lax.conv_general_dilated`` itself, with every JAX transformation available.
+A custom VJP has no forward mode (``jax.jvp``, ``jacfwd``): pass this function only to code that is differentiated
+in reverse mode alone. It is an explicit, static choice — a network's convolution layers hold their convolution
+function as their ``conv_general_dilated`` attribute (``nnx.Conv``'s own field), so ``jit`` sees it in the graph
+definition: ``diffusion.training.make_train_step`` sets it on the network it trains (``scan_conv=True``), the
+image-CATE network is built with it; the diffusion networks keep ``lax.conv_general_dilated`` otherwise, so
+``jacfwd`` in the diagnostics works on them.
 
 Example::
 
-    with reverse_mode_only():  # while tracing a training step that is only ever differentiated in reverse mode
-        y = conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    conv = nnx.Conv(3, 8, (3, 3), conv_general_dilated=conv_general_dilated, rngs=nnx.Rngs(0))  # reverse mode only
 """
 
 from __future__ import annotations
 
-import contextlib
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
@@ -39,31 +38,10 @@ import jax
 import jax.numpy as jnp
 from jax import Array, lax
 
-__all__ = ["conv_general_dilated", "reverse_mode_only"]
+__all__ = ["conv_general_dilated"]
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
 _CPU_DK_CHUNK = 4  # images per piece of the kernel-gradient contraction on CPU (measured: 2-4 best on 64×40×40×64)
-
-
-_STATE = threading.local()
-
-
-@contextlib.contextmanager
-def reverse_mode_only() -> Iterator[None]:
-    """Within this block (at trace time), :func:`conv_general_dilated` takes its custom-VJP path.
-
-    Use it around the tracing of code that is differentiated only in reverse mode (``grad``/``vjp``) and that
-    runs convolution gradients inside loops — a scanned training or SVI step. Forward-mode differentiation of
-    what is traced here raises JAX's "can't apply forward-mode autodiff (jvp) to a custom_vjp function". The
-    switch is read while tracing and is not part of ``jit``'s cache key: put it inside the traced function's
-    body (as ``diffusion.training.make_train_step`` does), not around a call of an already-jitted function.
-    """
-    previous = getattr(_STATE, "active", False)
-    _STATE.active = True
-    try:
-        yield
-    finally:
-        _STATE.active = previous
 
 
 def _is_nhwc(dimension_numbers: Any) -> bool:
@@ -118,11 +96,11 @@ def conv_general_dilated(lhs: Array, rhs: Array, window_strides: Sequence[int],
                          precision: Any = None, preferred_element_type: Any = None, out_sharding: Any = None) -> Array:
     """``lax.conv_general_dilated`` with a scan-friendly gradient for stride-1 NHWC × HWIO convolutions.
 
-    Same arguments and result as :func:`jax.lax.conv_general_dilated`. Inside :func:`reverse_mode_only` the
-    configurations named in the module docstring take the custom-gradient path; everything else calls ``lax``.
+    Same arguments and result as :func:`jax.lax.conv_general_dilated`. The configurations named in the module
+    docstring take the custom-gradient path (reverse mode only); everything else calls ``lax``.
     """
     lhs, rhs = jnp.asarray(lhs), jnp.asarray(rhs)
-    fast = (getattr(_STATE, "active", False) and lhs.ndim == 4 and rhs.ndim == 4
+    fast = (lhs.ndim == 4 and rhs.ndim == 4
             and _is_nhwc(dimension_numbers) and tuple(window_strides) == (1, 1)
             and all(d is None or tuple(d) == (1, 1) for d in (lhs_dilation, rhs_dilation))
             and feature_group_count == 1 and batch_group_count == 1 and preferred_element_type is None

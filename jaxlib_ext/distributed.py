@@ -12,6 +12,9 @@ Call :func:`initialize_from_env` first thing, before any JAX computation; then `
 device of every process and ``jaxlib_ext.sweep(..., mesh="auto")`` shards over all of them. CPU processes talk
 through gloo collectives (``jax_cpu_collectives_implementation="gloo"``).
 
+:func:`resolve_mesh` turns the ``mesh=`` option of every sharded entry point (``Mesh``, ``"auto"`` or None) into a
+mesh; ``"auto"`` is the 1-D :func:`~jaxlib_ext.sweep.sweep_mesh` over every device of every process.
+
 Example (two local processes with two CPU devices each)::
 
     python -m experiments run ci-coverage --processes 2
@@ -24,11 +27,15 @@ import socket
 import subprocess
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import jax
+from jax.sharding import Mesh
+
+from jaxlib_ext.sweep import sweep_mesh
 
 __all__ = ["ENV_ADDRESS", "ENV_DEVICES", "ENV_NUM", "ENV_RANK", "free_port", "initialize_from_env",
-           "is_main_process", "launch_local"]
+           "is_main_process", "launch_local", "resolve_mesh"]
 
 ENV_ADDRESS = "TWEEDIE_COORDINATOR_ADDRESS"
 ENV_NUM = "TWEEDIE_NUM_PROCESSES"
@@ -63,6 +70,27 @@ def initialize_from_env() -> bool:
     jax.distributed.initialize(coordinator_address=os.environ[ENV_ADDRESS], num_processes=num,
                                process_id=rank, initialization_timeout=120)
     return True
+
+
+def resolve_mesh(mesh: Any, name: str = "mesh") -> Mesh | None:
+    """The mesh an entry point's ``mesh=`` option asks for.
+
+    Args:
+      mesh: a ``jax.sharding.Mesh`` (returned as is), ``"auto"`` (:func:`~jaxlib_ext.sweep.sweep_mesh`: one axis
+        over every device of every process, of type ``Auto``) or None (no mesh).
+      name: the option's name in error messages.
+
+    Returns:
+      A ``Mesh`` or None.
+
+    Raises:
+      ValueError naming ``name`` for anything else.
+    """
+    if mesh is None or isinstance(mesh, Mesh):
+        return mesh
+    if isinstance(mesh, str) and mesh == "auto":
+        return sweep_mesh()
+    raise ValueError(f"`{name}` must be a Mesh, 'auto' or None, got {mesh!r}")
 
 
 def is_main_process() -> bool:

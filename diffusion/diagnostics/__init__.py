@@ -2,8 +2,9 @@
 
 * :mod:`~diffusion.diagnostics.jacobian` — exact Jacobian (``jacfwd``) and matrix-free Lanczos eigenpairs,
   effective dimension tr J (exact or Hutchinson), the bias-free identity D(y) = J(y) y, SURE;
-* :mod:`~diffusion.diagnostics.generalization` — two networks on disjoint subsets trained side by side (vmap),
-  sampled from the same noise; cosine similarity, nearest training neighbour, train / test PSNR;
+* :mod:`~diffusion.diagnostics.generalization` — two networks on disjoint subsets (trained side by side by
+  ``diffusion.training.fit``) sampled from the same noise; cosine similarity, nearest training neighbour,
+  train / test PSNR;
 * :mod:`~diffusion.diagnostics.hallucination` — variance of x̂₀ over a σ-window late in sampling as a filter for
   samples interpolated between modes; removal at a retention level, ROC;
 * :mod:`~diffusion.diagnostics.locality` — Wiener-filter rows as locality maps; r² / MSE agreement of denoisers
@@ -44,12 +45,8 @@ from jaxlib_ext._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from diffusion.diagnostics.generalization import (
-        PairFit,
-        StackFit,
         cosine_similarity,
         denoising_psnr,
-        fit_pair,
-        fit_stack,
         nearest_neighbor,
         paired_subsets,
         sample_pair,
@@ -57,20 +54,14 @@ if TYPE_CHECKING:
 
 # flax and optax (networks trained side by side) load on first use
 __getattr__, __dir__ = lazy_exports(__name__, {
-    "PairFit": "diffusion.diagnostics.generalization:PairFit",
-    "StackFit": "diffusion.diagnostics.generalization:StackFit",
     "cosine_similarity": "diffusion.diagnostics.generalization:cosine_similarity",
     "denoising_psnr": "diffusion.diagnostics.generalization:denoising_psnr",
-    "fit_pair": "diffusion.diagnostics.generalization:fit_pair",
-    "fit_stack": "diffusion.diagnostics.generalization:fit_stack",
     "nearest_neighbor": "diffusion.diagnostics.generalization:nearest_neighbor",
     "paired_subsets": "diffusion.diagnostics.generalization:paired_subsets",
     "sample_pair": "diffusion.diagnostics.generalization:sample_pair",
 })
 
 __all__ = [
-    "PairFit",
-    "StackFit",
     "SureEstimate",
     "agreement",
     "between_modes",
@@ -80,8 +71,6 @@ __all__ = [
     "denoising_psnr",
     "effective_dimension",
     "effective_dimension_hutchinson",
-    "fit_pair",
-    "fit_stack",
     "jacobian_eigh",
     "jacobian_top_eigenpairs",
     "locality_maps",

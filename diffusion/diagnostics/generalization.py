@@ -9,13 +9,15 @@ samples agree and lie far from every training image). The measures:
 * :func:`nearest_neighbor` — each sample's most similar training image (cosine) and its index;
 * :func:`denoising_psnr` — PSNR of D(x + σε) against x on training and on held-out images, per σ;
 
-and the machinery: :func:`paired_subsets` (disjoint subsets, checked), :func:`fit_pair` (both networks in one
-``vmap`` over stacked train states — one program, not a Python loop over the pair) and :func:`sample_pair`.
+and the machinery: :func:`paired_subsets` (disjoint subsets, checked) and :func:`sample_pair`. The pair is trained
+by :func:`diffusion.training.fit` given two networks: both in one ``vmap`` over stacked train states — one
+program, not a Python loop over the pair.
 
 Example::
 
     data_pair, test = paired_subsets(key, images, 100, n_test=200)        # (2, 100, H, W, 1)
-    pair = fit_pair(key, lambda rngs: BFCNN(1, rngs=rngs), data_pair, num_steps=2_000, batch_size=64)
+    nets = [BFCNN(1, rngs=nnx.Rngs(k)) for k in jax.random.split(k_init)]
+    pair = fit(key, nets, data_pair, num_steps=2_000, batch_size=64)
     x0 = sample_pair(pair, x_T, karras(30, 0.01, 2.0), method="heun")    # (2, n, H, W, 1)
     cosine_similarity(x0[0], x0[1])
 
@@ -26,27 +28,21 @@ geometry-adaptive harmonic representations", ICLR, Sec. 2.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
-from flax import nnx
 from jax import Array
 from jax.typing import ArrayLike
 
 from diffusion.data.splits import disjoint_subsets
 from diffusion.networks.denoiser import as_denoiser
 from diffusion.samplers import sample
-from diffusion.training import DSMLoss, TrainState, init_train_state, make_train_step
-from jaxlib_ext import progress
+from diffusion.training.loop import FitResult
 from jaxlib_ext.checks import check_finite
 
-__all__ = ["PairFit", "StackFit", "cosine_similarity", "denoising_psnr", "fit_pair", "fit_stack", "nearest_neighbor",
-           "paired_subsets", "sample_pair"]
-
-_DEFAULT_LOSS = DSMLoss()
+__all__ = ["cosine_similarity", "denoising_psnr", "nearest_neighbor", "paired_subsets", "sample_pair"]
 
 
 def _flatten(name: str, x: ArrayLike) -> Array:
@@ -155,117 +151,23 @@ def paired_subsets(key: Array, data: ArrayLike, n: int, *, n_test: int = 0) -> t
     return np.stack([arr[a], arr[b]]), arr[test]
 
 
-class StackFit(NamedTuple):
-    """Networks of one architecture trained side by side: one graphdef, train states stacked on a leading axis.
-
-    Attributes:
-      graphdef: the shared graph definition (static).
-      state: :class:`~diffusion.training.TrainState` whose leaves have a leading axis of size m (2 for a pair).
-      history: (num_chunks, 1 + m) rows (step, mean loss of each model over the chunk).
-    """
-
-    graphdef: Any
-    state: TrainState
-    history: np.ndarray
-
-    @property
-    def size(self) -> int:
-        return int(self.state.step.shape[0])
-
-    def denoiser(self, i: int, *, ema: bool = True) -> Callable[[Array, Array], Array]:
-        """The canonical denoiser D(x, σ) of network i (eval mode)."""
-        return jax.tree.map(lambda a: a[i], self.state).denoiser(self.graphdef, ema=ema)
-
-    def denoisers(self, *, ema: bool = True) -> tuple[Callable[[Array, Array], Array], ...]:
-        """Every network's denoiser, in order."""
-        return tuple(self.denoiser(i, ema=ema) for i in range(self.size))
-
-
-PairFit = StackFit
-
-
-def fit_stack(key: Array, make_model: Callable[[nnx.Rngs], nnx.Module], data_stack: ArrayLike, *, num_steps: int,
-              batch_size: int, loss: DSMLoss = _DEFAULT_LOSS, learning_rate: float = 1e-3,
-              optimizer: optax.GradientTransformation | None = None, ema_decay: float = 0.999, every: int = 100,
-              enable_progress: bool | None = None, desc: str = "training") -> StackFit:
-    """Train m networks, network i on ``data_stack[i]``, in one vmapped program (not a Python loop over them).
-
-    Each network gets its own initialization (``make_model(nnx.Rngs(seed))`` with m seeds from ``key``), its own
-    batches and noise; the train step is :func:`diffusion.training.make_train_step`, vmapped over the stacked
-    states, run in jitted ``lax.scan`` chunks of ``every`` steps with a progress bar. Batches are drawn without
-    replacement when ``batch_size ≤ n``, with replacement otherwise (n = 1 or 10 in a memorization study).
+def sample_pair(pair: FitResult, x_T: ArrayLike, sigmas: ArrayLike, *, method: str = "heun", key: Array | None = None,
+                ema: bool = True, **options: Any) -> Array:
+    """Sample every network of a stacked fit from the same ``x_T`` with the same sampler, vmapped over the networks.
 
     Args:
-      key: PRNG key (initializations, batches, noise).
-      make_model: ``rngs -> nnx.Module`` with ``model(x, sigma, train=...)``.
-      data_stack: (m, n, ...) one training set per network.
-      num_steps, batch_size, loss, learning_rate, optimizer, ema_decay, every: as :func:`diffusion.training.fit`.
-      enable_progress, desc: the progress bar.
+      pair: :func:`diffusion.training.fit` of a sequence of m networks (m = 2 for a pair).
+      x_T: the common starting noise.
+      sigmas: the sampler's grid.
+      method, key, options: as :func:`diffusion.samplers.sample`.
+      ema: sample the EMA (default) or the raw weights.
 
     Returns:
-      :class:`StackFit`.
+      (m, *x_T.shape): row i is network i's samples.
     """
-    data = check_finite("data_stack", data_stack)
-    if data.ndim < 3 or data.shape[0] < 1:
-        raise ValueError(f"`data_stack` must have shape (m, n, ...), got shape {data.shape}")
-    for name, value in (("num_steps", num_steps), ("batch_size", batch_size), ("every", every)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"`{name}` must be a positive int, got {value!r}")
-    m, n = data.shape[:2]
-    optimizer = optax.adam(learning_rate) if optimizer is None else optimizer
-    k_init, k_train = jax.random.split(key)
-    seeds = np.asarray(jax.random.randint(k_init, (m,), 0, 2**30))
-    inits = [init_train_state(make_model(nnx.Rngs(int(s))), optimizer) for s in seeds]
-    graphdef = inits[0][0]
-    state = jax.tree.map(lambda *leaves: jnp.stack(leaves), *[s for _, s in inits])
-    step = jax.vmap(make_train_step(graphdef, optimizer, loss, ema_decay=ema_decay))
-    data_dev = jnp.asarray(data if np.issubdtype(data.dtype, np.floating) else data.astype(float))
-    replace = batch_size > n
-
-    @jax.jit
-    def chunk(state, data, key, length_marker):
-        def body(carry, k):
-            state, total = carry
-            k_batch, k_step = jax.random.split(k)
-            idx = jax.vmap(lambda kk: jax.random.choice(kk, n, (batch_size,), replace=replace))(
-                jax.random.split(k_batch, m))
-            batch = jax.vmap(lambda d, i: d[i])(data, idx)
-            state, metrics = step(state, batch, jax.random.split(k_step, m))
-            return (state, total + metrics.loss), None
-
-        keys = jax.random.split(key, length_marker.shape[0])
-        (state, total), _ = jax.lax.scan(body, (state, jnp.zeros((m,), data.dtype)), keys)
-        return state, total / length_marker.shape[0]
-
-    history, done = [], 0
-    keys = iter(jax.random.split(k_train, -(-num_steps // every)))
-    with progress.bar(total=num_steps, desc=desc, enable=enable_progress) as pbar:
-        while done < num_steps:
-            length = min(every, num_steps - done)
-            state, mean_loss = chunk(state, data_dev, next(keys), jnp.zeros((length,)))
-            done += length
-            history.append((done, *np.asarray(mean_loss, np.float64)))
-            pbar.update(length)
-    return StackFit(graphdef, state, np.asarray(history, np.float64).reshape(-1, 1 + m))
-
-
-def fit_pair(key: Array, make_model: Callable[[nnx.Rngs], nnx.Module], data_pair: ArrayLike, **kwargs: Any
-             ) -> StackFit:
-    """:func:`fit_stack` for exactly two networks on two disjoint training sets (2, n, ...) (a ``PairFit``)."""
-    shape = np.shape(data_pair)
-    if len(shape) < 3 or shape[0] != 2:
-        raise ValueError(f"`data_pair` must have shape (2, n, ...), got shape {shape}")
-    kwargs.setdefault("desc", "training pair")
-    return fit_stack(key, make_model, data_pair, **kwargs)
-
-
-def sample_pair(pair: StackFit, x_T: ArrayLike, sigmas: ArrayLike, *, method: str = "heun", key: Array | None = None,
-                ema: bool = True, **options: Any) -> Array:
-    """Sample every network of ``pair`` from the same ``x_T`` with the same sampler, vmapped over the networks.
-
-    Returns:
-      (m, *x_T.shape): row i is network i's samples (m = 2 for a pair).
-    """
+    if pair.num_models is None:
+        raise ValueError("`pair` must be a fit of several networks side by side (`fit(key, [net_a, net_b], data)`), "
+                         "got the fit of one network")
     x_T = jnp.asarray(x_T)
 
     def one(state):

@@ -4,8 +4,9 @@ batch norm of Mohan et al. (2020), average pooling, and input checks.
 Convolutions are NHWC with HWIO kernels and "SAME" zero padding. ``conv_impl`` picks how a k×k convolution is
 computed; every choice gives the same numbers up to float rounding:
 
-* ``"lax"``: XLA's convolution, through :func:`jaxlib_ext.conv.conv_general_dilated` (whose gradient stays fast
-  inside ``lax.scan`` on XLA:CPU);
+* ``"lax"``: XLA's convolution, the layer's ``conv_general_dilated`` (``lax.conv_general_dilated``; a training
+  step swaps in :func:`jaxlib_ext.conv.conv_general_dilated`, whose gradient stays fast inside ``lax.scan`` on
+  XLA:CPU);
 * ``"im2col"``: the k² shifted copies of the padded input concatenated along channels, times the kernel reshaped
   to (k² C_in, C_out) — one matmul with a long contraction;
 * ``"shifted"``: Σ_{i,j} shift_{ij}(x) @ K[i, j] — k² matmuls with contraction C_in, no k²-fold copy of x.
@@ -18,7 +19,6 @@ import jax.numpy as jnp
 from flax import nnx
 from jax import Array
 
-from jaxlib_ext import conv as jconv
 from jaxlib_ext import random as jrandom
 
 __all__ = ["CONV_IMPLS", "BFBatchNorm", "Conv", "avg_pool2", "check_image", "conv2d"]
@@ -40,13 +40,15 @@ def _shifts(x: Array, k: int):
     return [xp[:, i:i + h, j:j + w, :] for i in range(k) for j in range(k)]
 
 
-def conv2d(x: Array, kernel: Array, conv_impl: str = "lax") -> Array:
+def conv2d(x: Array, kernel: Array, conv_impl: str = "lax", conv_general_dilated=jax.lax.conv_general_dilated
+           ) -> Array:
     """Stride-1 "SAME" convolution y[n,h,w,o] = Σ_{i,j,c} x[n,h+i−⌊k/2⌋,w+j−⌊k/2⌋,c] K[i,j,c,o], no bias.
 
     Args:
       x: (N, H, W, C_in).
       kernel: (k, k, C_in, C_out).
       conv_impl: ``"lax"``, ``"im2col"`` or ``"shifted"`` (see the module docstring).
+      conv_general_dilated: the convolution ``"lax"`` calls (``lax.conv_general_dilated``'s signature).
 
     Returns:
       (N, H, W, C_out) in x's dtype.
@@ -55,7 +57,7 @@ def conv2d(x: Array, kernel: Array, conv_impl: str = "lax") -> Array:
     kernel = kernel.astype(x.dtype)
     k = kernel.shape[0]
     if conv_impl == "lax" or k == 1:
-        return jconv.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        return conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
     if conv_impl == "im2col":
         patches = jnp.concatenate(_shifts(x, k), axis=-1)
         return patches @ kernel.reshape(k * k * kernel.shape[2], kernel.shape[3])
@@ -80,12 +82,13 @@ class Conv(nnx.Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, *, conv_impl: str = "lax",
                  rngs: nnx.Rngs):
         self.conv_impl = _check_impl(conv_impl)
+        self.conv_general_dilated = jax.lax.conv_general_dilated  # the "lax" convolution, as nnx.Conv's field
         shape = (kernel_size, kernel_size, in_channels, out_channels)
         std = (2.0 / (kernel_size * kernel_size * in_channels)) ** 0.5  # He et al. (2015)
         self.kernel = nnx.Param(std * jrandom.normal(rngs.params(), shape))
 
     def __call__(self, x: Array) -> Array:
-        return conv2d(x, self.kernel[...], self.conv_impl)
+        return conv2d(x, self.kernel[...], self.conv_impl, self.conv_general_dilated)
 
 
 class BFBatchNorm(nnx.Module):

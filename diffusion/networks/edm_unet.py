@@ -18,7 +18,6 @@ Models", NeurIPS, Table 1.
 from __future__ import annotations
 
 import math
-from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -28,10 +27,6 @@ from jax.typing import ArrayLike
 
 from diffusion.networks._layers import avg_pool2, check_image
 from jaxlib_ext import random as jrandom
-from jaxlib_ext.conv import conv_general_dilated
-
-# nnx.Conv whose gradient stays fast inside lax.scan on XLA:CPU (see jaxlib_ext.conv)
-_Conv = partial(nnx.Conv, conv_general_dilated=conv_general_dilated)
 
 __all__ = ["EDMUNet", "edm_precondition", "noise_embedding"]
 
@@ -67,11 +62,11 @@ def batch_sigma(sigma: ArrayLike, n: int, dtype) -> Array:
 class _ResBlock(nnx.Module):
     def __init__(self, c_in: int, c_out: int, emb_dim: int, *, rngs: nnx.Rngs):
         self.norm1 = nnx.GroupNorm(c_in, num_groups=min(8, c_in), rngs=rngs)
-        self.conv1 = _Conv(c_in, c_out, (3, 3), kernel_init=jrandom.lecun_normal, rngs=rngs)
+        self.conv1 = nnx.Conv(c_in, c_out, (3, 3), kernel_init=jrandom.lecun_normal, rngs=rngs)
         self.emb = nnx.Linear(emb_dim, c_out, kernel_init=jrandom.lecun_normal, rngs=rngs)
         self.norm2 = nnx.GroupNorm(c_out, num_groups=min(8, c_out), rngs=rngs)
-        self.conv2 = _Conv(c_out, c_out, (3, 3), kernel_init=nnx.initializers.zeros, rngs=rngs)
-        self.skip = (_Conv(c_in, c_out, (1, 1), kernel_init=jrandom.lecun_normal, rngs=rngs)
+        self.conv2 = nnx.Conv(c_out, c_out, (3, 3), kernel_init=nnx.initializers.zeros, rngs=rngs)
+        self.skip = (nnx.Conv(c_in, c_out, (1, 1), kernel_init=jrandom.lecun_normal, rngs=rngs)
                      if c_in != c_out else None)
 
     def __call__(self, x: Array, emb: Array) -> Array:
@@ -101,14 +96,14 @@ class EDMUNet(nnx.Module):
         width = [features * 2**lv for lv in range(levels)]
         self.emb1 = nnx.Linear(emb_dim, emb_dim, kernel_init=jrandom.lecun_normal, rngs=rngs)
         self.emb2 = nnx.Linear(emb_dim, emb_dim, kernel_init=jrandom.lecun_normal, rngs=rngs)
-        self.conv_in = _Conv(channels, width[0], (3, 3), kernel_init=jrandom.lecun_normal, rngs=rngs)
+        self.conv_in = nnx.Conv(channels, width[0], (3, 3), kernel_init=jrandom.lecun_normal, rngs=rngs)
         self.down = nnx.List([_ResBlock(width[max(lv - 1, 0)], width[lv], emb_dim, rngs=rngs)
                               for lv in range(levels)])
         self.mid = _ResBlock(width[-1], width[-1], emb_dim, rngs=rngs)
         self.upb = nnx.List([_ResBlock(width[lv] + (width[lv + 1] if lv + 1 < levels else width[-1]), width[lv],
                                        emb_dim, rngs=rngs) for lv in range(levels)])
         self.norm_out = nnx.GroupNorm(width[0], num_groups=min(8, width[0]), rngs=rngs)
-        self.conv_out = _Conv(width[0], channels, (3, 3), kernel_init=nnx.initializers.zeros, rngs=rngs)
+        self.conv_out = nnx.Conv(width[0], channels, (3, 3), kernel_init=nnx.initializers.zeros, rngs=rngs)
 
     def raw(self, x: Array, c_noise: Array) -> Array:
         """The unpreconditioned network F(x, c_noise)."""

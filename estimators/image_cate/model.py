@@ -40,7 +40,6 @@ from estimators.image_cate import _network
 from estimators.image_cate._network import N_IMAGE_FEATURES, ModelSpec, check_images
 from jaxlib_ext import checks
 from jaxlib_ext import progress as progress_lib
-from jaxlib_ext.conv import reverse_mode_only
 from jaxlib_ext.sweep import sweep
 
 __all__ = ["GUIDES", "METHODS", "ImageCATEFit", "fit_image_cate", "image_cate_model", "marginal_log_likelihood"]
@@ -214,9 +213,8 @@ def _svi_runner(spec: ModelSpec, num_steps: int, learning_rate: float, guide_kin
             s, loss = svi.update(s, *args, **kwargs)
             return s, loss
 
-        with reverse_mode_only():  # the conv network's gradient stays on XLA:CPU's fast kernels in the scan
-            state, losses = progress_lib.scan(body, state, None, length=num_steps, desc="SVI (image CATE)",
-                                              enable=show)
+        # the conv network is built with jaxlib_ext.conv's scan-friendly gradient (its heads are reverse-mode only)
+        state, losses = progress_lib.scan(body, state, None, length=num_steps, desc="SVI (image CATE)", enable=show)
         params = svi.get_params(state)
         draws = guide.sample_posterior(k_draw, params, *args, sample_shape=(num_draws,), **kwargs)
         del k_run

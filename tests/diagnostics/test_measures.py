@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
 from diffusion.analytic import gaussian
 from diffusion.diagnostics import (
@@ -11,7 +12,6 @@ from diffusion.diagnostics import (
     between_modes,
     cosine_similarity,
     denoising_psnr,
-    fit_pair,
     locality_maps,
     nearest_neighbor,
     paired_subsets,
@@ -27,6 +27,7 @@ from diffusion.diagnostics import (
 )
 from diffusion.networks import MLPDenoiser
 from diffusion.sigmas import karras
+from diffusion.training import fit
 
 
 def test_cosine_similarity_hand_made():
@@ -76,20 +77,30 @@ def test_denoising_psnr_hand_made(key):
         denoising_psnr(key, lambda y, s: y, x, jnp.ones((2, 2)))
 
 
-def test_fit_pair_vmapped_and_sample_pair(key):
+def test_fit_of_two_networks_vmapped_and_sample_pair(key):
     """Two tiny MLPs on two disjoint point sets, trained in one program; same noise gives different samples."""
     pair = np.stack([np.full((4, 2), -1.0), np.full((4, 2), 1.0)]).astype(np.float32)
-    fitted = fit_pair(key, lambda rngs: MLPDenoiser(2, hidden=16, depth=2, sigma_data=1.0, rngs=rngs), pair,
-                      num_steps=300, batch_size=8, learning_rate=1e-2, ema_decay=0.9, every=100)
-    assert fitted.state.step.shape == (2,) and fitted.history.shape == (3, 3)
+    nets = [MLPDenoiser(2, hidden=16, depth=2, sigma_data=1.0, rngs=nnx.Rngs(i)) for i in range(2)]
+    fitted = fit(key, nets, pair, num_steps=300, batch_size=8, learning_rate=1e-2, ema_decay=0.9, every=100)
+    assert fitted.state.step.shape == (2,) and fitted.history.shape == (3, 3) and fitted.num_models == 2
     sigmas = karras(10, 0.01, 5.0)
     z = jax.random.normal(jax.random.fold_in(key, 1), (16, 2))
     x0 = sample_pair(fitted, sigmas[0] * z, sigmas, method="heun")
     assert x0.shape == (2, 16, 2)
     # each model memorized its own single point: samples land near −1 for model 0 and near +1 for model 1
     assert float(jnp.mean(x0[0])) < -0.5 and float(jnp.mean(x0[1])) > 0.5
-    with pytest.raises(ValueError, match="`data_pair`"):
-        fit_pair(key, lambda rngs: MLPDenoiser(2, rngs=rngs), pair[:1], num_steps=1, batch_size=1)
+    # network i's denoiser is row i of the stack
+    y = sigmas[0] * z
+    for i, den in enumerate(fitted.denoisers()):
+        np.testing.assert_allclose(den(y, sigmas[0]), fitted.denoiser(i)(y, sigmas[0]), rtol=1e-6)
+    with pytest.raises(ValueError, match=r"needs an `index` in \[0, 2\)"):
+        fitted.denoiser()
+    with pytest.raises(ValueError, match=r"needs an `index` in \[0, 2\)"):
+        fitted.model(2)
+    one = fit(key, nets[0], pair[0], num_steps=1, batch_size=8)  # batch larger than the data: with replacement
+    assert one.num_models is None and one.history.shape == (1, 2)
+    with pytest.raises(ValueError, match="`pair` must be a fit of several networks"):
+        sample_pair(one, z, sigmas)
 
 
 def test_window_steps_by_sigma_and_bad_window():

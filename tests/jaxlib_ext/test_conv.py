@@ -14,8 +14,7 @@ DN = ("NHWC", "HWIO", "NHWC")
 
 
 def _uses_custom_vjp(fn, *args) -> bool:
-    with jconv.reverse_mode_only():
-        return "custom_vjp_call" in str(jax.make_jaxpr(fn)(*args))
+    return "custom_vjp_call" in str(jax.make_jaxpr(fn)(*args))
 
 
 @pytest.mark.parametrize("ksize,padding", [(3, "SAME"), (3, "VALID"), (5, "SAME"), (1, "SAME"), (2, "SAME"),
@@ -34,12 +33,6 @@ def test_value_and_gradients_equal_lax(ksize, padding, x64):
         return lax.conv_general_dilated(x, k, (1, 1), padding, dimension_numbers=DN)
 
     assert _uses_custom_vjp(ours, x, kernel)
-    ours_plain = ours
-
-    def ours(x, k):  # the same function, traced on its custom-VJP path
-        with jconv.reverse_mode_only():
-            return ours_plain(x, k)
-
     y = ours(x, kernel)
     np.testing.assert_allclose(y, ref(x, kernel), rtol=1e-12, atol=1e-12)
     cot = jax.random.normal(kg, y.shape, jnp.float64)
@@ -56,8 +49,7 @@ def test_float32_gradient_inside_scan_matches_unscanned_steps():
 
     def step(k, _):
         loss = lambda k: jnp.mean(jconv.conv_general_dilated(x, k, (1, 1), "SAME", dimension_numbers=DN) ** 2)  # noqa: E731
-        with jconv.reverse_mode_only():
-            return k - 0.1 * jax.grad(loss)(k), None
+        return k - 0.1 * jax.grad(loss)(k), None
 
     scanned = jax.jit(lambda k: lax.scan(step, k, None, length=3)[0])(k0)
     looped = k0
@@ -82,25 +74,12 @@ def test_other_configurations_fall_back_to_lax():
                                                                  feature_group_count=2), rtol=1e-6, atol=1e-6)
 
 
-def test_outside_reverse_mode_only_it_is_lax_and_forward_mode_works():
+def test_forward_mode_is_refused_so_the_choice_is_explicit():
+    """A custom VJP has no forward mode: code that needs jacfwd keeps lax (the networks' default)."""
     x = jax.random.normal(jax.random.key(6), (1, 5, 5, 2))
     k = jax.random.normal(jax.random.key(7), (3, 3, 2, 2))
-
-    def f(x):
-        return jconv.conv_general_dilated(x, k, (1, 1), "SAME", dimension_numbers=DN)
-
-    assert "custom_vjp_call" not in str(jax.make_jaxpr(f)(x))
-    np.testing.assert_allclose(jax.jacfwd(f)(x), jax.jacrev(f)(x), rtol=1e-5, atol=1e-5)
-    def g(x):  # a new function: traces are cached per function, and the switch is read when tracing
-        return jconv.conv_general_dilated(x, k, (1, 1), "SAME", dimension_numbers=DN)
-
-    with jconv.reverse_mode_only():
-        assert "custom_vjp_call" in str(jax.make_jaxpr(g)(x))
-
-    def h(x):
-        return jconv.conv_general_dilated(x, k, (1, 1), "SAME", dimension_numbers=DN)
-
-    assert "custom_vjp_call" not in str(jax.make_jaxpr(h)(x))  # the switch is scoped to the block
+    with pytest.raises(TypeError, match="forward-mode"):
+        jax.jacfwd(lambda x: jconv.conv_general_dilated(x, k, (1, 1), "SAME", dimension_numbers=DN))(x)
 
 
 def test_plugs_into_nnx_conv_on_the_fast_path():

@@ -97,6 +97,35 @@ def test_data_parallel_matches_one_device(key):
         fit(key, _tiny_bfcnn(), data, mesh="auto", num_steps=1, batch_size=12, loss=BF_LOSS)
 
 
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="8 simulated CPU devices")
+def test_stack_of_networks_is_sharded_like_one(key):
+    """m networks side by side (vmapped step) over the 8-device mesh compute what they compute on one device."""
+    data = np.asarray(jax.random.normal(key, (2, 64, 2)))
+    nets = lambda: [MLPDenoiser(2, hidden=8, depth=1, rngs=nnx.Rngs(i)) for i in range(2)]  # noqa: E731
+    kwargs = dict(num_steps=4, batch_size=16, every=2, learning_rate=1e-2)
+    one = fit(key, nets(), data, **kwargs)
+    many = fit(key, nets(), data, mesh="auto", **kwargs)
+    assert one.state.step.tolist() == [4, 4] and one.history.shape == (2, 3)
+    assert float(tree.max_abs_diff(one.state.params, many.state.params)) < 1e-5
+    np.testing.assert_allclose(one.history, many.history, rtol=1e-5)
+
+
+def test_train_step_asks_for_the_scan_friendly_convolution_explicitly(key):
+    """scan_conv=True puts jaxlib_ext.conv's custom VJP into the traced step (its backward pass flips the kernel
+    with jnp.flip, a ``_flip`` call in the jaxpr; lax's own transpose rule does not), False keeps lax; the
+    network itself is untouched, so its trained denoiser still has forward mode (jacfwd)."""
+    net = _tiny_bfcnn()
+    optimizer = optax.adam(1e-3)
+    graphdef, state = init_train_state(net, optimizer)
+    batch = jnp.asarray(digits().images[:4])
+    for scan_conv in (True, False):
+        step = make_train_step(graphdef, optimizer, BF_LOSS, scan_conv=scan_conv)
+        assert ("name=_flip" in str(jax.make_jaxpr(step)(state, batch, key))) is scan_conv
+    denoiser = state.denoiser(graphdef)
+    jac = jax.jacfwd(lambda y: denoiser(y[None], 0.3)[0])(batch[0])
+    assert jac.shape == batch[0].shape * 2
+
+
 _TRAIN = textwrap.dedent("""
     import os, signal, sys
     import jax, numpy as np
@@ -151,8 +180,14 @@ def test_checkpoint_of_another_architecture_is_rejected(tmp_path, key):
 
 def test_bad_inputs(key):
     data = digits().images[:10]
-    with pytest.raises(ValueError, match=r"`batch_size`=16 is larger than the data \(`data` has 10 examples\)"):
-        fit(key, _tiny_bfcnn(), data, num_steps=1, batch_size=16)
+    with pytest.raises(ValueError, match=r"`data` must have shape \(m, N, ...\) with m = 2"):
+        fit(key, [_tiny_bfcnn(0), _tiny_bfcnn(1)], data, num_steps=1, batch_size=4)
+    with pytest.raises(ValueError, match=r"model\[1\] differs from model\[0\]"):
+        fit(key, [_tiny_bfcnn(0), _tiny_bfcnn(1, features=6)], np.stack([data, data]), num_steps=1, batch_size=4)
+    with pytest.raises(ValueError, match=r"`model` must be an nnx\.Module or a non-empty sequence"):
+        fit(key, [], data[None], num_steps=1, batch_size=4)
+    with pytest.raises(ValueError, match="`mesh` must be a Mesh, 'auto' or None"):
+        fit(key, _tiny_bfcnn(), data, num_steps=1, batch_size=4, mesh="all")
     with pytest.raises(ValueError, match="`y` must have 1 channel"):
         fit(key, _tiny_bfcnn(), np.repeat(data, 3, axis=-1), num_steps=1, batch_size=4, loss=BF_LOSS)
     with pytest.raises(ValueError, match=r"`y` must be a batch of images"):
