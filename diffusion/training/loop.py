@@ -159,9 +159,13 @@ def _init_states(model: nnx.Module | Sequence[nnx.Module], optimizer: optax.Grad
     if not models or not all(isinstance(mod, nnx.Module) for mod in models):
         raise ValueError(f"`model` must be an nnx.Module or a non-empty sequence of them, got {model!r}")
     inits = [init_train_state(mod, optimizer) for mod in models]
-    graphdef = inits[0][0]
-    for i, (other, _) in enumerate(inits[1:], 1):
-        if other != graphdef:
+    graphdef, first = inits[0]
+
+    def shapes(state):
+        return jax.tree.structure(state), [(a.shape, a.dtype) for a in jax.tree.leaves(state)]
+
+    for i, (other, state) in enumerate(inits[1:], 1):
+        if other != graphdef or shapes(state) != shapes(first):
             raise ValueError(f"`model` must be networks of one architecture: model[{i}] differs from model[0]")
     stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *[state for _, state in inits])
     return graphdef, stacked, len(models)
