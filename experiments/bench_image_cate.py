@@ -10,7 +10,6 @@ channels) and the linear heads on fixed image features.
 from __future__ import annotations
 
 import dataclasses
-import time
 
 import jax
 import jax.numpy as jnp
@@ -19,6 +18,7 @@ import pandas as pd
 from estimators import image_cate as ic
 from estimators.image_cate import _network, model
 from experiments.registry import Benchmark, BenchResult
+from experiments.timing import timed
 
 # the fit's own defaults (ImageCATEModel, SVIOptions) but K = 3 and 10 draws: both sides run the same SVI problem
 MODEL = ic.ImageCATEModel(n_clusters=3)
@@ -42,10 +42,9 @@ def _ours(network, rct, steps):
     def call():
         return runner(jax.random.key(1), *data, prior, net_init, stats, init)[1]
 
-    jax.block_until_ready(call())  # compile
-    start = time.perf_counter()
-    losses = jax.block_until_ready(call())
-    return steps / (time.perf_counter() - start), float(losses[-1])
+    timed(call)  # compile
+    seconds, losses = timed(call)
+    return steps / seconds, float(losses[-1])
 
 
 def _peer(network, rct, steps):
@@ -55,11 +54,14 @@ def _peer(network, rct, steps):
     state = svi.init(jax.random.key(1), *data, **kwargs)
     update = jax.jit(lambda s: svi.update(s, *data, **kwargs))
     state, loss = jax.block_until_ready(update(state))  # compile
-    start = time.perf_counter()
-    for _ in range(steps):
-        state, loss = update(state)
-    jax.block_until_ready(loss)
-    return steps / (time.perf_counter() - start), float(loss)
+
+    def loop(state=state):
+        for _ in range(steps):
+            state, loss = update(state)
+        return loss
+
+    seconds, loss = timed(loop)
+    return steps / seconds, float(loss)
 
 
 def run(quick: bool) -> BenchResult:

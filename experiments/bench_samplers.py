@@ -18,7 +18,6 @@ short programs slower), so a transient slow spell on the shared machine does not
 
 from __future__ import annotations
 
-import time
 from typing import Any, NamedTuple
 
 import jax
@@ -31,7 +30,7 @@ from diffusion.analytic import gaussian
 from diffusion.samplers import sample
 from diffusion.sigmas import log_linear
 from experiments.registry import Benchmark, BenchResult
-from experiments.timing import median_seconds
+from experiments.timing import median_seconds, timed
 
 D, EIG_LO, EIG_HI = 64, 1e-2, 1e1
 # (label, diffusers scheduler, its extra config, our method, our options)
@@ -188,10 +187,8 @@ def _ours(s: _Setup, method, options, sigmas, unroll, x_T64):
     """Ours in float32: (RMS error, NFE, median seconds per run, first-call seconds)."""
     sigmas = jnp.asarray(sigmas, jnp.float32)
     x_T = jnp.asarray(x_T64, jnp.float32)
-    start = time.perf_counter()
-    x, info = sample(s.model.denoise, x_T, sigmas, method=method, unroll=unroll, **options)
-    jax.block_until_ready(x)
-    compile_s = time.perf_counter() - start
+    compile_s, (x, info) = timed(lambda: sample(s.model.denoise, x_T, sigmas, method=method, unroll=unroll,
+                                                **options))
     # ours is cheap to repeat: 3× the runs of the peer, for a steadier median on a noisy machine
     t = median_seconds(lambda: sample(s.model.denoise, x_T, sigmas, method=method, unroll=unroll,
                                       **options)[0], 3 * s.repeats, warmup_s=s.warmup_s)
