@@ -33,6 +33,7 @@ class Learner(NamedTuple):
     predict: Callable[[Any, Array], Array]
 
 
+# cache: a Learner per hyper-parameters is one function object, so jit / sweep caches on it (holds no data)
 @functools.cache
 def ridge(penalty: float = 0.0) -> Learner:
     """Weighted least squares with an intercept and an L2 penalty on the slopes (``penalty = 0``: OLS).
@@ -105,6 +106,7 @@ def logistic_fit(X: Array, y: Array, weights: Array, penalty: float = 0.0, max_i
                   max_iter=max_iter)
 
 
+# cache: as ridge: one Learner object per hyper-parameters, so compiled programs are reused
 @functools.cache
 def logistic(penalty: float = 0.0, max_iter: int = 100) -> Learner:
     """Logistic regression with an intercept (Newton / IRLS); ``predict`` gives probabilities.

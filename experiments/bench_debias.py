@@ -15,16 +15,15 @@ of 2,000 units. The reference's slow cases are timed on a subsample of its evalu
 
 from __future__ import annotations
 
-import time
 import warnings
 
-import jax
 import numpy as np
 import pandas as pd
 from scipy.stats import gaussian_kde
 
 from estimators import debias
 from experiments.registry import Benchmark, BenchResult
+from experiments.timing import median_seconds, timed
 
 
 class _Reference:
@@ -53,13 +52,9 @@ def _data(rng: np.random.Generator, n: int, tau: float = 1.0):
 
 
 def _time(fn, repeats: int = 3) -> tuple[float, object]:
-    out = jax.block_until_ready(fn())  # warm-up (compile)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return float(np.median(times)), out
+    """Median seconds of ``repeats`` calls after a warm-up (compile) call, and that call's result."""
+    _, out = timed(fn)
+    return median_seconds(fn, repeats), out
 
 
 def _ours_ate(corr, pred, t, se=False):
@@ -81,9 +76,8 @@ def run(quick: bool) -> BenchResult:
         ours_s, ours_ate = _time(lambda corr=corr, pred=pred, t=t: _ours_ate(corr, pred, t), 3 if n <= 10_000 else 1)
         full = n <= 10_000
         idx = np.arange(n) if full else rng.choice(n, sub, replace=False)
-        start = time.perf_counter()
-        ref_sub = ref.debiased(pred[idx].astype(np.float64))
-        ref_s = (time.perf_counter() - start) * (n / idx.size)
+        ref_s, ref_sub = timed(lambda idx=idx, ref=ref: ref.debiased(pred[idx].astype(np.float64)))
+        ref_s *= n / idx.size
         ours_sub = np.asarray(debias.corrected_outcomes(corr, pred[idx]), np.float64)
         ref_ate = float(ref_sub[t[idx] == 1].mean() - ref_sub[t[idx] == 0].mean()) if full else np.nan
         rows.append({"workload": "one ATE", "n_cal": n, "n": n, "reference s": ref_s, "ours s": ours_s,
@@ -102,10 +96,12 @@ def run(quick: bool) -> BenchResult:
     corr = debias.tweedie(cal_y, cal_pred)
     ours_s, ours_ates = _time(lambda: _ours_ate(corr, preds, ts))
     se_s, _ = _time(lambda: debias.debiased_ate(corr, preds, ts).se, repeats=1)
-    start = time.perf_counter()
-    ref = _Reference(cal_pred.astype(np.float64), cal_y.astype(np.float64))
-    ref_ates = np.array([ref.ate(preds[i].astype(np.float64), ts[i]) for i in range(ref_trials)])
-    ref_s = (time.perf_counter() - start) * trials / ref_trials
+    def reference():
+        ref = _Reference(cal_pred.astype(np.float64), cal_y.astype(np.float64))
+        return np.array([ref.ate(preds[i].astype(np.float64), ts[i]) for i in range(ref_trials)])
+
+    ref_s, ref_ates = timed(reference)
+    ref_s *= trials / ref_trials
     diff = float(np.max(np.abs(np.asarray(ours_ates)[:ref_trials] - ref_ates)))
     note = f"{ref_trials} of {trials} trials, ×{trials // ref_trials}"
     rows.append({"workload": f"1 calibration + {trials} trials", "n_cal": n_cal, "n": trial_n, "reference s": ref_s,

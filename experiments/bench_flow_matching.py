@@ -12,8 +12,6 @@ each loss's cost relative to DSM.
 
 from __future__ import annotations
 
-import time
-
 import jax
 import jax.numpy as jnp
 import optax
@@ -23,7 +21,7 @@ from flax import nnx
 from diffusion.networks import MeanFlowMLP, MLPDenoiser
 from diffusion.training import AmbientLoss, DSMLoss, FlowMatchingLoss, MeanFlowLoss, init_train_state, make_train_step
 from experiments.registry import Benchmark, BenchResult
-from experiments.timing import median_seconds
+from experiments.timing import median_seconds, timed
 
 QUICK = (64, 2, 256, 50, 3)  # hidden, depth, batch, steps per chunk, timed repeats
 FULL = (256, 4, 256, 200, 5)
@@ -41,9 +39,7 @@ def _throughput(net: nnx.Module, loss, data: jax.Array, steps: int, repeats: int
 
         return jax.lax.scan(body, state, jax.random.split(key, steps))[0]
 
-    t0 = time.perf_counter()
-    compiled = chunk.lower(state, jax.random.key(0)).compile()
-    compile_s = time.perf_counter() - t0
+    compile_s, compiled = timed(lambda: chunk.lower(state, jax.random.key(0)).compile())
     seconds = median_seconds(lambda: jax.block_until_ready(compiled(state, jax.random.key(1))), repeats,
                              warmup_s=0.2)
     return {"steps/s": steps / seconds, "examples/s": steps * data.shape[0] / seconds, "compile s": compile_s}

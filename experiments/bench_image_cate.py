@@ -9,65 +9,59 @@ channels) and the linear heads on fixed image features.
 
 from __future__ import annotations
 
-import functools
-import time
+import dataclasses
 
 import jax
 import jax.numpy as jnp
-import numpy as np
-import numpyro
-import optax
 import pandas as pd
-from numpyro.infer import SVI, Trace_ELBO, init_to_value
-from numpyro.infer.autoguide import AutoMultivariateNormal
 
 from estimators import image_cate as ic
 from estimators.image_cate import _network, model
 from experiments.registry import Benchmark, BenchResult
+from experiments.timing import timed
+
+# the fit's own defaults (ImageCATEModel, SVIOptions) but K = 3 and 10 draws: both sides run the same SVI problem
+MODEL = ic.ImageCATEModel(n_clusters=3)
+SVI_OPTIONS = ic.SVIOptions(num_draws=10)
 
 
 def _setup(network: str, rct):
-    spec = _network.ModelSpec(3, network, 1, 8)
+    spec = _network.ModelSpec(MODEL.n_clusters, network, 1, MODEL.channels)
     images, t, y, x = (jnp.asarray(a) for a in (rct.images, rct.treatment, rct.y, rct.covariates))
-    prior = model._prior(y, t, None, 1.0)
+    prior = model._prior(y, t, MODEL)
     init = model._init_values(spec, prior)
-    graphdef, net_init, stats = None, None, None
-    if network == "conv":
-        graphdef, net_init = _network.init_conv(jax.random.key(0), spec, 1)
-    else:
-        phi = np.asarray(_network.image_features(images))
-        stats = (jnp.asarray(phi.mean(0)), jnp.asarray(phi.std(0) + 1e-6))
+    graphdef, net_init, stats = model._network_start(jax.random.key(0), spec, images)
     return spec, (y, t, images, x), prior, graphdef, net_init, stats, init
 
 
 def _ours(network, rct, steps):
     spec, data, prior, graphdef, net_init, stats, init = _setup(network, rct)
-    runner = model._svi_runner(spec, steps, 0.01, "mvn", 10, None, 1, 1.0, False, graphdef)
+    options = dataclasses.replace(SVI_OPTIONS, num_steps=steps)
+    runner = model._svi_runner(spec, options, MODEL.net_prior_scale, False, graphdef)
 
     def call():
         return runner(jax.random.key(1), *data, prior, net_init, stats, init)[1]
 
-    jax.block_until_ready(call())  # compile
-    start = time.perf_counter()
-    losses = jax.block_until_ready(call())
-    return steps / (time.perf_counter() - start), float(losses[-1])
+    timed(call)  # compile
+    seconds, losses = timed(call)
+    return steps / seconds, float(losses[-1])
 
 
 def _peer(network, rct, steps):
     spec, data, prior, graphdef, net_init, stats, init = _setup(network, rct)
-    m = functools.partial(model.image_cate_model, spec=spec, graphdef=graphdef)
-    guide = AutoMultivariateNormal(m, init_loc_fn=init_to_value(values=init), init_scale=0.05)
-    tx = optax.chain(optax.clip_by_global_norm(10.0), optax.adam(0.01))
-    svi = SVI(m, guide, numpyro.optim.optax_to_numpyro(tx), Trace_ELBO())
+    svi, _ = model.svi_problem(spec, SVI_OPTIONS, MODEL.net_prior_scale, graphdef, init)
     kwargs = {"prior": prior, "net_init": net_init, "feature_stats": stats}
     state = svi.init(jax.random.key(1), *data, **kwargs)
     update = jax.jit(lambda s: svi.update(s, *data, **kwargs))
     state, loss = jax.block_until_ready(update(state))  # compile
-    start = time.perf_counter()
-    for _ in range(steps):
-        state, loss = update(state)
-    jax.block_until_ready(loss)
-    return steps / (time.perf_counter() - start), float(loss)
+
+    def loop(state=state):
+        for _ in range(steps):
+            state, loss = update(state)
+        return loss
+
+    seconds, loss = timed(loop)
+    return steps / seconds, float(loss)
 
 
 def run(quick: bool) -> BenchResult:

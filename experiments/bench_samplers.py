@@ -18,7 +18,7 @@ short programs slower), so a transient slow spell on the shared machine does not
 
 from __future__ import annotations
 
-import time
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -30,7 +30,7 @@ from diffusion.analytic import gaussian
 from diffusion.samplers import sample
 from diffusion.sigmas import log_linear
 from experiments.registry import Benchmark, BenchResult
-from experiments.timing import median_seconds
+from experiments.timing import median_seconds, timed
 
 D, EIG_LO, EIG_HI = 64, 1e-2, 1e1
 # (label, diffusers scheduler, its extra config, our method, our options)
@@ -150,115 +150,155 @@ def run(quick: bool) -> BenchResult:
         torch.set_num_threads(threads)
 
 
-def _run(quick: bool) -> BenchResult:
-    import torch
+class _Setup(NamedTuple):
+    """The workload and timing options of one run."""
 
+    model: Any
+    model64: Any  # the same Gaussian in float64: the exact flow that scores both sides
+    q: np.ndarray
+    lam: np.ndarray
+    z: np.ndarray
+    sigma_table: np.ndarray
+    batch: int
+    steps: tuple[int, ...]
+    repeats: int
+    passes: int
+    warmup_s: float
+
+
+def _setup(quick: bool) -> _Setup:
     batch = 512 if quick else 4_096
-    steps = (5, 10) if quick else (5, 10, 20, 50, 100)
-    repeats, passes = (2, 1) if quick else (5, 3)
-    warmup_s = 0.0 if quick else WARMUP_S
     model, q, lam, z = _problem(batch)
     table = ddpm_linear_alpha_bar()
-    sigma_table = np.sqrt((1.0 - table) / table)
     with jax.enable_x64(True):
         model64 = gaussian(np.zeros(D), (q * lam) @ q.T)
+    repeats, passes = (2, 1) if quick else (5, 3)
+    return _Setup(model, model64, q, lam, z, np.sqrt((1.0 - table) / table), batch,
+                  (5, 10) if quick else (5, 10, 20, 50, 100), repeats, passes, 0.0 if quick else WARMUP_S)
 
-    def rms(x, x_T, sigma0):
-        with jax.enable_x64(True):
-            exact = np.asarray(model64.flow(jnp.asarray(x_T, jnp.float64), sigma0, 0.0))
-        return float(np.sqrt(np.mean((np.asarray(x, np.float64) - exact) ** 2)))
 
-    def ours(method, options, sigmas, unroll, x_T64):
-        sigmas = jnp.asarray(sigmas, jnp.float32)
-        x_T = jnp.asarray(x_T64, jnp.float32)
-        start = time.perf_counter()
-        x, info = sample(model.denoise, x_T, sigmas, method=method, unroll=unroll, **options)
-        jax.block_until_ready(x)
-        compile_s = time.perf_counter() - start
-        # ours is cheap to repeat: 3× the runs of the peer, for a steadier median on a noisy machine
-        t = median_seconds(lambda: sample(model.denoise, x_T, sigmas, method=method, unroll=unroll,
-                                          **options)[0], 3 * repeats, warmup_s=warmup_s)
-        return rms(x, x_T64, float(sigmas[0])), int(info.nfe), t, compile_s
+def _rms(s: _Setup, x, x_T, sigma0) -> float:
+    with jax.enable_x64(True):
+        exact = np.asarray(s.model64.flow(jnp.asarray(x_T, jnp.float64), sigma0, 0.0))
+    return float(np.sqrt(np.mean((np.asarray(x, np.float64) - exact) ** 2)))
 
-    def ours64(method, options, sigmas, x_T):
-        with jax.enable_x64(True):
-            x = sample(model64.denoise, jnp.asarray(x_T), jnp.asarray(sigmas, jnp.float64), method=method,
-                       **options)[0]
-            return rms(x, x_T, sigmas[0])
+
+def _ours(s: _Setup, method, options, sigmas, unroll, x_T64):
+    """Ours in float32: (RMS error, NFE, median seconds per run, first-call seconds)."""
+    sigmas = jnp.asarray(sigmas, jnp.float32)
+    x_T = jnp.asarray(x_T64, jnp.float32)
+    compile_s, (x, info) = timed(lambda: sample(s.model.denoise, x_T, sigmas, method=method, unroll=unroll,
+                                                **options))
+    # ours is cheap to repeat: 3× the runs of the peer, for a steadier median on a noisy machine
+    t = median_seconds(lambda: sample(s.model.denoise, x_T, sigmas, method=method, unroll=unroll,
+                                      **options)[0], 3 * s.repeats, warmup_s=s.warmup_s)
+    return _rms(s, x, x_T64, float(sigmas[0])), int(info.nfe), t, compile_s
+
+
+def _ours64(s: _Setup, method, options, sigmas, x_T) -> float:
+    with jax.enable_x64(True):
+        x = sample(s.model64.denoise, jnp.asarray(x_T), jnp.asarray(sigmas, jnp.float64), method=method,
+                   **options)[0]
+        return _rms(s, x, x_T, sigmas[0])
+
+
+def _error_rows(s: _Setup) -> dict:
+    """One row per (method, steps) with both sides' float64 errors, the grid and the start."""
+    import torch
 
     rows = {}
-    for label, sched_name, extra, method, options in CONFIGS:  # errors: float32 (below) and float64
-        for n in steps:
-            fn, sigmas, nfe, x_T = _diffusers_run(sched_name, extra, n, z, q, lam, sigma_table,
+    for label, sched_name, extra, method, options in CONFIGS:
+        for n in s.steps:
+            fn, sigmas, nfe, x_T = _diffusers_run(sched_name, extra, n, s.z, s.q, s.lam, s.sigma_table,
                                                   dtype=torch.float64)
             rows[label, n] = {"method": label, "steps": n, "NFE diffusers": nfe,
-                              "RMS err diffusers f64": rms(fn(), x_T, sigmas[0]),
-                              "RMS err ours f64": ours64(method, options, sigmas, x_T), "sigmas": sigmas,
+                              "RMS err diffusers f64": _rms(s, fn(), x_T, sigmas[0]),
+                              "RMS err ours f64": _ours64(s, method, options, sigmas, x_T), "sigmas": sigmas,
                               "x_T": x_T}
-    # timing: diffusers' block, then ours, `passes` times, keeping each side's best pass. The blocks are not
-    # interleaved finer: XLA's CPU thread pool stays busy for a moment after a JAX call and slows torch down
-    for _ in range(passes):
-        for label, sched_name, extra, _, _ in CONFIGS:
-            for n in steps:
-                row = rows[label, n]
-                for setup, operator, thread_counts in PEER_SETUPS:
-                    for threads in thread_counts:
-                        torch.set_num_threads(threads)
-                        fn, sigmas, _, x_T = _diffusers_run(sched_name, extra, n, z, q, lam, sigma_table,
-                                                            operator=operator)
-                        x_peer = fn()
-                        if setup == "anchored":
-                            row["RMS err diffusers"] = rms(x_peer, x_T, sigmas[0])
-                        ms = 1e3 * median_seconds(fn, repeats, warmup_s=warmup_s)
-                        col = f"ms/run diffusers {setup}"
-                        row[col] = min(row.get(col, np.inf), ms)
-        for label, _, _, method, options in CONFIGS:
-            for n in steps:
-                row = rows[label, n]
-                for unroll in (UNROLL, 1):
-                    err, nfe, t, c = ours(method, options, row["sigmas"], unroll, row["x_T"])
-                    col = f"ms/run ours unroll {unroll}"
-                    row[col] = min(row.get(col, np.inf), 1e3 * t)
-                    if unroll == UNROLL:  # the first pass's first call is the one that compiles
-                        row.update({"NFE ours": nfe, "RMS err ours": err,
-                                    "compile s ours": max(c, row.get("compile s ours", 0.0))})
-    costs = _model_costs(model, q, lam, z, repeats)
+    return rows
+
+
+def _time_pass(s: _Setup, rows: dict) -> None:
+    """One timing pass: diffusers' block, then ours; each cell keeps its side's best over passes. The blocks
+    are not interleaved finer: XLA's CPU thread pool stays busy for a moment after a JAX call and slows torch."""
+    import torch
+
+    for label, sched_name, extra, _, _ in CONFIGS:
+        for n in s.steps:
+            row = rows[label, n]
+            for setup, operator, thread_counts in PEER_SETUPS:
+                for threads in thread_counts:
+                    torch.set_num_threads(threads)
+                    fn, sigmas, _, x_T = _diffusers_run(sched_name, extra, n, s.z, s.q, s.lam, s.sigma_table,
+                                                        operator=operator)
+                    x_peer = fn()
+                    if setup == "anchored":
+                        row["RMS err diffusers"] = _rms(s, x_peer, x_T, sigmas[0])
+                    ms = 1e3 * median_seconds(fn, s.repeats, warmup_s=s.warmup_s)
+                    col = f"ms/run diffusers {setup}"
+                    row[col] = min(row.get(col, np.inf), ms)
+    for label, _, _, method, options in CONFIGS:
+        for n in s.steps:
+            row = rows[label, n]
+            for unroll in (UNROLL, 1):
+                err, nfe, t, c = _ours(s, method, options, row["sigmas"], unroll, row["x_T"])
+                col = f"ms/run ours unroll {unroll}"
+                row[col] = min(row.get(col, np.inf), 1e3 * t)
+                if unroll == UNROLL:  # the first pass's first call is the one that compiles
+                    row.update({"NFE ours": nfe, "RMS err ours": err,
+                                "compile s ours": max(c, row.get("compile s ours", 0.0))})
+
+
+_COLUMNS = ("method", "steps", "NFE diffusers", "NFE ours", "RMS err diffusers", "RMS err ours",
+            "RMS err diffusers f64", "RMS err ours f64", "ms/run diffusers anchored", "ms/run diffusers strongest",
+            f"ms/run ours unroll {UNROLL}", "ms/run ours unroll 1", "compile s ours")
+
+
+def _table_row(row: dict, costs: dict[str, float]) -> dict:
+    ours_ms = row[f"ms/run ours unroll {UNROLL}"]
     torch_operator = min(costs["torch operator, 1 thread"], costs["torch operator, 2 thread"])
-    table_rows = []
-    for row in rows.values():
-        ours_ms = row[f"ms/run ours unroll {UNROLL}"]
-        table_rows.append({
-            **{k: row[k] for k in ("method", "steps", "NFE diffusers", "NFE ours", "RMS err diffusers",
-                                   "RMS err ours", "RMS err diffusers f64", "RMS err ours f64",
-                                   "ms/run diffusers anchored", "ms/run diffusers strongest",
-                                   f"ms/run ours unroll {UNROLL}", "ms/run ours unroll 1", "compile s ours")},
+    return {**{k: row[k] for k in _COLUMNS},
             "speed-up vs anchored": row["ms/run diffusers anchored"] / ours_ms,
             "speed-up vs strongest": row["ms/run diffusers strongest"] / ours_ms,
             "solver overhead ms/NFE diffusers": row["ms/run diffusers strongest"] / row["NFE diffusers"]
             - torch_operator,
-            "solver overhead ms/NFE ours": ours_ms / row["NFE ours"] - costs["ours"],
-        })
-    for n in steps:  # our best configuration: DPM++3M on a log-linear grid of our choice, same NFE
-        sigmas = np.asarray(log_linear(n, 0.03, float(sigma_table[-1])))
-        x_T = z.astype(np.float64) * np.sqrt(1.0 + sigmas[0] ** 2)
-        err, our_nfe, t, c = ours("dpm_solver_pp", {"order": 3}, sigmas, UNROLL, x_T)
-        table_rows.append({"method": "ours best: DPM++3M, log-linear σ 157→0.03, 0 (shapes compiled above)", "steps": n,
-                           "NFE ours": our_nfe, "RMS err ours": err, "RMS err ours f64":
-                           ours64("dpm_solver_pp", {"order": 3}, sigmas, x_T), f"ms/run ours unroll {UNROLL}": 1e3 * t,
-                           "compile s ours": c})
+            "solver overhead ms/NFE ours": ours_ms / row["NFE ours"] - costs["ours"]}
+
+
+def _best_row(s: _Setup, n: int) -> dict:
+    """Our best configuration: DPM++3M on a log-linear grid of our choice, same NFE."""
+    sigmas = np.asarray(log_linear(n, 0.03, float(s.sigma_table[-1])))
+    x_T = s.z.astype(np.float64) * np.sqrt(1.0 + sigmas[0] ** 2)
+    err, our_nfe, t, c = _ours(s, "dpm_solver_pp", {"order": 3}, sigmas, UNROLL, x_T)
+    return {"method": "ours best: DPM++3M, log-linear σ 157→0.03, 0 (shapes compiled above)", "steps": n,
+            "NFE ours": our_nfe, "RMS err ours": err,
+            "RMS err ours f64": _ours64(s, "dpm_solver_pp", {"order": 3}, sigmas, x_T),
+            f"ms/run ours unroll {UNROLL}": 1e3 * t, "compile s ours": c}
+
+
+def _notes(s: _Setup, costs: dict[str, float]) -> str:
     cost_text = ", ".join(f"{k} {v:.3f} ms" for k, v in costs.items())
-    notes = (f"Batch {batch} × d = {D}, float32. Times: best of {passes} pass(es) of the median of {repeats} runs "
-             f"(ours: {3 * repeats}), each after {warmup_s} s of untimed calls (compile excluded; ours' first-call "
-             "compile in `compile s ours`). `anchored`: "
-             "diffusers as in ANCHORS.md (Wiener filter as two matmuls, one torch thread); `strongest`: the same "
-             "single-operator filter as ours, best of one and two torch threads. Ours: "
-             f"`sample(..., unroll={UNROLL})`; the default unroll 1 is timed too. Errors: RMS over all "
-             "coordinates against the exact flow in float64; `f64` columns rerun both sides in float64 (the "
-             "algorithms without float32 rounding). Ours: DPM++ uses the exact third-order D₂ weight and "
-             "extrapolates x̂₀ in σ² to 0 on the final step (same NFE as diffusers; so does our UniPC-2, bh2); "
-             "diffusers uses its forced first-order final jump. `solver overhead ms/NFE` = ms/run / NFE − the "
-             f"model's own cost per call on that side. Model costs per call: {cost_text}.")
-    return BenchResult(table=pd.DataFrame(table_rows), notes=notes)
+    return (f"Batch {s.batch} × d = {D}, float32. Times: best of {s.passes} pass(es) of the median of {s.repeats} "
+            f"runs (ours: {3 * s.repeats}), each after {s.warmup_s} s of untimed calls (compile excluded; ours' "
+            "first-call compile in `compile s ours`). `anchored`: "
+            "diffusers as in ANCHORS.md (Wiener filter as two matmuls, one torch thread); `strongest`: the same "
+            "single-operator filter as ours, best of one and two torch threads. Ours: "
+            f"`sample(..., unroll={UNROLL})`; the default unroll 1 is timed too. Errors: RMS over all "
+            "coordinates against the exact flow in float64; `f64` columns rerun both sides in float64 (the "
+            "algorithms without float32 rounding). Ours: DPM++ uses the exact third-order D₂ weight and "
+            "extrapolates x̂₀ in σ² to 0 on the final step (same NFE as diffusers; so does our UniPC-2, bh2); "
+            "diffusers uses its forced first-order final jump. `solver overhead ms/NFE` = ms/run / NFE − the "
+            f"model's own cost per call on that side. Model costs per call: {cost_text}.")
+
+
+def _run(quick: bool) -> BenchResult:
+    s = _setup(quick)
+    rows = _error_rows(s)  # errors: float64 here, float32 with the timed runs
+    for _ in range(s.passes):
+        _time_pass(s, rows)
+    costs = _model_costs(s.model, s.q, s.lam, s.z, s.repeats)
+    table_rows = [_table_row(row, costs) for row in rows.values()] + [_best_row(s, n) for n in s.steps]
+    return BenchResult(table=pd.DataFrame(table_rows), notes=_notes(s, costs))
 
 
 BENCHMARK = Benchmark(name="samplers",

@@ -116,6 +116,7 @@ def run(key: jax.Array, config: Config) -> Result:
     return Result(table=table, metrics=metrics, arrays={})
 
 
+# cache: one kernel function object per (dist, reps, n_max), so repeated runs reuse the compiled sweep
 _KERNELS: dict[tuple[str, int, int], object] = {}
 
 

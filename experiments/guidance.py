@@ -74,6 +74,7 @@ def mixture_model():
                          jnp.asarray([0.3, 0.5, 0.2, 0.6])), jnp.asarray([0, 0, 1, 1]))
 
 
+# cache: trained networks per num_steps, so one CLI process trains each once (experiment-only, not library)
 _NETS: dict = {}
 
 
@@ -151,6 +152,7 @@ def _scores(model, x0, labels, exact, key):
             "diversity": spread, "sw2": sliced_w2(key, x0, exact)}
 
 
+# cache: one kernel function object per grid, so repeated runs reuse the compiled sweep
 _KERNELS: dict = {}
 
 

@@ -74,9 +74,9 @@ def _one_seed(key, cfg: Config, network: str):
     train = ic.image_rct(k_tr, cfg.n_train, size=cfg.size, effects=EFFECTS)
     test = ic.image_rct(k_te, cfg.n_test, size=cfg.size, effects=EFFECTS)
     fit = ic.fit_image_cate(k_fit, train.y, train.treatment, train.images, covariates=train.covariates,
-                            n_clusters=3, network=network,
-                            num_steps=cfg.steps if network == "linear" else cfg.conv_steps,
-                            learning_rate=cfg.learning_rate, num_draws=cfg.num_draws)
+                            model=ic.ImageCATEModel(n_clusters=3, network=network),
+                            inference=ic.SVIOptions(num_steps=cfg.steps if network == "linear" else cfg.conv_steps,
+                                                    learning_rate=cfg.learning_rate, num_draws=cfg.num_draws))
     eff = ic.cluster_effects(fit, cfg.alpha)
     truth = np.sort(EFFECTS)
     covered = (np.asarray(eff.ci_low) < truth) & (truth < np.asarray(eff.ci_high))

@@ -1,4 +1,5 @@
-"""Wall-clock timing shared by the benchmarks: the median over repeated calls, waiting for JAX's async results."""
+"""Wall-clock timing shared by every benchmark: one call, or the median over repeated calls, waiting for JAX's
+async results."""
 
 from __future__ import annotations
 
@@ -9,7 +10,15 @@ from typing import Any
 import jax
 import numpy as np
 
-__all__ = ["median_seconds"]
+__all__ = ["median_seconds", "timed"]
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    """Wall seconds of one call of ``fn()``, waited for with ``block_until_ready``, and its result (a first call
+    times compilation too; NumPy results pass through)."""
+    start = time.perf_counter()
+    out = jax.block_until_ready(fn())
+    return time.perf_counter() - start, out
 
 
 def median_seconds(fn: Callable[[], Any], repeats: int, *, warmup_s: float = 0.0) -> float:

@@ -47,6 +47,7 @@ def _keep(active: jax.Array, new: Any, old: Any) -> Any:
     return jax.tree.map(pick, new, old)
 
 
+# cache: one custom_vmap loop per (body, cond, depth, flags): a stable identity, so jit does not retrace
 @functools.cache
 def _loop(cond_fun: Callable, body_fun: Callable, depth: int, flags: tuple[tuple[bool, ...], ...]) -> Callable:
     @jax.custom_batching.custom_vmap

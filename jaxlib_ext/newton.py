@@ -60,6 +60,7 @@ def _newton_step(state, *data, direction):
     return i + 1, theta + d, finite & ~small
 
 
+# cache: one solver per (gradient, direction, max_iter): a stable loop identity for jit (holds no data)
 @functools.cache
 def _solver(gradient: Callable, direction: Callable, max_iter: int) -> Callable:
     cond = functools.partial(_moving, max_iter=max_iter)  # built once per solver: a stable loop identity

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 __all__ = ["bar", "enabled", "fori_loop", "in_notebook", "scan"]
 
+# state: the open host-side tqdm bars by id (host callbacks find their bar here; closed bars are removed)
 _BARS: dict[int, tqdm] = {}
 _IDS = itertools.count()
 

@@ -122,6 +122,7 @@ def _mapped(fn: Callable, batch_size: int | None, in_axes: tuple) -> Callable:
     return run
 
 
+# cache: compiled-program builders keyed by static options only (bounded LRU; arrays never enter the key)
 @functools.lru_cache(maxsize=512)
 def _local_program(fn: Callable, batch_size: int | None, static: tuple, in_axes: tuple, axes: int) -> Callable:
     body = _bind(fn, static)
@@ -143,6 +144,7 @@ def _local_program(fn: Callable, batch_size: int | None, static: tuple, in_axes:
     return jax.jit(flat)
 
 
+# cache: as _local_program, per mesh and key implementation
 @functools.lru_cache(maxsize=256)
 def _sharded_program(fn: Callable, batch_size: int | None, static: tuple, in_axes: tuple, mesh: Mesh,
                      key_impls: tuple) -> Callable:

@@ -5,11 +5,11 @@
 (``method``) and the discretization (``sigmas``, from :mod:`diffusion.sigmas`) are independent choices.
 """
 
-from diffusion.samplers.base import Denoiser, Sampler, StepInfo, score_from
+from diffusion.samplers.base import Denoiser, Sampler, StepInfo
 from diffusion.samplers.driver import Record, SampleInfo, sample
 from diffusion.samplers.meanflow import meanflow_sample
 from diffusion.samplers.registry import build, method_names
 from diffusion.samplers.transport import transport
 
 __all__ = ["Denoiser", "Record", "SampleInfo", "Sampler", "StepInfo", "build", "meanflow_sample", "method_names",
-           "sample", "score_from", "transport"]
+           "sample", "transport"]

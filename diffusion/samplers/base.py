@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 import jax.numpy as jnp
 from jax import Array
 
-__all__ = ["Denoiser", "Sampler", "StepInfo", "expand", "nfe", "score_from"]
+__all__ = ["Denoiser", "Sampler", "StepInfo", "expand", "nfe"]
 
 Denoiser = Callable[[Array, Array], Array]
 """``D(x, sigma) -> x0_hat``; ``sigma`` is a scalar or has the batch shape of ``x``."""
@@ -56,12 +56,6 @@ class Sampler(NamedTuple):
     step: Callable[[Array, Any, Denoiser, Array, Array], tuple[Any, StepInfo]]
     stochastic: bool = False
     interior: Callable[[Array, Any, Denoiser, Array, Array], tuple[Any, StepInfo]] | None = None
-
-
-def score_from(denoiser: Denoiser, x: Array, sigma: Array) -> Array:
-    """Tweedie's score ``∇log p_σ(x) = (D(x, σ) − x) / σ²``."""
-    sigma = jnp.asarray(sigma, x.dtype)
-    return (denoiser(x, sigma) - x) / sigma**2
 
 
 def nfe(count: int) -> Array:

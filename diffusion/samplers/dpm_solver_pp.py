@@ -76,6 +76,36 @@ def multistep_update(k: int, x: Array, ms: list[Array], sig: list[Array], sigma_
     return (expand(rho, x) * x - expand(phi1, x) * m0 + expand(phi2, x) * d1 - expand(2.0 * phi3, x) * d2)
 
 
+def _multistep_weights(sigmas: Array, order: int, k_final: int) -> Array:
+    """(n, keep + 2): each step's update is linear in (x, m₀, history) with weights that depend on the grid only
+    (order used, final extrapolation), so they are computed once, vectorised over the steps, and the scan body
+    is one denoiser call and one fused pass over the arrays."""
+    keep = max(order - 1, 1)
+
+    def row(i):
+        sigma, sigma_next = sigmas[i], sigmas[i + 1]
+        sig = [sigma, *past_sigmas(sigmas, i, keep)]
+        is_final = sigma_next == 0
+        k_avail = jnp.minimum(i + 1, order)
+        index = jnp.where(is_final, order + jnp.minimum(k_avail, k_final) - 1, k_avail - 1)
+        safe_next = jnp.where(is_final, sigma / 2, sigma_next)  # keeps the unused regular rows finite
+
+        def update(x_, *ms):
+            rows = [multistep_update(k, x_, list(ms), sig, safe_next) for k in range(1, order + 1)]
+            rows += [extrapolate_to_zero(list(ms[:k]), sig[:k]) for k in range(1, k_final + 1)]
+            return jnp.stack(rows)[index]
+
+        return linear_coefficients(update, keep + 2, sigmas.dtype)
+
+    return jax.vmap(row)(jnp.arange(sigmas.shape[0] - 1))
+
+
+def _extrapolated(k: int, m0: Array, state: DPMSolverPPState, sigma: Array) -> Array:
+    """x̂₀ at σ = 0 extrapolated in σ² from the newest ``k`` estimates (m0 at ``sigma``, then the history)."""
+    ms = [m0] + [state.m_hist[j] for j in range(k - 1)]
+    return extrapolate_to_zero(ms, [sigma] + [state.sigma_hist[j] for j in range(k - 1)])
+
+
 def dpm_solver_pp(order: int = 2, variant: str = "multistep", final_step: str = "extrapolate",
                   thresholding: bool = False, quantile: float = 0.995, max_value: float = 1.0,
                   event_ndim: int = 1) -> Sampler:
@@ -107,43 +137,17 @@ def dpm_solver_pp(order: int = 2, variant: str = "multistep", final_step: str = 
     keep = max(order - 1, 1)
     k_final = order if final_step == "extrapolate" else 1
 
-    def x0_of(denoiser, x, sigma):
-        x0 = denoiser(x, sigma)
+    def thresholded(x0):
         return threshold(x0, quantile, max_value, event_ndim) if thresholding else x0
 
-    def multistep_weights(sigmas):
-        """(n, keep + 2): each step's update is linear in (x, m₀, history) with weights that depend on the grid
-        only (order used, final extrapolation), so they are computed once, vectorised over the steps, and the
-        scan body is one denoiser call and one fused pass over the arrays."""
-
-        def row(i):
-            sigma, sigma_next = sigmas[i], sigmas[i + 1]
-            sig = [sigma, *past_sigmas(sigmas, i, keep)]
-            is_final = sigma_next == 0
-            k_avail = jnp.minimum(i + 1, order)
-            index = jnp.where(is_final, order + jnp.minimum(k_avail, k_final) - 1, k_avail - 1)
-            safe_next = jnp.where(is_final, sigma / 2, sigma_next)  # keeps the unused regular rows finite
-
-            def update(x_, *ms):
-                rows = [multistep_update(k, x_, list(ms), sig, safe_next) for k in range(1, order + 1)]
-                rows += [extrapolate_to_zero(list(ms[:k]), sig[:k]) for k in range(1, k_final + 1)]
-                return jnp.stack(rows)[index]
-
-            return linear_coefficients(update, keep + 2, sigmas.dtype)
-
-        return jax.vmap(row)(jnp.arange(sigmas.shape[0] - 1))
+    def x0_of(denoiser, x, sigma):
+        return thresholded(denoiser(x, sigma))
 
     def init(x_T, sigmas):
-        weights = (multistep_weights(sigmas) if variant == "multistep"
+        weights = (_multistep_weights(sigmas, order, k_final) if variant == "multistep"
                    else jnp.zeros((sigmas.shape[0] - 1, 0), sigmas.dtype))
         return DPMSolverPPState(x_T, jnp.zeros((keep, *x_T.shape), x_T.dtype), jnp.ones((keep,), sigmas.dtype),
                                 weights)
-
-    def final(k, m0, state, sigma):
-        ms = [m0] + [state.m_hist[j] for j in range(k - 1)]
-        x0 = extrapolate_to_zero(ms, [sigma] + [state.sigma_hist[j] for j in range(k - 1)])
-        # the result is the estimate at σ = 0: thresholded like every other x̂₀
-        return threshold(x0, quantile, max_value, event_ndim) if thresholding and k > 1 else x0
 
     def make_step(interior: bool):
         def step(key, state, denoiser, sigmas, i):
@@ -152,13 +156,11 @@ def dpm_solver_pp(order: int = 2, variant: str = "multistep", final_step: str = 
             is_final = sigma_next == 0
             hist = [state.m_hist[j] for j in range(keep)]
             sig = [sigma] + [state.sigma_hist[j] for j in range(keep)]
-            k_avail = jnp.minimum(i + 1, order)
-            k_fin = jnp.minimum(k_avail, k_final)
+            k_fin = jnp.minimum(jnp.minimum(i + 1, order), k_final)  # the final step's extrapolation order
             if variant == "multistep":
                 x_new = combine(state.weights[i], [x, m0, *hist])
                 if thresholding and k_final > 1 and not interior:  # the extrapolated estimate at σ = 0 too
-                    x_new = jax.lax.cond(is_final & (k_fin > 1),
-                                         lambda v: threshold(v, quantile, max_value, event_ndim), lambda v: v, x_new)
+                    x_new = jax.lax.cond(is_final & (k_fin > 1), thresholded, lambda v: v, x_new)
                 count, m_used = nfe(1), m0
             elif order == 1:
                 x_new, count, m_used = multistep_update(1, x, [m0], sig, sigma_next), nfe(1), m0
@@ -169,7 +171,9 @@ def dpm_solver_pp(order: int = 2, variant: str = "multistep", final_step: str = 
                     m_mid = x0_of(denoiser, u, sigma_mid)
                     return multistep_update(1, x, [m_mid], sig, sigma_next), m_mid, nfe(2)
 
-                finals = [lambda _, k=k: final(k, m0, state, sigma) for k in range(1, k_final + 1)]
+                # the estimate at σ = 0 is thresholded like every other x̂₀ (k = 1: it is m0 itself)
+                finals = [lambda _, k=k: thresholded(_extrapolated(k, m0, state, sigma)) if k > 1 else m0
+                          for k in range(1, k_final + 1)]
 
                 def last(_):
                     return jax.lax.switch(k_fin - 1, finals, None), m0, nfe(1)

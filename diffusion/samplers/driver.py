@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import weakref
 from typing import Any, NamedTuple
 
 import jax
@@ -83,6 +82,7 @@ def _output_shape(tree: Any, x_T: Array, sigmas: Array) -> jax.ShapeDtypeStruct:
     return _cached_output_shape(treedef, avals, (x_T.shape, x_T.dtype), sigmas.dtype)
 
 
+# cache: keyed by the denoiser's structure and avals only (no arrays, no ids); tracing costs ms per call
 @functools.lru_cache(maxsize=256)
 def _cached_output_shape(treedef, avals, x_aval, sigma_dtype) -> jax.ShapeDtypeStruct:
     structs = jax.tree.unflatten(treedef, [jax.ShapeDtypeStruct(shape, dtype, weak_type=weak)
@@ -91,37 +91,20 @@ def _cached_output_shape(treedef, avals, x_aval, sigma_dtype) -> jax.ShapeDtypeS
                           jax.ShapeDtypeStruct((), sigma_dtype))
 
 
+# cache: keyed by (method, static options); a pure function of them, it spares the signature check per call
 @functools.lru_cache(maxsize=256)
 def _build(method: str, options: tuple):
     """``build`` validated once per (method, options): its signature check would cost every call."""
     return build(method, **dict(options))
 
 
+# cache: one immutable constant key, made once (a fresh one costs a dispatch per call)
 @functools.cache
 def _unused_key() -> Array:
     """One key for every call of a deterministic method (making a fresh one costs a dispatch per call);
     concrete even when first made while ``sample`` is traced under an outer jit or vmap."""
     with jax.ensure_compile_time_eval():
         return jax.random.key(0)
-
-
-# grids already validated in their own dtype, by identity: a jax.Array never changes, and the weak reference
-# ends with it
-_VALID_GRIDS: weakref.WeakValueDictionary[int, jax.Array] = weakref.WeakValueDictionary()
-
-
-def _validated_grid(sigmas, dtype) -> Array:
-    """``sigmas`` in the computing ``dtype``, validated there (``validate_sigmas``: checkify checks when traced).
-
-    A concrete jax.Array already in ``dtype`` is validated once: the check reads the grid back to the host, which
-    costs about 0.1 ms — several denoiser calls' worth on a short run with a cheap model."""
-    if is_traced(sigmas) or not isinstance(sigmas, jax.Array) or sigmas.dtype != dtype:
-        return validate_sigmas(sigmas, dtype=dtype)
-    if _VALID_GRIDS.get(id(sigmas)) is sigmas:
-        return sigmas
-    sigmas = validate_sigmas(sigmas, dtype=dtype)
-    _VALID_GRIDS[id(sigmas)] = sigmas
-    return sigmas
 
 
 def _checked_call(denoiser: Denoiser, x: Array, sigma: Array) -> Array:
@@ -252,7 +235,7 @@ def sample(denoiser: Denoiser, x_T: Array, sigmas: Array, *, method: str, key: A
     if not jnp.issubdtype(x_T.dtype, jnp.floating):
         raise ValueError(f"`x_T` must be a float array, got dtype {x_T.dtype}")
     _check_x_T(x_T)
-    sigmas = _validated_grid(sigmas, x_T.dtype)  # checked in the dtype the sampler computes in
+    sigmas = validate_sigmas(sigmas, dtype=x_T.dtype)  # in the dtype the sampler computes in; ~25 µs, no cache
     if record is not None:
         record = Record(*record).validate() if not isinstance(record, Record) else record.validate()
     if sampler.stochastic and key is None:

@@ -74,6 +74,57 @@ def _table(order: int, beta: float) -> np.ndarray:
     return rows
 
 
+def _combine(table: np.ndarray, history: Array, count: Array) -> Array:
+    """Σⱼ cⱼ historyⱼ with the weights of order k = min(count + 1, order) (``_table``'s row k − 1)."""
+    k = jnp.minimum(count + 1, table.shape[0])
+    return jnp.tensordot(jnp.asarray(table, history.dtype)[k - 1], history, axes=1)
+
+
+def _plms_step(state: MomentumState, x0: Array, sigma: Array, sigma_next: Array, denoiser, *, variant: str,
+               beta: float, table: np.ndarray, warmup: str) -> tuple[MomentumState, Array]:
+    """One PLMS step with HB or GHVB momentum on the slope ε̂ = (x − x̂₀)/σ; (state, NFE of the step)."""
+    x = state.x
+    slope = (x - x0) / expand(sigma, x)
+    first = state.count == 0
+    velocity = jnp.where(first, slope, state.velocity)
+    if variant == "hb":
+        history = jnp.concatenate([slope[None], state.history[:-1]])
+        velocity = (1.0 - beta) * velocity + beta * _combine(table, history, state.count)
+        update = velocity
+    else:
+        velocity = (1.0 - beta) * velocity + beta * slope
+        history = jnp.concatenate([velocity[None], state.history[:-1]])
+        update = _combine(table, history, state.count)
+    drop = expand(sigma_next - sigma, x)
+
+    def improved_euler(_):  # PLMS's pseudo improved Euler first step; v and history still start at ε̂₀
+        x1 = x + drop * slope
+        slope1 = (x1 - denoiser(x1, sigma_next)) / expand(sigma_next, x)
+        return x + drop * 0.5 * (slope + slope1), nfe(2)
+
+    if warmup == "improved_euler":
+        x, count = jax.lax.cond(first & (sigma_next > 0), improved_euler, lambda _: (x + drop * update, nfe(1)),
+                                None)
+    else:
+        x, count = x + drop * update, nfe(1)
+    return state._replace(x=x, history=history, velocity=velocity), count
+
+
+def _dpm_step(state: MomentumState, x0: Array, sigma: Array, sigma_next: Array, *, order: int,
+              beta: float) -> tuple[MomentumState, Array]:
+    """One DPM-Solver++(2M) step with HB momentum on its combined x̂₀ (first order at the start and to σ = 0)."""
+    x = state.x
+    last = sigma_next == 0
+    h = jnp.log(sigma / jnp.where(last, 1.0, sigma_next))
+    second = (order == 2) & (state.count > 0) & ~last
+    r = state.prev_h / jnp.where(last, 1.0, h)
+    diff = jnp.where(second, x0 + (x0 - state.prev_x0) / (2.0 * jnp.where(second, r, 1.0)), x0)
+    velocity = jnp.where(state.count == 0, diff, (1.0 - beta) * state.velocity + beta * diff)
+    ratio = sigma_next / sigma
+    x = expand(ratio, x) * x + expand(1.0 - ratio, x) * velocity
+    return state._replace(x=x, velocity=velocity, prev_x0=x0, prev_h=h.astype(x.dtype)), nfe(1)
+
+
 def momentum(solver: str = "dpm_solver_pp", variant: str = "hb", beta: float = 0.8, order: int = 2,
              warmup: str = "improved_euler") -> Sampler:
     """A multistep solver (PLMS or DPM-Solver++(2M)) with heavy-ball or generalized-heavy-ball momentum.
@@ -114,57 +165,14 @@ def momentum(solver: str = "dpm_solver_pp", variant: str = "hb", beta: float = 0
         return MomentumState(x_T, jnp.zeros((order, *x_T.shape), x_T.dtype), zeros, zeros,
                              jnp.zeros((), x_T.dtype), jnp.zeros((), jnp.int32))
 
-    def combine(history, count):
-        k = jnp.minimum(count + 1, order)
-        w = jnp.asarray(table, history.dtype)[k - 1]
-        return jnp.tensordot(w, history, axes=1)
-
-    def step_plms(state, x0, sigma, sigma_next, denoiser):
-        x = state.x
-        slope = (x - x0) / expand(sigma, x)
-        first = state.count == 0
-        velocity = jnp.where(first, slope, state.velocity)
-        if variant == "hb":
-            history = jnp.concatenate([slope[None], state.history[:-1]])
-            velocity = (1.0 - beta) * velocity + beta * combine(history, state.count)
-            update = velocity
-        else:
-            velocity = (1.0 - beta) * velocity + beta * slope
-            history = jnp.concatenate([velocity[None], state.history[:-1]])
-            update = combine(history, state.count)
-        drop = expand(sigma_next - sigma, x)
-
-        def improved_euler(_):  # PLMS's pseudo improved Euler first step; v and history still start at ε̂₀
-            x1 = x + drop * slope
-            slope1 = (x1 - denoiser(x1, sigma_next)) / expand(sigma_next, x)
-            return x + drop * 0.5 * (slope + slope1), nfe(2)
-
-        if warmup == "improved_euler":
-            x, count = jax.lax.cond(first & (sigma_next > 0), improved_euler, lambda _: (x + drop * update, nfe(1)),
-                                    None)
-        else:
-            x, count = x + drop * update, nfe(1)
-        return state._replace(x=x, history=history, velocity=velocity), count
-
-    def step_dpm(state, x0, sigma, sigma_next):
-        x = state.x
-        last = sigma_next == 0
-        h = jnp.log(sigma / jnp.where(last, 1.0, sigma_next))
-        second = (order == 2) & (state.count > 0) & ~last
-        r = state.prev_h / jnp.where(last, 1.0, h)
-        diff = jnp.where(second, x0 + (x0 - state.prev_x0) / (2.0 * jnp.where(second, r, 1.0)), x0)
-        velocity = jnp.where(state.count == 0, diff, (1.0 - beta) * state.velocity + beta * diff)
-        ratio = sigma_next / sigma
-        x = expand(ratio, x) * x + expand(1.0 - ratio, x) * velocity
-        return state._replace(x=x, velocity=velocity, prev_x0=x0, prev_h=h.astype(x.dtype)), nfe(1)
-
     def step(key, state, denoiser, sigmas, i):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
         x0 = denoiser(state.x, sigma)
         if solver == "plms":
-            new, count = step_plms(state, x0, sigma, sigma_next, denoiser)
+            new, count = _plms_step(state, x0, sigma, sigma_next, denoiser, variant=variant, beta=beta,
+                                    table=table, warmup=warmup)
         else:
-            new, count = step_dpm(state, x0, sigma, sigma_next)
+            new, count = _dpm_step(state, x0, sigma, sigma_next, order=order, beta=beta)
         return new._replace(count=state.count + 1), StepInfo(x0_hat=x0, nfe=count)
 
     return Sampler(init, step)

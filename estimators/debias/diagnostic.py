@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import warnings
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -84,6 +84,39 @@ def _crossfit(corr, p, y, fold, lo_q, hi_q, g, n_folds):
         corr, p, y, fold, ks, lo_q, hi_q, g, n_folds)
 
 
+def _fitted_corrections(y: ArrayLike, yhat: ArrayLike, bandwidth: Any) -> tuple[dict, list[str]]:
+    """LCC and Tweedie fitted on the whole calibration split, and the flags their warnings raise (re-emitted)."""
+    flags = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        corr = {"lcc": lcc(y, yhat), "tweedie": tweedie(y, yhat, bandwidth=bandwidth)}
+    for w in caught:
+        text = str(w.message)
+        if "weak calibration slope" in text:
+            flags.append("weak_slope")
+        elif "calibration points" in text:
+            flags.append("small_calibration")
+        warnings.warn(w.message, w.category, stacklevel=3)
+    return corr, flags
+
+
+def _score_rows(truth, est, level_truth, level_est, scale: float) -> list[dict]:
+    """One row per method: pseudo-ATE bias, RMSE, slope on the truth, level MAE and the combined score."""
+    truth = np.asarray(truth, np.float64).reshape(-1)
+    est = np.asarray(est, np.float64).reshape(-1, 3)
+    level_err = np.asarray(level_est, np.float64) - np.asarray(level_truth, np.float64)[:, None]
+    tc = truth - truth.mean()
+    rows = []
+    for i, m in enumerate(METHODS):
+        err = est[:, i] - truth
+        slope = float(tc @ (est[:, i] - est[:, i].mean()) / (tc @ tc))
+        rmse = float(np.sqrt(np.mean(err**2)))
+        level = float(np.mean(np.abs(level_err[:, i])))
+        rows.append({"method": m, "pseudo-ATE bias": float(err.mean()), "pseudo-ATE RMSE": rmse, "slope": slope,
+                     "level MAE": level, "score": abs(slope - 1) + rmse / scale + 0.5 * level / scale})
+    return rows
+
+
 def compare_corrections(key: Array, y: ArrayLike, yhat: ArrayLike, *, yhat_trial: ArrayLike | None = None,
                         n_folds: int = 5, num_draws: int = 100, groups: str = "target",
                         bandwidth: str | float = "scott") -> CorrectionReport:
@@ -120,17 +153,7 @@ def compare_corrections(key: Array, y: ArrayLike, yhat: ArrayLike, *, yhat_trial
     if checks.is_traced(y, yhat, yhat_trial):
         raise ValueError("compare_corrections builds a host-side report (a table and a recommendation): call it on "
                          "concrete data, outside jit / vmap")
-    flags = []
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        corr = {"lcc": lcc(y, yhat), "tweedie": tweedie(y, yhat, bandwidth=bandwidth)}
-    for w in caught:
-        text = str(w.message)
-        if "weak calibration slope" in text:
-            flags.append("weak_slope")
-        elif "calibration points" in text:
-            flags.append("small_calibration")
-        warnings.warn(w.message, w.category, stacklevel=2)
+    corr, flags = _fitted_corrections(y, yhat, bandwidth)
     p, y = corr["lcc"].yhat, corr["lcc"].y
     if p.ndim != 1:
         raise ValueError(f"`yhat` must be 1-D (one calibration split), got shape {p.shape}")
@@ -149,19 +172,7 @@ def compare_corrections(key: Array, y: ArrayLike, yhat: ArrayLike, *, yhat_trial
     hi_q = jrandom.uniform(k_hi, (n_folds, num_draws), p.dtype, 0.65, 0.95)
     g = y if groups == "target" else p
     truth, est, level_truth, level_est = _crossfit(corr, p, y, fold, lo_q, hi_q, g, n_folds)
-    truth = np.asarray(truth, np.float64).reshape(-1)
-    est = np.asarray(est, np.float64).reshape(-1, 3)
-    level_err = np.asarray(level_est, np.float64) - np.asarray(level_truth, np.float64)[:, None]
-    scale = float(np.std(np.asarray(y)))
-    tc = truth - truth.mean()
-    rows = []
-    for i, m in enumerate(METHODS):
-        err = est[:, i] - truth
-        slope = float(tc @ (est[:, i] - est[:, i].mean()) / (tc @ tc))
-        rmse = float(np.sqrt(np.mean(err**2)))
-        level = float(np.mean(np.abs(level_err[:, i])))
-        rows.append({"method": m, "pseudo-ATE bias": float(err.mean()), "pseudo-ATE RMSE": rmse, "slope": slope,
-                     "level MAE": level, "score": abs(slope - 1) + rmse / scale + 0.5 * level / scale})
+    rows = _score_rows(truth, est, level_truth, level_est, float(np.std(np.asarray(y))))
     table = pd.DataFrame(rows)
     best = int(np.argmin(table["score"].to_numpy()))
     rec = METHODS[best]

@@ -35,6 +35,7 @@ class LearnedScore(NamedTuple):
     unit: Array
 
 
+# cache: the network template per static hyper-parameters (no data): one graphdef, so score_apply never retraces
 @functools.cache
 def _template(hidden: int, depth: int, sigma_data: float, learning_rate: float):
     from diffusion.networks import MLPDenoiser
@@ -82,6 +83,7 @@ def fit_score(key: Array, points: Array, bandwidth: Array, *, num_steps: int = 1
     return LearnedScore(state.ema_params, state.batch_stats, center, jnp.asarray(bandwidth))
 
 
+# cache: one function object per hyper-parameters, so jit caches the score on it (holds no data)
 @functools.cache
 def score_apply(hidden: int = 64, depth: int = 3, sigma_data: float = 4.0,
                 learning_rate: float = 2e-3) -> Callable[[LearnedScore, Array, Array], Array]:

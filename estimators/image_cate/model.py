@@ -11,7 +11,8 @@ and NUTS samples p(θ | y) directly. f and μ₀: :mod:`estimators.image_cate._n
 
 Example::
 
-    fit = fit_image_cate(jax.random.key(0), y, treatment, images, n_clusters=3, network="conv", num_steps=2_000)
+    fit = fit_image_cate(jax.random.key(0), y, treatment, images, model=ImageCATEModel(n_clusters=3),
+                         inference=SVIOptions(num_steps=2_000))
     cluster_effects(fit).summary()
 
 Reference: C. T. Jerzak, F. Johansson & A. Daoud, "Image-based treatment effect heterogeneity", CLeaR 2023.
@@ -38,14 +39,12 @@ from numpyro.infer.autoguide import AutoMultivariateNormal, AutoNormal
 from estimators import _args as a
 from estimators.image_cate import _network
 from estimators.image_cate._network import N_IMAGE_FEATURES, ModelSpec, check_images
+from estimators.image_cate.options import ImageCATEModel, NUTSOptions, Prior, SVIOptions
 from jaxlib_ext import checks
 from jaxlib_ext import progress as progress_lib
 from jaxlib_ext.sweep import sweep
 
-__all__ = ["GUIDES", "METHODS", "ImageCATEFit", "fit_image_cate", "image_cate_model", "marginal_log_likelihood"]
-
-METHODS = ("svi", "nuts")
-GUIDES = ("mvn", "normal")
+__all__ = ["ImageCATEFit", "fit_image_cate", "image_cate_model", "marginal_log_likelihood"]
 
 
 class ImageCATEFit(NamedTuple):
@@ -58,8 +57,8 @@ class ImageCATEFit(NamedTuple):
       graphdef: the conv network's graph definition (None for ``"linear"``).
       net: the conv network's fitted weights, a pure dict (None for ``"linear"``).
       feature_mean, feature_sd: standardization of φ(M) on the training images (``"linear"``), else None.
-      prior: ``{"ate": τ̂_DiM, "tau_scale": s_τ, "sigma_scale": s_σ, "weight_scale": s_w, "control_mean": ȳ₀}``
-        (floats; arrays when fitted under a transformation).
+      prior: the :class:`~estimators.image_cate.Prior` (τ̂_DiM, s_τ, s_σ, s_w, ȳ₀) (floats; arrays when fitted
+        under a transformation).
       losses: the negative ELBO per SVI step (None for NUTS).
       n_chains: chains the draws come from (draws are chain-major).
       data: the training data ``(images, treatment, y, covariates)``.
@@ -72,7 +71,7 @@ class ImageCATEFit(NamedTuple):
     net: dict | None
     feature_mean: Array | None
     feature_sd: Array | None
-    prior: dict[str, Any]
+    prior: Prior
     losses: Array | None
     n_chains: int
     data: tuple[Array, Array, Array, Array | None]
@@ -135,10 +134,10 @@ class _EnumeratedNormalMixture(dist.Distribution):
 
 
 def image_cate_model(y: Array | None, treatment: Array, images: Array, covariates: Array | None = None, *,
-                     spec: ModelSpec, prior: Array, graphdef: Any = None, net_init: dict | None = None,
+                     spec: ModelSpec, prior: Prior, graphdef: Any = None, net_init: dict | None = None,
                      net_prior_scale: float = 1.0, feature_stats: tuple[Array, Array] | None = None,
                      batch_size: int | None = None) -> None:
-    """The numpyro model (see the module docstring). ``prior`` = (τ̂_DiM, s_τ, s_σ, s_w, ȳ₀) as an array.
+    """The numpyro model (see the module docstring); ``prior``: the :class:`~estimators.image_cate.Prior` scalars.
 
     ``y`` (n,) is observed, or None to draw it (prior / posterior predictive); ``treatment`` (n,) 0/1, ``images``
     (n, H, W, C), ``covariates`` (n, p) or None — already checked arrays (:func:`fit_image_cate` checks them).
@@ -148,7 +147,7 @@ def image_cate_model(y: Array | None, treatment: Array, images: Array, covariate
     ``net_prior_scale``) penalty (MAP); the observed ``y`` with z enumerated.
     """
     K = spec.n_clusters
-    ate, tau_scale, sigma_scale, weight_scale = prior[0], prior[1], prior[2], prior[3]
+    ate, tau_scale, sigma_scale, weight_scale = prior.ate, prior.tau_scale, prior.sigma_scale, prior.weight_scale
     if K == 1:
         tau = numpyro.sample("tau", dist.Normal(ate, tau_scale).expand([1]).to_event(1))
     else:
@@ -162,7 +161,7 @@ def image_cate_model(y: Array | None, treatment: Array, images: Array, covariate
                                         for w in jax.tree.leaves(net)))
     else:
         d = N_IMAGE_FEATURES + spec.n_covariates
-        draw["mu0_bias"] = numpyro.sample("mu0_bias", dist.Normal(prior[4], 3.0 * sigma_scale))
+        draw["mu0_bias"] = numpyro.sample("mu0_bias", dist.Normal(prior.control_mean, 3.0 * sigma_scale))
         draw["mu0_coef"] = numpyro.sample("mu0_coef", dist.Normal(0.0, weight_scale).expand([d]).to_event(1))
         if K > 1:
             draw["logit_bias"] = numpyro.sample("logit_bias", dist.Normal(0.0, 2.0).expand([K - 1]).to_event(1))
@@ -178,35 +177,43 @@ def image_cate_model(y: Array | None, treatment: Array, images: Array, covariate
         numpyro.sample("y", _EnumeratedNormalMixture(logits, mu0, tau, sigma, t), obs=obs)
 
 
-def _init_values(spec: ModelSpec, prior: Array) -> dict[str, Array]:
-    """SVI / NUTS starting values from ``prior`` = (τ̂_DiM, s_τ, s_σ, s_w, ȳ₀) (traceable)."""
-    K, dtype = spec.n_clusters, prior.dtype
-    spread = jnp.linspace(-0.5, 0.5, K, dtype=dtype) * prior[1] if K > 1 else jnp.zeros(1, dtype)
-    values = {"tau": prior[0] + spread, "sigma": prior[2]}
+def _init_values(spec: ModelSpec, prior: Prior) -> dict[str, Array]:
+    """SVI / NUTS starting values from ``prior`` (traceable)."""
+    K, dtype = spec.n_clusters, prior.ate.dtype
+    spread = jnp.linspace(-0.5, 0.5, K, dtype=dtype) * prior.tau_scale if K > 1 else jnp.zeros(1, dtype)
+    values = {"tau": prior.ate + spread, "sigma": prior.sigma_scale}
     if spec.network == "linear":
         d = N_IMAGE_FEATURES + spec.n_covariates
-        values |= {"mu0_bias": prior[4], "mu0_coef": jnp.zeros(d, dtype)}
+        values |= {"mu0_bias": prior.control_mean, "mu0_coef": jnp.zeros(d, dtype)}
         if K > 1:
             values |= {"logit_bias": jnp.zeros(K - 1, dtype), "logit_coef": jnp.zeros((d, K - 1), dtype)}
     return values
 
 
+def svi_problem(spec: ModelSpec, svi_options: SVIOptions, net_prior_scale: float, graphdef: Any,
+                init: dict[str, Array]) -> tuple[SVI, Any]:
+    """numpyro's ``(SVI, guide)`` of the model: the guide of ``svi_options.guide`` started at ``init`` (scale
+    0.05), Adam clipped at global norm 10. The one definition the fit and ``bench image-cate``'s peer loop run."""
+    o = svi_options
+    model = functools.partial(image_cate_model, spec=spec, graphdef=graphdef, net_prior_scale=net_prior_scale,
+                              batch_size=o.batch_size)
+    guide_cls = AutoMultivariateNormal if o.guide == "mvn" else AutoNormal
+    guide = guide_cls(model, init_loc_fn=init_to_value(values=init), init_scale=0.05)
+    tx = optax.chain(optax.clip_by_global_norm(10.0), optax.adam(o.learning_rate))
+    return SVI(model, guide, numpyro.optim.optax_to_numpyro(tx), Trace_ELBO(num_particles=o.num_particles)), guide
+
+
+# cache: one jitted program per (static model shape, hashable options, graphdef); holds no data
 @functools.cache
-def _svi_runner(spec: ModelSpec, num_steps: int, learning_rate: float, guide_kind: str, num_draws: int,
-                batch_size: int | None, num_particles: int, net_prior_scale: float, show: bool, graphdef: Any):
+def _svi_runner(spec: ModelSpec, svi_options: SVIOptions, net_prior_scale: float, show: bool, graphdef: Any):
     """A jitted ``(key, data, prior, net_init, feature_stats, init) -> (params, losses, draws)`` (cached)."""
+    o = svi_options
 
     def run(key, y, treatment, images, covariates, prior, net_init, feature_stats, init):
-        model = functools.partial(image_cate_model, spec=spec, graphdef=graphdef, net_prior_scale=net_prior_scale,
-                                  batch_size=batch_size)
-        init_loc = init_to_value(values=init)
-        guide_cls = AutoMultivariateNormal if guide_kind == "mvn" else AutoNormal
-        guide = guide_cls(model, init_loc_fn=init_loc, init_scale=0.05)
-        tx = optax.chain(optax.clip_by_global_norm(10.0), optax.adam(learning_rate))
-        svi = SVI(model, guide, numpyro.optim.optax_to_numpyro(tx), Trace_ELBO(num_particles=num_particles))
+        svi, guide = svi_problem(spec, o, net_prior_scale, graphdef, init)
         args = (y, treatment, images, covariates)
         kwargs = {"prior": prior, "net_init": net_init, "feature_stats": feature_stats}
-        k_init, k_run, k_draw = jax.random.split(key, 3)
+        k_init, k_draw = jax.random.split(key)
         state = svi.init(k_init, *args, **kwargs)
 
         def body(s, _):
@@ -214,25 +221,21 @@ def _svi_runner(spec: ModelSpec, num_steps: int, learning_rate: float, guide_kin
             return s, loss
 
         # the conv network is built with jaxlib_ext.conv's scan-friendly gradient (its heads are reverse-mode only)
-        state, losses = progress_lib.scan(body, state, None, length=num_steps, desc="SVI (image CATE)", enable=show)
+        state, losses = progress_lib.scan(body, state, None, length=o.num_steps, desc="SVI (image CATE)", enable=show)
         params = svi.get_params(state)
-        draws = guide.sample_posterior(k_draw, params, *args, sample_shape=(num_draws,), **kwargs)
-        del k_run
+        draws = guide.sample_posterior(k_draw, params, *args, sample_shape=(o.num_draws,), **kwargs)
         return params, losses, draws
 
     return jax.jit(run)
 
 
-PRIOR_FIELDS = ("ate", "tau_scale", "sigma_scale", "weight_scale", "control_mean")
-
-
-def _prior(y: Array, t: Array, tau_prior_scale: float | None, weight_scale: float) -> Array:
-    """(τ̂_DiM, s_τ, s_σ, s_w, ȳ₀) of one data set, in y's dtype (traceable: means of each arm, sd of y)."""
+def _prior(y: Array, t: Array, model: ImageCATEModel) -> Prior:
+    """The data-derived :class:`Prior` of one data set, in y's dtype (traceable: means of each arm, sd of y)."""
     n1 = jnp.sum(t)
     y1, y0 = jnp.sum(t * y) / n1, jnp.sum((1 - t) * y) / (t.shape[0] - n1)
     sd = jnp.std(y)
-    tau_scale = 2.0 * sd if tau_prior_scale is None else jnp.asarray(tau_prior_scale, y.dtype)
-    return jnp.stack([y1 - y0, tau_scale, sd, jnp.asarray(weight_scale, y.dtype), y0]).astype(y.dtype)
+    tau_scale = 2.0 * sd if model.tau_prior_scale is None else jnp.asarray(model.tau_prior_scale, y.dtype)
+    return Prior(*(jnp.asarray(v, y.dtype) for v in (y1 - y0, tau_scale, sd, model.weight_scale, y0)))
 
 
 def _training_data(y: ArrayLike, treatment: ArrayLike, images: ArrayLike, covariates: ArrayLike | None):
@@ -250,52 +253,6 @@ def _training_data(y: ArrayLike, treatment: ArrayLike, images: ArrayLike, covari
     return y, t, im, x
 
 
-class _Options(NamedTuple):
-    """:func:`fit_image_cate`'s options after their checks."""
-
-    n_clusters: int
-    network: str
-    method: str
-    guide: str
-    num_steps: int
-    num_draws: int
-    num_particles: int
-    num_warmup: int
-    num_samples: int
-    num_chains: int
-    channels: int
-    batch_size: int | None
-    learning_rate: float
-    net_prior_scale: float
-    weight_scale: float
-    tau_prior_scale: float | None
-
-
-_COUNTS = ("n_clusters", "num_steps", "num_draws", "num_particles", "num_warmup", "num_samples", "num_chains",
-           "channels")
-_SCALES = ("learning_rate", "net_prior_scale", "weight_scale")
-
-
-def _checked_options(n: int, **options: Any) -> _Options:
-    """Check :func:`fit_image_cate`'s options by name (n: the number of units, the largest ``batch_size``)."""
-    o = dict(options)
-    for name in _COUNTS:
-        o[name] = checks.check_int(name, o[name], 1)
-    for name in _SCALES:
-        o[name] = checks.check_number(name, o[name], 0.0, None, inclusive=(False, True))
-    if o["tau_prior_scale"] is not None:
-        o["tau_prior_scale"] = checks.check_number("tau_prior_scale", o["tau_prior_scale"], 0.0, None,
-                                                   inclusive=(False, True))
-    if o["batch_size"] is not None:
-        o["batch_size"] = checks.check_int("batch_size", o["batch_size"], 1, n)
-    o["network"] = checks.check_choice("network", o["network"], _network.NETWORKS)
-    o["method"] = checks.check_choice("method", o["method"], METHODS)
-    o["guide"] = checks.check_choice("guide", o["guide"], GUIDES)
-    if o["method"] == "nuts" and o["network"] != "linear":
-        raise ValueError(f"`method`='nuts' needs network='linear' (a small model), got network={o['network']!r}")
-    return _Options(**o)
-
-
 def _network_start(key: Array, spec: ModelSpec, images: Array) -> tuple[Any, dict | None, tuple | None]:
     """(graphdef, initial conv weights) for ``"conv"``; the standardization of φ(M) for ``"linear"`` (traceable)."""
     if spec.network == "conv":
@@ -305,26 +262,39 @@ def _network_start(key: Array, spec: ModelSpec, images: Array) -> tuple[Any, dic
     return None, None, (jnp.mean(phi, 0).astype(images.dtype), (jnp.std(phi, 0) + 1e-6).astype(images.dtype))
 
 
-def _fit_nuts(key, spec, data, prior, init, feature_stats, prior_dict, num_warmup, num_samples, num_chains,
-              show) -> ImageCATEFit:
+def _fit_nuts(key, spec, data, prior, init, feature_stats, prior_out, o: NUTSOptions, show) -> ImageCATEFit:
     """NUTS through numpyro's host-level MCMC (chains vectorized, draws chain-major)."""
     model = functools.partial(image_cate_model, spec=spec, feature_stats=feature_stats)
     kernel = NUTS(model, init_strategy=init_to_value(values=init))
-    mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
+    mcmc = MCMC(kernel, num_warmup=o.num_warmup, num_samples=o.num_samples, num_chains=o.num_chains,
                 chain_method="vectorized", progress_bar=show)
     mcmc.run(key, data[2], data[1], data[0], data[3], prior=prior, extra_fields=("diverging",))
     draws = {k: v for k, v in mcmc.get_samples().items() if k in init}
     diag = {"divergences": int(jnp.sum(mcmc.get_extra_fields()["diverging"]))}
-    return ImageCATEFit(spec, draws, None, None, *feature_stats, prior_dict, None, num_chains, data, diag)
+    return ImageCATEFit(spec, draws, None, None, *feature_stats, prior_out, None, o.num_chains, data, diag)
+
+
+def _check_inference(inference: Any, model: ImageCATEModel, n: int, traced: bool) -> SVIOptions | NUTSOptions:
+    if not isinstance(model, ImageCATEModel):
+        raise ValueError(f"`model` must be an ImageCATEModel, got {type(model).__name__}")
+    if isinstance(inference, NUTSOptions):
+        if traced:
+            raise ValueError("fit_image_cate(inference=NUTSOptions(...)) runs numpyro's host-level MCMC driver and "
+                             "cannot run inside jax.jit, jax.vmap, jax.grad or sweep (its data are traced); use "
+                             "SVIOptions there, or fit each data set with its own call outside the transformation.")
+        if model.network != "linear":
+            raise ValueError(f"`inference`=NUTSOptions(...) needs ImageCATEModel(network='linear') (a small model), "
+                             f"got network={model.network!r}")
+    elif not isinstance(inference, SVIOptions):
+        raise ValueError(f"`inference` must be SVIOptions(...) or NUTSOptions(...), got {inference!r}")
+    elif inference.batch_size is not None:
+        checks.check_int("batch_size", inference.batch_size, 1, n)
+    return inference
 
 
 def fit_image_cate(key: ArrayLike, y: ArrayLike, treatment: ArrayLike, images: ArrayLike, *,
-                   covariates: ArrayLike | None = None, n_clusters: int = 2, network: str = "conv",
-                   method: str = "svi", num_steps: int = 2_000, learning_rate: float = 0.01, guide: str = "mvn",
-                   num_draws: int = 1_000, num_particles: int = 1, batch_size: int | None = None,
-                   channels: int = 8, net_prior_scale: float = 1.0, tau_prior_scale: float | None = None,
-                   weight_scale: float = 1.0, num_warmup: int = 500, num_samples: int = 500, num_chains: int = 2,
-                   progress: bool | None = None) -> ImageCATEFit:
+                   covariates: ArrayLike | None = None, model: ImageCATEModel | None = None,
+                   inference: SVIOptions | NUTSOptions | None = None, progress: bool | None = None) -> ImageCATEFit:
     """Fit the image-CATE cluster model by SVI (true ELBO, z enumerated) or NUTS (``network="linear"``).
 
     SVI is a pure function of the data (one compiled ``lax.scan``): it runs eagerly or under the user's
@@ -338,59 +308,42 @@ def fit_image_cate(key: ArrayLike, y: ArrayLike, treatment: ArrayLike, images: A
       treatment: (n,) 0/1, at least 2 units in each arm.
       images: (n, H, W, C) float images, finite, H, W ≥ 3.
       covariates: optional (n, p) tabular covariates, entering f and μ₀ linearly.
-      n_clusters: K ≥ 1 (K = 1 is the ATE model Y = μ₀(M) + Wτ + ε).
-      network: ``"conv"`` (flax NNX conv net, weights point-estimated) or ``"linear"`` (Bayesian linear heads on
-        fixed image features φ(M)).
-      method: ``"svi"`` or ``"nuts"`` (NUTS needs ``network="linear"``).
-      num_steps, learning_rate, guide, num_draws, num_particles, batch_size: SVI options (Adam on the negative
-        ELBO for ``num_steps`` steps; ``guide`` ``"mvn"`` (full-rank Gaussian) or ``"normal"`` (mean-field);
-        ``num_draws`` posterior draws; ``batch_size`` units per step, None for full batch).
-      channels: conv trunk width.
-      net_prior_scale: Normal prior sd of the conv weights (MAP penalty).
-      tau_prior_scale: s_τ (default 2 sd(y)).
-      weight_scale: Normal prior sd of the linear head weights.
-      num_warmup, num_samples, num_chains: NUTS options (chains vectorized, draws chain-major).
+      model: an :class:`~estimators.image_cate.ImageCATEModel` (K, network, prior scales; None: its defaults).
+      inference: :class:`~estimators.image_cate.SVIOptions` (None: its defaults) or
+        :class:`~estimators.image_cate.NUTSOptions` (needs ``network="linear"``).
       progress: show a bar (default: :func:`jaxlib_ext.progress.enabled`).
 
     Returns:
       An :class:`ImageCATEFit`.
 
     Raises:
-      ValueError: naming the argument: mismatched counts, non-binary treatment, K < 1, NaN pixels, bad options,
-        traced input with ``method="nuts"``.
+      ValueError: naming the argument: mismatched counts, non-binary treatment, NaN pixels, ``batch_size`` > n,
+        NUTS with the conv network or traced input (bad option values are refused when the option object is built).
 
     Example::
 
-        fit = fit_image_cate(jax.random.key(0), y, treatment, images, n_clusters=3, network="linear",
-                             method="nuts")
+        fit = fit_image_cate(jax.random.key(0), y, treatment, images,
+                             model=ImageCATEModel(n_clusters=3, network="linear"), inference=NUTSOptions())
     """
     traced = checks.is_traced(key, y, treatment, images, covariates)
-    if traced and method == "nuts":
-        raise ValueError("fit_image_cate(method='nuts') runs numpyro's host-level MCMC driver and cannot run inside "
-                         "jax.jit, jax.vmap, jax.grad or sweep (its data are traced); use method='svi' there, or fit "
-                         "each data set with its own call outside the transformation.")
     checks.check_key("key", key)
     y, t, images, x = _training_data(y, treatment, images, covariates)
-    given = locals()
-    o = _checked_options(len(y), **{name: given[name] for name in _Options._fields})
-    spec = ModelSpec(o.n_clusters, o.network, 0 if x is None else x.shape[1], o.channels)
-    dtype = images.dtype
-    prior = _prior(jnp.asarray(y, dtype), jnp.asarray(t, dtype), o.tau_prior_scale, o.weight_scale)
-    prior_dict = dict(zip(PRIOR_FIELDS, prior if traced else np.asarray(prior, np.float64).tolist(), strict=True))
+    model = ImageCATEModel() if model is None else model
+    o = _check_inference(SVIOptions() if inference is None else inference, model, len(y), traced)
+    spec = ModelSpec(model.n_clusters, model.network, 0 if x is None else x.shape[1], model.channels)
+    prior = _prior(jnp.asarray(y, images.dtype), jnp.asarray(t, images.dtype), model)
+    prior_out = prior if traced else Prior(*np.asarray(prior, np.float64).tolist())
     k_net, k_fit = jax.random.split(key)
     graphdef, net_init, feature_stats = _network_start(k_net, spec, jnp.asarray(images))
     init = _init_values(spec, prior)
     show = progress_lib.enabled(progress) and not traced  # a bar per traced data set would be noise
     data = (jnp.asarray(images), jnp.asarray(t), jnp.asarray(y), None if x is None else jnp.asarray(x))
-    if o.method == "svi":
-        runner = _svi_runner(spec, o.num_steps, o.learning_rate, o.guide, o.num_draws, o.batch_size,
-                             o.num_particles, o.net_prior_scale, show, graphdef)
-        params, losses, draws = runner(k_fit, data[2], data[1], data[0], data[3], prior, net_init, feature_stats,
-                                       init)
-        draws = {k: v for k, v in draws.items() if k in init}
-        final_elbo = -jnp.mean(losses[-max(1, o.num_steps // 20):])
-        diag = {"final_elbo": final_elbo if traced else float(final_elbo)}
-        return ImageCATEFit(spec, draws, graphdef, params.get("net"), *(feature_stats or (None, None)),
-                            prior_dict, losses, 1, data, diag)
-    return _fit_nuts(k_fit, spec, data, prior, init, feature_stats, prior_dict, o.num_warmup, o.num_samples,
-                     o.num_chains, show)
+    if isinstance(o, NUTSOptions):
+        return _fit_nuts(k_fit, spec, data, prior, init, feature_stats, prior_out, o, show)
+    runner = _svi_runner(spec, o, model.net_prior_scale, show, graphdef)
+    params, losses, draws = runner(k_fit, data[2], data[1], data[0], data[3], prior, net_init, feature_stats, init)
+    draws = {k: v for k, v in draws.items() if k in init}
+    final_elbo = -jnp.mean(losses[-max(1, o.num_steps // 20):])
+    diag = {"final_elbo": final_elbo if traced else float(final_elbo)}
+    return ImageCATEFit(spec, draws, graphdef, params.get("net"), *(feature_stats or (None, None)), prior_out,
+                        losses, 1, data, diag)

@@ -595,3 +595,8 @@ from tests.conformance import _registry_iv as _iv  # noqa: E402
 
 CASES = CASES + tuple(_iv.CASES)
 EXEMPT = {**EXEMPT, **_iv.EXEMPT}
+
+from tests.conformance import _registry_image_cate_options as _ico  # noqa: E402
+
+CASES = CASES + tuple(_ico.CASES)
+EXEMPT = {**EXEMPT, **_ico.EXEMPT}

@@ -129,16 +129,18 @@ def test_fit_image_cate_svi_under_jit_equals_eager_and_nuts_refuses_tracers(key)
     images = rng.uniform(size=(12, 6, 6, 1)).astype(np.float32)
     t = (np.arange(12) % 2).astype(np.float32)
     y = (rng.normal(size=12) + 2 * t).astype(np.float32)
-    opts = {"network": "linear", "num_steps": 50, "num_draws": 8, "progress": False}
+    opts = {"model": ic.ImageCATEModel(network="linear"), "inference": ic.SVIOptions(num_steps=50, num_draws=8),
+            "progress": False}
     eager = ic.fit_image_cate(key, y, t, images, **opts)
     traced = jax.jit(lambda y: ic.fit_image_cate(key, y, t, images, **opts).draws["tau"])(y)
     np.testing.assert_allclose(np.asarray(traced), np.asarray(eager.draws["tau"]), rtol=1e-4, atol=1e-5)
-    assert isinstance(eager.prior["ate"], float) and eager.prior["ate"] == pytest.approx(
+    assert isinstance(eager.prior.ate, float) and eager.prior.ate == pytest.approx(
         float(y[t == 1].mean() - y[t == 0].mean()), rel=1e-6)
 
     @jax.jit
     def nuts(y):
-        return ic.fit_image_cate(key, y, t, images, network="linear", method="nuts").draws["tau"]
+        return ic.fit_image_cate(key, y, t, images, model=ic.ImageCATEModel(network="linear"),
+                                 inference=ic.NUTSOptions()).draws["tau"]
 
-    with pytest.raises(ValueError, match=r"method='nuts'\) runs numpyro's host-level MCMC"):
+    with pytest.raises(ValueError, match=r"NUTSOptions\(...\)\) runs numpyro's host-level MCMC"):
         nuts(jnp.zeros(12))

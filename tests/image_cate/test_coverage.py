@@ -26,8 +26,9 @@ _REPS = 2_000
 def _study(key):
     k_data, k_fit = jax.random.split(key)
     d = ic.image_rct(k_data, 100, size=8, effects=(2.0, -1.0, 0.0), type_probs=(0.5, 0.5, 0.0))
-    fit = ic.fit_image_cate(k_fit, d.y, d.treatment, d.images, covariates=d.covariates, n_clusters=2,
-                            network="linear", num_steps=1_000, num_draws=200)
+    fit = ic.fit_image_cate(k_fit, d.y, d.treatment, d.images, covariates=d.covariates,
+                            model=ic.ImageCATEModel(n_clusters=2, network="linear"),
+                            inference=ic.SVIOptions(num_steps=1_000, num_draws=200))
     est = ic.cluster_effects(fit)
     return (est.ci_low <= _TRUE) & (_TRUE <= est.ci_high), est.estimate
 

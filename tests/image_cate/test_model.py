@@ -31,7 +31,7 @@ def test_enumerated_marginal_equals_brute_force_sum_over_assignments(key, x64):
 
 
 def _trace(spec, images, t, y, x, values):
-    prior = jnp.array([0.5, 2.0, 1.0, 1.0, 0.0])
+    prior = ic.Prior(*jnp.array([0.5, 2.0, 1.0, 1.0, 0.0]))
     phi = ic.image_features(images)
     stats = (phi.mean(0), phi.std(0) + 1e-6)
     model = handlers.substitute(handlers.seed(ic.image_cate_model, 0), values)
@@ -61,8 +61,9 @@ def test_model_observation_site_is_the_enumerated_marginal(key, x64, K):
 def test_k1_posterior_matches_the_regression_ate(key):
     """K = 1 is the ATE model Y = a + φ(M)ᵀb + Wτ + ε: NUTS's posterior of τ matches OLS (weak priors, n = 300)."""
     rct = ic.image_rct(key, 300, size=8)
-    fit = ic.fit_image_cate(jax.random.key(1), rct.y, rct.treatment, rct.images, n_clusters=1,
-                            network="linear", method="nuts", num_warmup=300, num_samples=500, num_chains=2)
+    fit = ic.fit_image_cate(jax.random.key(1), rct.y, rct.treatment, rct.images,
+                            model=ic.ImageCATEModel(n_clusters=1, network="linear"),
+                            inference=ic.NUTSOptions(num_warmup=300, num_samples=500, num_chains=2))
     X = np.asarray(ic._network.linear_inputs(rct.images, None, fit.feature_mean, fit.feature_sd), np.float64)
     Z = np.column_stack([np.ones(300), X, np.asarray(rct.treatment)])
     y = np.asarray(rct.y, np.float64)
@@ -80,8 +81,9 @@ def test_k1_posterior_matches_the_regression_ate(key):
 @pytest.fixture(scope="module")
 def planted_fit():
     rct = ic.image_rct(jax.random.key(0), 1_000, size=16)
-    fit = ic.fit_image_cate(jax.random.key(1), rct.y, rct.treatment, rct.images, n_clusters=3,
-                            covariates=rct.covariates, network="linear", num_steps=1_500, learning_rate=0.02)
+    fit = ic.fit_image_cate(jax.random.key(1), rct.y, rct.treatment, rct.images, covariates=rct.covariates,
+                            model=ic.ImageCATEModel(n_clusters=3, network="linear"),
+                            inference=ic.SVIOptions(num_steps=1_500, learning_rate=0.02))
     return rct, fit
 
 
@@ -117,8 +119,9 @@ def test_recovers_planted_cluster_effects_and_outputs(planted_fit):
 # tests/experiments/test_image_cate.py, slow)
 def test_conv_network_svi_runs_end_to_end(key):
     rct = ic.image_rct(key, 24, size=8)
-    fit = ic.fit_image_cate(jax.random.key(2), rct.y, rct.treatment, rct.images, n_clusters=2,
-                            network="conv", num_steps=20, num_draws=50, channels=4, batch_size=12)
+    fit = ic.fit_image_cate(jax.random.key(2), rct.y, rct.treatment, rct.images,
+                            model=ic.ImageCATEModel(n_clusters=2, network="conv", channels=4),
+                            inference=ic.SVIOptions(num_steps=20, num_draws=50, batch_size=12))
     assert fit.losses.shape == (20,) and np.all(np.isfinite(fit.losses))
     assert fit.draws["tau"].shape == (50, 2) and np.all(np.diff(np.asarray(fit.draws["tau"]), axis=1) > 0)
     assert ic.cate(fit).estimate.shape == (24,)
@@ -133,11 +136,19 @@ def test_bad_input_names_the_argument(key):
     with pytest.raises(ValueError, match="`treatment`"):
         ic.fit_image_cate(key, y, t.at[0].set(0.5), im)
     with pytest.raises(ValueError, match="`n_clusters`"):
-        ic.fit_image_cate(key, y, t, im, n_clusters=0)
+        ic.ImageCATEModel(n_clusters=0)
+    with pytest.raises(ValueError, match="`guide`"):
+        ic.SVIOptions(guide="flow")
+    with pytest.raises(ValueError, match="`num_chains`"):
+        ic.NUTSOptions(num_chains=0)
+    with pytest.raises(ValueError, match="`batch_size`"):
+        ic.fit_image_cate(key, y, t, im, inference=ic.SVIOptions(batch_size=13))
+    with pytest.raises(ValueError, match="`inference`"):
+        ic.fit_image_cate(key, y, t, im, inference={"num_steps": 10})
     with pytest.raises(ValueError, match="`images`"):
         ic.fit_image_cate(key, y, t, im.at[0, 1, 1, 0].set(jnp.nan))
-    with pytest.raises(ValueError, match="`method`"):
-        ic.fit_image_cate(key, y, t, im, network="conv", method="nuts")
+    with pytest.raises(ValueError, match="`inference`=NUTSOptions"):
+        ic.fit_image_cate(key, y, t, im, model=ic.ImageCATEModel(network="conv"), inference=ic.NUTSOptions())
     with pytest.raises(ValueError, match="`y`"):
         ic.fit_image_cate(key, y.at[2].set(jnp.inf), t, im)
 
