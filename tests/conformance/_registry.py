@@ -595,3 +595,8 @@ from tests.conformance import _registry_iv as _iv  # noqa: E402
 
 CASES = CASES + tuple(_iv.CASES)
 EXEMPT = {**EXEMPT, **_iv.EXEMPT}
+
+from tests.conformance import _registry_guidance as _gd  # noqa: E402
+
+CASES = CASES + tuple(_gd.CASES)
+EXEMPT = {**EXEMPT, **_gd.EXEMPT}
