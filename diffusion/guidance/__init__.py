@@ -5,6 +5,9 @@
 * :func:`cfg`: classifier-free guidance (weight w, optional σ interval) as a denoiser transform;
 * :func:`cfg_pp_sample`: CFG++ (manifold-constrained re-noising) as a sampler step;
 * :func:`classifier_guidance`: a noisy classifier's gradient added through Tweedie's formula;
+* :func:`gfcg`: gradient-free classifier guidance (a clean classifier picks the contrast class and the scale);
+* :func:`minority_guidance`: towards low-density samples, up the Tweedie reconstruction loss
+  (:func:`minority_score`);
 * :mod:`~diffusion.guidance.network`: a class-conditional MLP trained with label dropout by
   :func:`diffusion.training.fit` (:class:`LabelDropoutLoss`) and its ``D(x, σ, c)``.
 """
@@ -21,6 +24,8 @@ from diffusion.guidance.conditional import (
     class_gmm,
     condition,
 )
+from diffusion.guidance.gfcg import GFCG, gfcg
+from diffusion.guidance.minority import MinorityGuided, minority_guidance, minority_score
 from diffusion.guidance.network import (
     ClassConditionalMLP,
     ConditionalNetwork,
@@ -31,6 +36,7 @@ from diffusion.guidance.network import (
 
 __all__ = [
     "CFG",
+    "GFCG",
     "NULL",
     "CFGPPInfo",
     "ClassConditionalMLP",
@@ -40,6 +46,7 @@ __all__ = [
     "ConditionalNetwork",
     "Conditioned",
     "LabelDropoutLoss",
+    "MinorityGuided",
     "cfg",
     "cfg_pp_sample",
     "cfg_pp_step",
@@ -48,5 +55,8 @@ __all__ = [
     "classifier_guidance",
     "condition",
     "conditional_denoiser",
+    "gfcg",
+    "minority_guidance",
+    "minority_score",
     "pack_labels",
 ]

@@ -1,7 +1,8 @@
 """Inverse problems y = A x + σ_y z with a diffusion prior: forward operators, exact posteriors, posterior samplers.
 
 * :mod:`~diffusion.inverse.operators`: matrix-free A with Aᵀ (mask, Gaussian blur, average pooling, dense /
-  random projections, any linear function via ``jax.linear_transpose``), the adjoint test, the noise model;
+  random projections, any linear function via ``jax.linear_transpose``), the adjoint test, pseudo-inverses and
+  SVDs where cheap, the Gaussian and Poisson noise models;
 * :mod:`~diffusion.inverse.exact`: closed-form posteriors under Gaussian and Gaussian-mixture priors;
 * samplers, each ``(key, denoiser, operator, y, [sigma_y,] x_T, sigmas, ...)``: :func:`dps`, :func:`dds`
   (conjugate-gradient data consistency), :func:`red_diff` (variational), :func:`twisted_smc` (asymptotically
@@ -20,6 +21,7 @@ from diffusion.inverse.operators import (
     mask,
     matrix,
     measure,
+    measure_poisson,
     random_projection,
 )
 from diffusion.inverse.red_diff import red_diff
@@ -42,6 +44,7 @@ __all__ = [
     "mask",
     "matrix",
     "measure",
+    "measure_poisson",
     "random_projection",
     "red_diff",
     "twisted_smc",

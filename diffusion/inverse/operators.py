@@ -12,7 +12,15 @@ Aᵀ y, both over any leading batch axes: x has shape (*batch, *in_shape), y (*b
 * :func:`linear_operator`: any linear ``forward``; its adjoint from ``jax.linear_transpose`` or given (then
   checked by :func:`check_adjoint`, ⟨A x, y⟩ = ⟨x, Aᵀ y⟩, at construction).
 
-:func:`measure` draws y = A x + σ_y z (the Gaussian noise model).
+Where it is cheap the operator also has its pseudo-inverse ``op.pinv(y)`` = A⁺ y, matrix-free, and its thin SVD
+``op.svd()`` = (U, s, Vᵀ), built from the structure: a mask is its own pseudo-inverse (s = the sorted mask); pooling
+has A Aᵀ = I/f², so A⁺ = f² Aᵀ (nearest-neighbour upsampling) and every s = 1/f; the separable blur is B_h ⊗ B_w
+with symmetric Toeplitz factors, so A⁺ = B_h⁺ ⊗ B_w⁺ and its SVD is the Kronecker product of the factors'
+eigendecompositions; a dense matrix uses ``jnp.linalg.pinv`` / ``svd``. A function given to
+:func:`linear_operator` has neither (a ValueError naming ``operator``).
+
+Noise models: :func:`measure` draws y = A x + σ_y z (Gaussian), :func:`measure_poisson` draws y = Poisson(λ A x)/λ
+(photon counts at rate λ: mean A x, variance A x / λ; A x ≥ 0).
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ from jaxlib_ext import checks
 from jaxlib_ext import random as jrandom
 
 __all__ = ["LinearOperator", "average_pool", "check_adjoint", "gaussian_blur", "linear_operator", "mask", "matrix",
-           "measure", "random_projection"]
+           "measure", "measure_poisson", "random_projection"]
 
 
 @jax.tree_util.register_dataclass
@@ -45,6 +53,8 @@ class LinearOperator:
       forward_fn: static ``(params, x) -> A x`` on one x of ``in_shape``.
       adjoint_fn: static ``(params, y) -> Aᵀ y`` on one y, or None (``jax.linear_transpose`` of forward_fn).
       in_shape, out_shape: static event shapes.
+      pinv_fn: static ``(params, y, rcond) -> A⁺ y`` on one y, or None (no cheap pseudo-inverse).
+      svd_fn: static ``(operator, dtype) -> (U, s, Vᵀ)`` dense thin factors, or None.
     """
 
     params: Any
@@ -52,6 +62,10 @@ class LinearOperator:
     adjoint_fn: Callable[[Any, Array], Array] | None = dataclasses.field(metadata={"static": True})
     in_shape: tuple[int, ...] = dataclasses.field(metadata={"static": True})
     out_shape: tuple[int, ...] = dataclasses.field(metadata={"static": True})
+    pinv_fn: Callable[[Any, Array, float | None], Array] | None = dataclasses.field(default=None,
+                                                                                     metadata={"static": True})
+    svd_fn: Callable[[Any, Any], tuple[Array, Array, Array]] | None = dataclasses.field(default=None,
+                                                                                        metadata={"static": True})
 
     def _batched(self, fn, z, shape, name):
         z = jnp.asarray(z)
@@ -77,6 +91,26 @@ class LinearOperator:
     def T(self, y: ArrayLike) -> Array:
         """Aᵀ y, y of shape (*batch, *out_shape)."""
         return self._batched(self._adjoint_one, y, self.out_shape, "y")
+
+    def pinv(self, y: ArrayLike, rcond: float | None = None) -> Array:
+        """A⁺ y (the Moore–Penrose pseudo-inverse), y of shape (*batch, *out_shape); singular values below
+        ``rcond`` × the largest count as 0 (default: eps × the larger dimension, as ``numpy.linalg.pinv``).
+
+        Raises: ValueError naming ``operator`` when it has no cheap pseudo-inverse, ``y`` for a wrong shape."""
+        if self.pinv_fn is None:
+            raise ValueError("`operator` has no cheap pseudo-inverse (mask, average_pool, gaussian_blur and matrix "
+                             "have one)")
+        return self._batched(lambda p, v: self.pinv_fn(p, v, rcond), y, self.out_shape, "y")
+
+    def svd(self, dtype=jnp.float32) -> tuple[Array, Array, Array]:
+        """The thin SVD of the flattened A as dense factors (U, s, Vᵀ), A = U diag(s) Vᵀ, s descending, built from
+        the operator's structure (small problems and exact references).
+
+        Raises: ValueError naming ``operator`` when it has none."""
+        if self.svd_fn is None:
+            raise ValueError("`operator` has no structured SVD (mask, average_pool, gaussian_blur and matrix have "
+                             "one)")
+        return self.svd_fn(self, dtype)
 
     def dense(self, dtype=jnp.float32) -> Array:
         """A as a dense (prod(out_shape), prod(in_shape)) matrix (small problems and exact references)."""
@@ -137,6 +171,17 @@ def _mask_fwd(m, x):
     return m.astype(x.dtype) * x
 
 
+def _mask_pinv(m, y, rcond):
+    return _mask_fwd(m, y)
+
+
+def _mask_svd(op, dtype):
+    m = op.params.reshape(-1).astype(dtype)
+    order = jnp.argsort(-m, stable=True)
+    basis = jnp.eye(m.shape[0], dtype=dtype)[:, order]
+    return basis, m[order], basis.T
+
+
 def mask(keep: ArrayLike) -> LinearOperator:
     """Inpainting: A x = m ⊙ x with m ∈ {0, 1} of x's event shape (``keep``: 1 where observed).
 
@@ -144,7 +189,7 @@ def mask(keep: ArrayLike) -> LinearOperator:
     """
     m = checks.check_binary("keep", checks.to_float("keep", keep, checks.float_dtype(keep)))
     m = jnp.asarray(m)
-    return LinearOperator(m, _mask_fwd, _mask_fwd, tuple(m.shape), tuple(m.shape))
+    return LinearOperator(m, _mask_fwd, _mask_fwd, tuple(m.shape), tuple(m.shape), _mask_pinv, _mask_svd)
 
 
 def _blur_fwd(mats, x):
@@ -157,6 +202,34 @@ def _blur_fwd(mats, x):
 def _blur_adj(mats, y):
     bh, bw = mats
     return _blur_fwd((bh.T, bw.T), y)
+
+
+def _sym_pinv(b, rcond, dtype):
+    """B⁺ of a symmetric matrix from its eigendecomposition (|λ| ≤ rcond · max |λ| count as 0)."""
+    lam, q = jnp.linalg.eigh(b.astype(dtype))
+    cut = (jnp.finfo(dtype).eps * b.shape[0] if rcond is None else rcond) * jnp.max(jnp.abs(lam))
+    inv = jnp.where(jnp.abs(lam) > cut, 1.0 / jnp.where(lam == 0, 1.0, lam), 0.0)
+    return (q * inv) @ q.T
+
+
+def _blur_pinv(mats, y, rcond):
+    bh, bw = mats
+    return _blur_fwd((_sym_pinv(bh, rcond, y.dtype), _sym_pinv(bw, rcond, y.dtype)), y)
+
+
+def _sym_svd(b, dtype):
+    lam, q = jnp.linalg.eigh(b.astype(dtype))
+    return q * jnp.sign(jnp.where(lam == 0, 1.0, lam)), jnp.abs(lam), q
+
+
+def _blur_svd(op, dtype):
+    (uh, sh, vh), (uw, sw, vw) = (_sym_svd(b, dtype) for b in op.params)
+    u, s_, v = jnp.kron(uh, uw), jnp.kron(sh, sw), jnp.kron(vh, vw)
+    if len(op.in_shape) == 3:  # the channels are untouched
+        eye = jnp.eye(op.in_shape[2], dtype=dtype)
+        u, s_, v = jnp.kron(u, eye), jnp.kron(s_, jnp.ones(op.in_shape[2], dtype)), jnp.kron(v, eye)
+    order = jnp.argsort(-s_, stable=True)
+    return u[:, order], s_[order], v[:, order].T
 
 
 def _toeplitz(n, kernel):
@@ -186,7 +259,7 @@ def gaussian_blur(image_shape: tuple[int, ...], blur_sigma: float, size: int | N
     kernel = np.exp(-0.5 * (t / s) ** 2)
     kernel /= kernel.sum()
     mats = tuple(jnp.asarray(_toeplitz(n, kernel), dtype) for n in image_shape[:2])
-    return LinearOperator(mats, _blur_fwd, _blur_adj, image_shape, image_shape)
+    return LinearOperator(mats, _blur_fwd, _blur_adj, image_shape, image_shape, _blur_pinv, _blur_svd)
 
 
 def _pool_fwd(factor, x):
@@ -201,6 +274,17 @@ def _pool_adj(factor, y):
     return up / (f * f)
 
 
+def _pool_pinv(factor, y, rcond):
+    f = factor.shape[0]
+    return f * f * _pool_adj(factor, y)  # A⁺ = Aᵀ (A Aᵀ)⁻¹ = f² Aᵀ
+
+
+def _pool_svd(op, dtype):
+    f = op.params.shape[0]
+    n_out = math.prod(op.out_shape)
+    return jnp.eye(n_out, dtype=dtype), jnp.full((n_out,), 1.0 / f, dtype), f * op.dense(dtype)
+
+
 def average_pool(image_shape: tuple[int, ...], factor: int) -> LinearOperator:
     """Super-resolution: the mean over ``factor`` × ``factor`` blocks of (H, W) or (H, W, C) images.
 
@@ -212,7 +296,7 @@ def average_pool(image_shape: tuple[int, ...], factor: int) -> LinearOperator:
         raise ValueError(f"`factor` {f} must divide the height and width of `image_shape` (H, W[, C]), "
                          f"got {image_shape}")
     out = (image_shape[0] // f, image_shape[1] // f, *image_shape[2:])
-    return LinearOperator(jnp.zeros((f,), jnp.int8), _pool_fwd, _pool_adj, image_shape, out)
+    return LinearOperator(jnp.zeros((f,), jnp.int8), _pool_fwd, _pool_adj, image_shape, out, _pool_pinv, _pool_svd)
 
 
 def _mat_fwd(a, x):
@@ -223,12 +307,20 @@ def _mat_adj(a, y):
     return a.T.astype(y.dtype) @ y
 
 
+def _mat_pinv(a, y, rcond):
+    return jnp.linalg.pinv(a.astype(y.dtype), rtol=rcond) @ y
+
+
+def _mat_svd(op, dtype):
+    return jnp.linalg.svd(op.params.astype(dtype), full_matrices=False)
+
+
 def matrix(a: ArrayLike) -> LinearOperator:
     """A dense (m, d) matrix acting on vectors x ∈ R^d. Raises: ValueError naming ``a`` (not 2-D, NaN)."""
     arr = checks.check_finite("a", checks.to_float("a", a, checks.float_dtype(a)))
     checks.check_ndim("a", arr, 2)
     arr = jnp.asarray(arr)
-    return LinearOperator(arr, _mat_fwd, _mat_adj, (arr.shape[1],), (arr.shape[0],))
+    return LinearOperator(arr, _mat_fwd, _mat_adj, (arr.shape[1],), (arr.shape[0],), _mat_pinv, _mat_svd)
 
 
 def random_projection(key: Array, num_measurements: int, dim: int, dtype=jnp.float32) -> LinearOperator:
@@ -249,3 +341,29 @@ def measure(key: Array, operator: LinearOperator, x: ArrayLike, sigma_y: ArrayLi
     s = checks.check_positive("sigma_y", checks.to_float("sigma_y", sigma_y, ax.dtype), strict=False)
     checks.check_ndim("sigma_y", s, 0)
     return ax + jnp.asarray(s, ax.dtype) * jrandom.normal(key, ax.shape, ax.dtype)
+
+
+def measure_poisson(key: Array, operator: LinearOperator, x: ArrayLike, rate: ArrayLike) -> Array:
+    """y = Poisson(λ A x) / λ: photon counts at rate λ per unit intensity, scaled back (mean A x, variance A x / λ;
+    the Gaussian model with σ_y² = A x / λ is its large-λ limit).
+
+    Args:
+      key: the counts' key.
+      operator: A, with A x ≥ 0 (intensities).
+      x: shape (*batch, *in_shape).
+      rate: λ > 0 (a scalar).
+
+    Raises: ValueError naming ``rate`` (≤ 0, NaN, not a scalar) or ``x`` (A x negative somewhere, wrong event
+    shape; traced: through checkify).
+
+    Example: ``y = measure_poisson(key, average_pool((16, 16), 4), x, 50.0)``.
+    """
+    checks.check_key("key", key)
+    ax = operator(x)
+    checks.check_ndim("rate", rate, 0)
+    lam = jnp.asarray(checks.check_positive("rate", checks.to_float("rate", rate, ax.dtype)), ax.dtype)
+    tiny = jnp.finfo(ax.dtype).eps * jnp.max(jnp.abs(ax), initial=0.0)
+    checks.check_condition(jnp.all(ax >= -tiny), "`x` must give intensities A x ≥ 0 for the Poisson model; the "
+                           "smallest is", jnp.min(ax, initial=0.0))
+    counts = jax.random.poisson(key, lam * jnp.maximum(ax, 0.0), ax.shape)
+    return counts.astype(ax.dtype) / lam

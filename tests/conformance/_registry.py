@@ -600,3 +600,8 @@ from tests.conformance import _registry_image_cate_options as _ico  # noqa: E402
 
 CASES = CASES + tuple(_ico.CASES)
 EXEMPT = {**EXEMPT, **_ico.EXEMPT}
+
+from tests.conformance import _registry_guidance as _gd  # noqa: E402
+
+CASES = CASES + tuple(_gd.CASES)
+EXEMPT = {**EXEMPT, **_gd.EXEMPT}

@@ -20,6 +20,8 @@ import pytest
 from jax.experimental import checkify
 
 import diffusion.analytic
+import diffusion.guidance
+import diffusion.inverse
 import estimators
 from jaxlib_ext import sweep
 from tests.conformance._registry import CASES, EXEMPT, Case
@@ -139,8 +141,10 @@ def _public(module: types.ModuleType, prefix: str) -> set[str]:
 
 
 def test_registry_is_complete():
-    """Every public name of estimators (and its subpackages) and of diffusion.analytic is registered or exempt."""
+    """Every public name of estimators (and its subpackages) and of diffusion.analytic / guidance / inverse is
+    registered or exempt."""
     names = _public(estimators, "estimators") | _public(diffusion.analytic, "diffusion.analytic")
+    names |= _public(diffusion.guidance, "diffusion.guidance") | _public(diffusion.inverse, "diffusion.inverse")
     for sub in ("debias", "empirical_bayes", "image_cate"):
         names |= _public(getattr(estimators, sub), f"estimators.{sub}")
     registered = {c.name.split("[")[0] for c in CASES}

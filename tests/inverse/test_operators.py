@@ -17,6 +17,7 @@ from diffusion.inverse import (
     mask,
     matrix,
     measure,
+    measure_poisson,
     random_projection,
 )
 
@@ -129,3 +130,56 @@ def test_gmm_posterior_weights_are_bayes_rule(x64):
     for k in range(3):
         single = gaussian_posterior(gaussian(means[k], covs[k]), matrix(a), jnp.asarray(y), sy)
         np.testing.assert_allclose(post.means[k], single.mean, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["mask", "blur", pytest.param("blur_rgb", marks=pytest.mark.slow), "pool",
+                                  "projection"])
+def test_pseudo_inverse_and_svd_are_exact(name, x64):
+    """A A⁺ A = A and A⁺ A A⁺ = A⁺ (Penrose), A⁺ = numpy's pinv of the dense A, and the structured SVD
+    reconstructs A with orthonormal factors and descending s ≥ 0."""
+    op = _operators(jnp.float64)[name]
+    if name == "projection":  # a wide (3, 7) and, transposed, a tall matrix
+        op = matrix(op.dense(jnp.float64))
+    a = np.asarray(op.dense(jnp.float64))
+    n_out = a.shape[0]
+    basis = jnp.eye(n_out, dtype=jnp.float64).reshape((n_out, *op.out_shape))
+    pinv = np.asarray(op.pinv(basis)).reshape(n_out, -1).T  # columns A⁺ e_i
+    np.testing.assert_allclose(a @ pinv @ a, a, atol=1e-12)
+    np.testing.assert_allclose(pinv @ a @ pinv, pinv, atol=1e-9 * max(1.0, np.abs(pinv).max()))
+    np.testing.assert_allclose(pinv, np.linalg.pinv(a), atol=1e-9 * max(1.0, np.abs(pinv).max()))
+    u, s, vt = (np.asarray(f) for f in op.svd(jnp.float64))
+    np.testing.assert_allclose(u @ np.diag(s) @ vt, a, atol=1e-13)
+    np.testing.assert_allclose(u.T @ u, np.eye(u.shape[1]), atol=1e-13)
+    np.testing.assert_allclose(vt @ vt.T, np.eye(vt.shape[0]), atol=1e-13)
+    assert np.all(s >= 0) and np.all(np.diff(s) <= 1e-15)
+    np.testing.assert_allclose(s, np.linalg.svd(a, compute_uv=False)[: len(s)], atol=1e-13)
+
+
+def test_pseudo_inverse_of_pooling_is_nearest_neighbour_upsampling_and_a_function_has_none():
+    op = average_pool((4, 4), 2)
+    y = jnp.arange(4.0).reshape(2, 2)
+    np.testing.assert_array_equal(op.pinv(y), jnp.repeat(jnp.repeat(y, 2, axis=0), 2, axis=1))
+    with pytest.raises(ValueError, match="`operator` has no cheap pseudo-inverse"):
+        linear_operator(jnp.cumsum, (5,)).pinv(jnp.ones(5))
+    with pytest.raises(ValueError, match="`operator` has no structured SVD"):
+        linear_operator(jnp.cumsum, (5,)).svd()
+
+
+def test_poisson_noise_has_the_stated_mean_and_variance(key):
+    """y = Poisson(λ A x)/λ: λ y is integer, mean A x and variance A x / λ within 4.5 MC standard errors."""
+    op = mask(jnp.asarray([1.0, 1.0, 0.0]))
+    x = jnp.broadcast_to(jnp.asarray([0.4, 2.0, 5.0]), (5_000, 3))
+    rate = 8.0
+    y = np.asarray(measure_poisson(key, op, x, rate), np.float64)
+    np.testing.assert_array_equal(np.round(rate * y), rate * y)
+    np.testing.assert_array_equal(y[:, 2], 0.0)
+    for j, mean in enumerate([0.4, 2.0]):
+        var = mean / rate
+        assert abs(y[:, j].mean() - mean) < 4.5 * np.sqrt(var / len(y))
+        # Var of the sample variance of a Poisson/λ: (μ₄ − σ⁴)/n with μ₄ = var (1 + 3 λ mean)/λ²
+        mu4 = (mean / rate**3) * (1 + 3 * rate * mean)
+        assert abs(y[:, j].var() - var) < 4.5 * np.sqrt((mu4 - var**2) / len(y))
+    with pytest.raises(ValueError, match="`rate`"):
+        measure_poisson(key, op, x[:2], 0.0)
+    with pytest.raises(ValueError, match="`x` must give intensities"):
+        measure_poisson(key, op, -x[:2], 1.0)
