@@ -108,6 +108,7 @@ def test_doubleml_gives_the_frozen_reference():
     _same(doubleml_reference(dml), json.loads(PATH.read_text()))
 
 
+@pytest.mark.slow  # ~10 s (importing linearmodels and 17 fits); the frozen numbers are checked in CI
 def test_linearmodels_gives_the_frozen_reference():
     pytest.importorskip("linearmodels")
     from tests.estimators import _linearmodels_reference as L
