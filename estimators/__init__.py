@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 from estimators.ate import difference_in_means, regression_adjustment
 from estimators.data import CausalData, from_dataframe
-from estimators.dml import irm, plr, plr_panel
-from estimators.doubly_robust import aipw
+from estimators.dml import irm, plr
+from estimators.doubly_robust import ClippedPropensityWarning, aipw
 from estimators.estimate import Estimate, normal_estimate, z_critical
 from estimators.invalid_iv import invalid_iv
 from estimators.iv import WeakInstrumentWarning, anchor_regression, tsls
@@ -43,6 +43,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
 
 __all__ = [
     "CausalData",
+    "ClippedPropensityWarning",
     "Estimate",
     "Learner",
     "Sensitivity",
@@ -70,7 +71,6 @@ __all__ = [
     "overlap",
     "panel_plr",
     "plr",
-    "plr_panel",
     "plr_sensitivity",
     "ppi_ate",
     "ppi_logistic",

@@ -1,4 +1,4 @@
-"""Double/debiased machine learning: partially linear (PLR), interactive (IRM) and panel (Mundlak CRE) models."""
+"""Double/debiased machine learning: partially linear (PLR) and interactive (IRM) models (panels: panel_dml)."""
 
 from __future__ import annotations
 
@@ -11,19 +11,19 @@ from jax import Array
 from jax.typing import ArrayLike
 
 from estimators import _args as a
+from estimators import _cluster
 from estimators._crossfit import cross_fit, fold_ids, linear_score, median_aggregate
 from estimators.doubly_robust import aipw, validate_crossfit
 from estimators.estimate import Estimate
 from estimators.learners import Learner, ols
-from jaxlib_ext import checks
 from jaxlib_ext.sweep import sweep
 
-__all__ = ["irm", "plr", "plr_panel"]
+__all__ = ["irm", "plr"]
 
 
 def _plr_kernel(key: Array, y: Array, d: Array, X: Array, w: Array, folds: Array | None, clusters: Array | None,
                 alpha: Array, *, n_folds: int, n_rep: int, outcome_learner: Learner,
-                treatment_learner: Learner) -> Estimate:
+                treatment_learner: Learner, cluster_correction: str) -> Estimate:
     def rep(k, f):
         kf, kl, km = jax.random.split(k, 3)
         f = fold_ids(kf, f, w, clusters, n_folds)
@@ -33,6 +33,7 @@ def _plr_kernel(key: Array, y: Array, d: Array, X: Array, w: Array, folds: Array
         psi_a = jnp.where(w > 0, -(v_hat**2), 0.0)
         psi_b = jnp.where(w > 0, v_hat * (y - l_hat), 0.0)
         theta, se = linear_score(psi_a, psi_b, w, clusters)
+        se = _cluster.rescale_score_se(se, cluster_correction, clusters, w > 0)
         d_bar = (w @ d) / jnp.sum(w)
         return theta, se, {"treatment_residual_var": (w @ v_hat**2) / jnp.sum(w),
                            "treatment_var": (w @ (d - d_bar) ** 2) / jnp.sum(w)}
@@ -44,12 +45,14 @@ def _plr_kernel(key: Array, y: Array, d: Array, X: Array, w: Array, folds: Array
 def plr(key: ArrayLike, y: ArrayLike, treatment: ArrayLike, covariates: ArrayLike, *,
         outcome_learner: Learner | None = None, treatment_learner: Learner | None = None, n_folds: int = 5,
         n_rep: int = 1, folds: ArrayLike | None = None, weights: ArrayLike | None = None,
-        clusters: ArrayLike | None = None, alpha: float = 0.05) -> Estimate:
+        clusters: ArrayLike | None = None, cluster_correction: str = "cr1", alpha: float = 0.05) -> Estimate:
     """Partially linear model y = θ d + g(x) + ε by DML with the partialling-out score.
 
     ψ = −(d − m̂(x))² θ + (d − m̂(x))(y − l̂(x)), l(x) = E[y | x], m(x) = E[d | x] cross-fitted over K folds;
     θ̂ = −Σψ_b / Σψ_a, σ̂² = mean ψ² / (n J²), J = mean ψ_a. ``n_rep`` splits are aggregated by DoubleML's
-    median rule. With ``clusters``: folds grouped by cluster and a cluster-robust variance.
+    median rule. With ``clusters``: folds grouped by cluster and a cluster-robust variance with G/(G − 1)
+    (``cluster_correction="cr1"``, the convention of :func:`~estimators.difference_in_means` with k = 1) or
+    without it (``"none"``: DoubleML's, exactly when the folds hold equally many clusters).
 
     Args:
       key: a ``jax.random.key``.
@@ -58,7 +61,7 @@ def plr(key: ArrayLike, y: ArrayLike, treatment: ArrayLike, covariates: ArrayLik
       covariates: (n, p) or (trials, n, p).
       outcome_learner: learner for l(x) = E[y | x] (DoubleML ``ml_l``; default ``ols()``).
       treatment_learner: learner for m(x) = E[d | x] (``ml_m``; default ``ols()``).
-      n_folds, n_rep, folds, weights, clusters, alpha: as in :func:`~estimators.aipw`.
+      n_folds, n_rep, folds, weights, clusters, cluster_correction, alpha: as in :func:`~estimators.aipw`.
 
     Returns:
       An :class:`Estimate` of θ; diagnostics: per-repetition ``thetas``, ``ses``, treatment residual variance.
@@ -73,7 +76,8 @@ def plr(key: ArrayLike, y: ArrayLike, treatment: ArrayLike, covariates: ArrayLik
     d = validate_crossfit(key, y, "treatment", treatment, covariates, binary=False, weights=weights,
                           clusters=clusters, folds=folds, n_folds=n_folds, n_rep=n_rep, alpha=alpha)
     static = {"n_folds": d.n_folds, "n_rep": d.n_rep, "outcome_learner": outcome_learner or ols(),
-              "treatment_learner": treatment_learner or ols()}
+              "treatment_learner": treatment_learner or ols(),
+              "cluster_correction": _cluster.check(cluster_correction)}
     est = sweep(_plr_kernel, d.keys, d.y, d.treatment, d.covariates, d.weights, d.folds, d.clusters, d.alpha,
                 axes=len(d.batch), static=static)
     a.identified_treatment(est, np.dtype(d.y.dtype))
@@ -81,12 +85,14 @@ def plr(key: ArrayLike, y: ArrayLike, treatment: ArrayLike, covariates: ArrayLik
 
 
 def irm(key: ArrayLike, y: ArrayLike, treatment: ArrayLike, covariates: ArrayLike, **options: Any) -> Estimate:
-    """Interactive regression model (binary treatment, ATE) by DML: :func:`~estimators.aipw` by another name.
+    """Interactive regression model (binary treatment, ATE or ATTE) by DML: :func:`~estimators.aipw` by another
+    name.
 
     y = g(d, x) + ε, d ∈ {0, 1}; the doubly robust score ψ_b = ĝ(1,x) − ĝ(0,x) + d(y − ĝ(1,x))/m̂(x)
-    − (1 − d)(y − ĝ(0,x))/(1 − m̂(x)), ψ_a = −1, cross-fitted, repeated ``n_rep`` times with median aggregation.
-    Options are those of :func:`~estimators.aipw` (``outcome_learner`` = DoubleML ``ml_g``,
-    ``propensity_learner`` = ``ml_m``; pass ``clip=0.01`` for DoubleML's default propensity clipping).
+    − (1 − d)(y − ĝ(0,x))/(1 − m̂(x)), ψ_a = −1 (``score="ATTE"``: DoubleML's ATTE score), cross-fitted,
+    repeated ``n_rep`` times with median aggregation. Options are those of :func:`~estimators.aipw`
+    (``outcome_learner`` = DoubleML ``ml_g``, ``propensity_learner`` = ``ml_m``, ``normalize_ipw``,
+    ``yhat`` / ``propensity`` = ``external_predictions``; pass ``clip=0.01`` for DoubleML's default clipping).
 
     Example::
 
@@ -95,60 +101,3 @@ def irm(key: ArrayLike, y: ArrayLike, treatment: ArrayLike, covariates: ArrayLik
     Reference: Chernozhukov et al. (2018), section 5.1.
     """
     return aipw(key, y, treatment, covariates, **options)
-
-
-def _unit_means(X: Array, units: Array, w: Array) -> Array:
-    n = X.shape[0]
-    kept = (w > 0).astype(X.dtype)
-    sums = jax.ops.segment_sum(kept[:, None] * X, units, num_segments=n)
-    counts = jax.ops.segment_sum(kept, units, num_segments=n)
-    return (sums / jnp.maximum(counts, 1)[:, None])[units]
-
-
-def _plr_panel_kernel(key: Array, y: Array, d: Array, X: Array, w: Array, units: Array, alpha: Array,
-                      **static: Any) -> Estimate:
-    X_aug = jnp.concatenate([X, _unit_means(X, units, w)], axis=1)
-    return _plr_kernel(key, y, d, X_aug, w, None, units, alpha, **static)
-
-
-def plr_panel(key: ArrayLike, y: ArrayLike, treatment: ArrayLike, covariates: ArrayLike, units: ArrayLike, *,
-              outcome_learner: Learner | None = None, treatment_learner: Learner | None = None,
-              n_folds: int = 5, n_rep: int = 1, weights: ArrayLike | None = None, alpha: float = 0.05) -> Estimate:
-    """Partially linear panel model by DML with correlated random effects (Mundlak) and unit-grouped folds.
-
-    y_it = θ d_it + g(x_it, x̄_i) + α_i + ε_it: the nuisances see x_it and the unit means x̄_i (Mundlak's device
-    for the unit effects); folds are drawn over units (all periods of a unit in one fold) and the standard
-    error is clustered by unit. Columns of x must vary within units (time-invariant ones are collinear with x̄_i).
-
-    Args:
-      key: a ``jax.random.key``.
-      y, treatment: stacked unit-period rows, (n,) or (trials, n).
-      covariates: (n, p) or (trials, n, p).
-      units: unit labels, same shape as ``y``.
-      outcome_learner, treatment_learner, n_folds, n_rep, weights, alpha: as in :func:`plr`.
-
-    Returns:
-      An :class:`Estimate` of θ.
-
-    Example::
-
-        est = plr_panel(jax.random.key(0), y, d, X, unit_id)
-
-    Reference: D. Clarke & A. Polselli, "Double machine learning for static panel models with fixed effects",
-    Econometrics Journal (2025); Y. Mundlak, Econometrica 46 (1978).
-    """
-    d = validate_crossfit(key, y, "treatment", treatment, covariates, binary=False, weights=weights,
-                          clusters=None, folds=None, n_folds=n_folds, n_rep=n_rep, alpha=alpha)
-    units_codes = a.codes("units", units, np.shape(d.y))
-    checks.check_min_count("units", a.groups_present(units_codes, d.weights), d.n_folds,
-                           "distinct units with weight > 0 (one per fold at least)")
-    x_bar = sweep(_unit_means, d.covariates, units_codes, d.weights, axes=len(d.batch))
-    m = a.xp(units_codes, d.weights, d.covariates, x_bar)
-    a.full_rank("covariates", m.concatenate([a.with_intercept(d.covariates), x_bar], axis=-1), d.weights,
-                d.y.dtype)
-    static = {"n_folds": d.n_folds, "n_rep": d.n_rep, "outcome_learner": outcome_learner or ols(),
-              "treatment_learner": treatment_learner or ols()}
-    est = sweep(_plr_panel_kernel, d.keys, d.y, d.treatment, d.covariates, d.weights, units_codes, d.alpha,
-                axes=len(d.batch), static=static)
-    a.identified_treatment(est, np.dtype(d.y.dtype))
-    return est

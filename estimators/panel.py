@@ -67,8 +67,8 @@ def _fe_kernel(yt: Array, Xt: Array, w: Array, units: Array, times: Array | None
     nested = jnp.all((first == last) | (first == big))
     extra = jnp.where(nested & (times is None), 0, n_effects).astype(yt.dtype)
     scale = n / (n - extra - k)
-    if group_debias:
-        scale = scale * g / (g - 1)
+    if group_debias:  # linearmodels' group_debias_coefficient: G/(G − 1) · (n − 1)/n
+        scale = scale * g / (g - 1) * (n - 1) / n
     cov = inv @ meat @ inv * scale
     cov = (cov + cov.T) / 2
     se = jnp.sqrt(jnp.diagonal(cov))
@@ -89,8 +89,9 @@ def fixed_effects(y: ArrayLike, treatment: ArrayLike, units: ArrayLike, covariat
     period dummies exactly, on unbalanced panels too. Covariance Ĉov = (ẌᵀẌ)⁻¹ Σ_g ξ_gξ_gᵀ (ẌᵀẌ)⁻¹ · n/(n − k − e),
     ξ_g = Σ_{i∈g} ë_i ẍ_i, k the number of slopes and e the number of absorbed effects (units [+ periods − 1]),
     except e = 0 for one-way effects nested in the clusters: linearmodels' ``PanelOLS(...).fit(cov_type=
-    "clustered")`` defaults (``debiased=True``, ``auto_df=True``); ``group_debias=True`` multiplies by G/(G − 1)
-    (its option of that name). Clusters default to the units.
+    "clustered")`` defaults (``debiased=True``, ``auto_df=True``); ``group_debias=True`` multiplies by
+    G/(G − 1) · (n − 1)/n (its option of that name; equal to its numbers to 1e-10, frozen in the tests). Clusters
+    default to the units.
 
     Args:
       y: outcomes of the stacked unit-period rows, (n,) or (trials, n).
@@ -101,7 +102,7 @@ def fixed_effects(y: ArrayLike, treatment: ArrayLike, units: ArrayLike, covariat
         columns are used (O(n²) memory): pass concrete labels for large panels.
       weights: relative weights ≥ 0 (WLS; only ratios matter; 0 drops a row).
       clusters: cluster labels (default ``units``).
-      group_debias: the G/(G − 1) factor.
+      group_debias: the G/(G − 1) · (n − 1)/n factor.
       alpha: error level.
 
     Returns:

@@ -10,6 +10,7 @@ from jax import Array
 from jax.typing import ArrayLike
 
 from estimators import _args as a
+from estimators import _cluster
 from estimators._crossfit import cross_fit, fold_ids, linear_score, median_aggregate
 from estimators.doubly_robust import _prepare_folds
 from estimators.estimate import Estimate
@@ -66,7 +67,7 @@ def _transform(y: Array, d: Array, X: Array, w: Array, units: Array, times: Arra
 
 def _panel_plr_kernel(key: Array, yy: Array, dd: Array, features: Array, w: Array, units: Array, folds: Array | None,
                       alpha: Array, *, approach: str, n_folds: int, n_rep: int, outcome_learner: Learner,
-                      treatment_learner: Learner) -> Estimate:
+                      treatment_learner: Learner, cluster_correction: str) -> Estimate:
     def rep(k, f):
         kf, kl, km = jax.random.split(k, 3)
         f = jnp.zeros(yy.shape, jnp.int32) if n_folds == 1 else fold_ids(kf, f, w, units, n_folds)
@@ -78,6 +79,7 @@ def _panel_plr_kernel(key: Array, yy: Array, dd: Array, features: Array, w: Arra
         psi_a = jnp.where(w > 0, -(v**2), 0.0)
         psi_b = jnp.where(w > 0, v * (yy - l_hat), 0.0)
         theta, se = linear_score(psi_a, psi_b, w, units)
+        se = _cluster.rescale_score_se(se, cluster_correction, units, w > 0)
         return theta, se, {"treatment_residual_var": (w @ v**2) / jnp.sum(w),
                            "treatment_var": (w @ (dd - (w @ dd) / jnp.sum(w)) ** 2) / jnp.sum(w)}
 
@@ -89,22 +91,23 @@ def panel_plr(key: ArrayLike, y: ArrayLike, treatment: ArrayLike, covariates: Ar
               times: ArrayLike | None = None, approach: str = "cre_general", time_effects: bool = False,
               outcome_learner: Learner | None = None, treatment_learner: Learner | None = None, n_folds: int = 5,
               n_rep: int = 1, folds: ArrayLike | None = None, weights: ArrayLike | None = None,
-              alpha: float = 0.05) -> Estimate:
+              cluster_correction: str = "cr1", alpha: float = 0.05) -> Estimate:
     """Partially linear panel model y_it = θ d_it + g(x_it) + α_i + ε_it by DML (Clarke & Polselli; DoubleML's
     ``DoubleMLPLPR``), with folds drawn over units and standard errors clustered by unit.
 
     ``approach``:
 
     * ``"cre_general"`` — correlated random effects: l̂ and m̂ learn y and d from (x_it, x̄_i); the treatment
-      prediction is re-centred on each unit, m̂* = m̂ + d̄_i − mean_i(m̂) (what :func:`~estimators.plr_panel`'s
-      Mundlak form lacks). With OLS nuisances and ``n_folds=1`` (no cross-fitting) θ̂ equals the within
+      prediction is re-centred on each unit, m̂* = m̂ + d̄_i − mean_i(m̂) (what the removed ``plr_panel``'s
+      Mundlak form lacked). With OLS nuisances and ``n_folds=1`` (no cross-fitting) θ̂ equals the within
       estimator :func:`~estimators.fixed_effects` exactly (Mundlak's theorem).
     * ``"wg_approx"`` — y, d and x demeaned within units (grand means added back), then PLR.
     * ``"fd_exact"`` — first differences Δy, Δd on (x_it, x_i,t−1); needs ``times``; a row whose unit lacks the
       adjacent previous period drops out (DoubleML's complete-grid reindexing).
 
     Score ψ = −v̂² θ + v̂ (y' − l̂), v̂ = d' − m̂ (partialling out, on the transformed y', d'); the variance is the
-    cluster-robust one of :func:`~estimators.plr` (G/(G − 1) Σ_g; DoubleML's clustered variance omits G/(G − 1)).
+    cluster-robust one of :func:`~estimators.plr` (G/(G − 1) Σ_g with ``cluster_correction="cr1"``;
+    ``"none"`` gives DoubleML's clustered variance, which omits G/(G − 1)).
     ``time_effects=True`` adds period dummies (from ``times``, first dropped; not averaged into x̄) to the
     nuisances' features.
 
@@ -118,7 +121,8 @@ def panel_plr(key: ArrayLike, y: ArrayLike, treatment: ArrayLike, covariates: Ar
       time_effects: period dummies among the nuisance features.
       outcome_learner, treatment_learner: for l and m (default ``ols()``).
       n_folds: K ≥ 1 (1: no cross-fitting, nuisances fitted and predicted on all rows).
-      n_rep, folds, weights, alpha: as in :func:`~estimators.plr` (folds should keep each unit in one fold).
+      n_rep, folds, weights, cluster_correction, alpha: as in :func:`~estimators.plr` (folds should keep each
+        unit in one fold).
 
     Returns:
       An :class:`Estimate` of θ; diagnostics as :func:`~estimators.plr`.
@@ -159,7 +163,8 @@ def panel_plr(key: ArrayLike, y: ArrayLike, treatment: ArrayLike, covariates: Ar
     checks.check_min_count("y", w > 0, 2 * max(2, n_folds), "rows with weight > 0 after the transform")
     a.full_rank("covariates", a.with_intercept(features), w, dtype)
     static = {"approach": approach, "n_folds": n_folds, "n_rep": n_rep,
-              "outcome_learner": outcome_learner or ols(), "treatment_learner": treatment_learner or ols()}
+              "outcome_learner": outcome_learner or ols(), "treatment_learner": treatment_learner or ols(),
+              "cluster_correction": _cluster.check(cluster_correction)}
     est = sweep(_panel_plr_kernel, a.keys(key, batch), yy, dd, features, w, unit_codes, f,
                 a.alpha_array(alpha, batch, dtype), axes=len(batch), static=static)
     a.identified_treatment(est, np.dtype(dtype))

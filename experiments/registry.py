@@ -68,6 +68,7 @@ _BENCHMARK_MODULES: dict[str, str] = {
     "import": "experiments.bench_import",
     "guidance": "experiments.bench_guidance",
     "kde": "experiments.bench_kde",
+    "causal-real": "experiments.bench_causal_real",
 }
 
 

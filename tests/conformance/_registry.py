@@ -146,15 +146,6 @@ def calibration_and_trial(rng):
             "treatment": d["treatment"]}
 
 
-def panel(rng):
-    units = np.repeat(np.arange(10), 4)
-    x = rng.normal(size=(N, 2)) + rng.normal(size=(10, 1))[units]
-    d = x[:, 0] + rng.normal(size=N)
-    y = 0.5 * d + x.sum(1) + rng.normal(size=10)[units] + rng.normal(size=N)
-    return {"y": y.astype(np.float32), "treatment": d.astype(np.float32), "covariates": x.astype(np.float32),
-            "units": units.astype(np.float32)}
-
-
 def gaussian_data(rng, d=3):
     a = rng.normal(size=(d, d))
     return {"mean": rng.normal(size=d).astype(np.float32), "cov": (a @ a.T / d + 0.1 * np.eye(d)).astype(np.float32),
@@ -270,10 +261,6 @@ def f_irm(y, treatment, covariates, propensity):
 def f_plr(y, treatment, covariates, propensity):
     del propensity
     return E.plr(jax.random.key(3), y, treatment, covariates, n_folds=2)
-
-
-def f_plr_panel(y, treatment, covariates, units):
-    return E.plr_panel(jax.random.key(3), y, treatment, covariates, units, n_folds=2)
 
 
 def f_ppi_mean(y, yhat, yhat_unlabeled):
@@ -463,10 +450,9 @@ CASES: tuple[Case, ...] = (
     Case("estimators.overlap", f_overlap, observational, bad=("propensity", _one),
          scalar=lambda out: out["ess_treated"] + out["ess_control"]),
     Case("estimators.aipw", f_aipw, observational, diff="y", bad=("covariates", _nan_first)),
-    # irm, plr_panel and debiased_aipw run the aipw / plr kernels (non-slow above): slow here, for the CI budget
+    # irm and debiased_aipw run the aipw / plr kernels (non-slow above): slow here, for the CI budget
     Case("estimators.irm", f_irm, observational, bad=("treatment", _two), slow=True),
     Case("estimators.plr", f_plr, observational, diff="y", bad=("covariates", _collinear)),
-    Case("estimators.plr_panel", f_plr_panel, panel, diff="y", bad=("y", _nan_first), slow=True),
     Case("estimators.ppi_mean", f_ppi_mean, ppi, diff="y", bad=("yhat_unlabeled", _nan_first)),
     Case("estimators.ppi_ate", f_ppi_ate, ppi, diff="yhat", bad=("y", _nan_first)),
     Case("estimators.cross_ppi_mean", f_cross_ppi, ppi, diff="y", bad=("yhat", _nan_first)),
@@ -605,3 +591,8 @@ from tests.conformance import _registry_guidance as _gd  # noqa: E402
 
 CASES = CASES + tuple(_gd.CASES)
 EXEMPT = {**EXEMPT, **_gd.EXEMPT}
+
+from tests.conformance import _registry_irm as _irm  # noqa: E402
+
+CASES = CASES + tuple(_irm.CASES)
+EXEMPT = {**EXEMPT, **_irm.EXEMPT}

@@ -19,14 +19,16 @@ def test_difference_in_means_by_hand(x64):
 
 
 def test_difference_in_means_clusters_by_hand(x64):
-    # one unit per cluster: Σφ² = 8/9 + 2/9, times G/(G − 1) = 6/5
+    # one unit per cluster: Σφ² = 8/9 + 2/9, times CR1's G/(G − 1) · (n − 1)/(n − 2) = 6/5 · 5/4
     est = E.difference_in_means(Y, T, clusters=np.arange(6))
-    np.testing.assert_allclose(est.se, np.sqrt(10 / 9 * 6 / 5))
+    np.testing.assert_allclose(est.se, np.sqrt(10 / 9 * 6 / 5 * 5 / 4))
+    bare = E.difference_in_means(Y, T, clusters=np.arange(6), cluster_correction="none")
+    np.testing.assert_allclose(bare.se, np.sqrt(10 / 9))
     # pairs as clusters
     est = E.difference_in_means(Y, T, clusters=np.array(["a", "a", "b", "c", "c", "d"]))
     phi = np.r_[-(Y[:3] - 2) / 3, (Y[3:] - 6) / 3]
     sums = np.array([phi[0] + phi[1], phi[2], phi[3] + phi[4], phi[5]])
-    np.testing.assert_allclose(est.se, np.sqrt(4 / 3 * np.sum(sums**2)))
+    np.testing.assert_allclose(est.se, np.sqrt(4 / 3 * 5 / 4 * np.sum(sums**2)))
 
 
 def test_zero_weight_drops_a_unit(x64):
@@ -120,7 +122,7 @@ def test_ppi_ols_with_lam_zero_is_ols(x64):
     np.testing.assert_allclose(est.estimate, np.linalg.lstsq(X, y, rcond=None)[0], rtol=1e-10)
 
 
-def test_plr_panel_removes_correlated_unit_effects(key):
+def test_panel_plr_removes_correlated_unit_effects(key):
     # Mundlak: the unit effect depends on the unit mean x̄ᵢ (plus independent noise), and so does d
     rng = np.random.default_rng(4)
     units, periods = 200, 5
@@ -131,7 +133,7 @@ def test_plr_panel_removes_correlated_unit_effects(key):
     d = 0.5 * x + x_bar + rng.normal(size=units * periods)
     y = 1.0 * d + x + 2 * effect + rng.normal(size=units * periods)
     pooled = E.plr(key, y, d, x[:, None])
-    panel = E.plr_panel(key, y, d, x[:, None], unit)
+    panel = E.panel_plr(key, y, d, x[:, None], unit)
     assert abs(float(panel.estimate) - 1.0) < 4 * float(panel.se)
     assert abs(float(pooled.estimate) - 1.0) > 10 * float(pooled.se)  # unit effects bias the pooled PLR
 

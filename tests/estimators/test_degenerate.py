@@ -34,9 +34,11 @@ def test_separated_treatment_is_refused_by_ipw_and_aipw(data):
         E.ipw(data["y"], data["separated"], covariates=data["X"])
     with pytest.raises(ValueError, match=r"`covariates` separate the treatment.*`clip=`"):
         E.aipw(data["key"], data["y"], data["separated"], data["X"], n_folds=2)
-    # clipping is the documented way through: a finite answer
-    est = E.aipw(data["key"], data["y"], data["separated"], data["X"], n_folds=2, clip=0.01)
+    # clipping is the documented way through: a finite answer, and a warning that it leans on the clip
+    with pytest.warns(E.ClippedPropensityWarning, match=r"n_clipped = \d+"):
+        est = E.aipw(data["key"], data["y"], data["separated"], data["X"], n_folds=2, clip=0.01)
     assert np.isfinite(float(est.estimate)) and np.isfinite(float(est.se))
+    assert int(est.diagnostics["n_clipped"][0]) > 0.05 * int(est.n)
 
 
 def test_separation_is_a_checkify_error_under_jit(data):

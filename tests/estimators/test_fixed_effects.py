@@ -1,7 +1,11 @@
-"""Within estimator: equal to the dummy-variable (LSDV) regression computed independently with NumPy, with
-linearmodels PanelOLS' clustered-covariance conventions written out; first differences at T = 2; bad panels."""
+"""Within estimator: equal to frozen linearmodels 7.0 ``PanelOLS`` numbers (``_linearmodels_reference.py``) and to
+the dummy-variable (LSDV) regression computed independently with NumPy, with PanelOLS' clustered-covariance
+conventions written out; first differences at T = 2; bad panels."""
 
 from __future__ import annotations
+
+import json
+import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -9,6 +13,9 @@ import numpy as np
 import pytest
 
 import estimators as E
+from tests.estimators._linearmodels_reference import PANEL_CASES
+
+LM = json.loads(pathlib.Path(__file__).with_name("linearmodels_reference.json").read_text())
 
 N_UNITS, N_TIMES = 15, 4
 
@@ -45,7 +52,7 @@ def _lsdv(p, two_way, clusters, weights, group_debias):
     extra = 0 if (nested and not two_way) else effects
     scale = n / (n - extra - 2)
     if group_debias:
-        scale *= len(groups) / (len(groups) - 1)
+        scale *= len(groups) / (len(groups) - 1) * (n - 1) / n
     return b[:2], np.sqrt(np.diag(meat) * scale)
 
 
@@ -64,6 +71,19 @@ def test_within_equals_lsdv_with_panelols_conventions(two_way, weighted, by, gro
     np.testing.assert_allclose(est.diagnostics["coef"], b, rtol=1e-10)
     np.testing.assert_allclose(np.sqrt(np.diag(est.diagnostics["cov"])), se, rtol=1e-10)
     np.testing.assert_allclose(est.se, se[0], rtol=1e-10)
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=() if n in ("twoway_units_weighted_gd",
+                                                                      "oneway_times_weighted_gd") else pytest.mark.slow)
+                                  for n in PANEL_CASES])
+def test_within_equals_frozen_linearmodels_panelols(name, x64):
+    p = {k: np.asarray(v) for k, v in LM["panel_data"].items()}
+    two_way, weighted, by, group_debias = PANEL_CASES[name]
+    est = E.fixed_effects(p["y"], p["d"], p["units"], p["x"], times=p["times"] if two_way else None,
+                          weights=p["w"] if weighted else None, clusters=p[by], group_debias=group_debias)
+    ref = LM["panel"][name]
+    np.testing.assert_allclose(est.diagnostics["coef"], ref["coef"], rtol=1e-10)
+    np.testing.assert_allclose(np.sqrt(np.diag(est.diagnostics["cov"])), ref["se"], rtol=1e-10)
 
 
 def test_two_periods_is_first_differences(x64):

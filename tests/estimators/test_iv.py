@@ -1,5 +1,6 @@
-"""2SLS and anchor regression: frozen reference numbers (linearmodels' IV2SLS conventions, computed by the
-independent NumPy implementation in ``_iv_reference.py``), closed forms, the OLS → 2SLS path, bad input, coverage."""
+"""2SLS and anchor regression: frozen linearmodels 7.0 ``IV2SLS`` numbers (``_linearmodels_reference.py``) and an
+independent NumPy implementation of the same conventions with Kleibergen–Paap (``_iv_reference.py``; linearmodels
+has no KP statistic), closed forms, the OLS → 2SLS path, bad input, coverage."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import estimators as E
 from tests.estimators._iv_reference import CASES
 
 REF = json.loads(pathlib.Path(__file__).with_name("iv_reference.json").read_text())
+LM = json.loads(pathlib.Path(__file__).with_name("linearmodels_reference.json").read_text())["iv"]
 DATA = {k: np.asarray(v) for k, v in REF["data"].items()}
 
 
@@ -46,6 +48,20 @@ def test_tsls_matches_frozen_reference(name, which, x64):
     for key in ("first_stage_f", "partial_r2", "cragg_donald_f", "kleibergen_paap_wald"):
         np.testing.assert_allclose(est.diagnostics[key], ref[key], rtol=1e-9, err_msg=key)
     assert np.shape(est.estimate) == (() if K == 1 else (2,))
+
+
+@pytest.mark.parametrize(("name", "which"), [pytest.param(n, w, marks=() if (n, w) in _FAST else pytest.mark.slow)
+                                             for n in CASES for w in ("one", "two")])
+def test_tsls_equals_frozen_linearmodels_iv2sls(name, which, x64):
+    # linearmodels' first-stage ``f.stat`` is our Wald / L for "unadjusted" and the χ²_L Wald (L × ours) otherwise
+    ref = LM[name][which]
+    est = _fit(name, which)
+    np.testing.assert_allclose(est.diagnostics["coef"], ref["coef"], rtol=1e-10)
+    np.testing.assert_allclose(np.sqrt(np.diag(est.diagnostics["cov"])), ref["se"], rtol=1e-10)
+    np.testing.assert_allclose(est.diagnostics["partial_r2"], ref["partial_r2"], rtol=1e-10)
+    L = 3 if which == "two" else 2
+    scale = 1 if CASES[name][0] == "unadjusted" else L
+    np.testing.assert_allclose(np.asarray(est.diagnostics["first_stage_f"]) * scale, ref["f_stat"], rtol=1e-9)
 
 
 def test_just_identified_is_the_wald_ratio_with_the_textbook_se(x64):

@@ -26,9 +26,13 @@ def test_equals_doubleml_plpr_on_its_folds(panel, approach, x64):
                       np.asarray(p["units"]), times=np.asarray(p["times"]), approach=approach, n_folds=ref["n_folds"],
                       folds=np.asarray(ref["folds"]))
     np.testing.assert_allclose(est.estimate, ref["theta"], rtol=1e-10)
-    # DoubleML's clustered variance has no G/(G − 1) factor; ours (plr's convention) has
+    # DoubleML's clustered variance has no G/(G − 1) factor; ours (the "cr1" default, plr's convention) has
     g = ref["n_clusters"]
     np.testing.assert_allclose(est.se * np.sqrt((g - 1) / g), ref["se"], rtol=1e-10)
+    none = E.panel_plr(jax.random.key(0), np.asarray(p["y"]), np.asarray(p["d"]), np.asarray(p["x"]),
+                       np.asarray(p["units"]), times=np.asarray(p["times"]), approach=approach,
+                       n_folds=ref["n_folds"], folds=np.asarray(ref["folds"]), cluster_correction="none")
+    np.testing.assert_allclose([none.estimate, none.se], [ref["theta"], ref["se"]], rtol=1e-10)
 
 
 def test_cre_without_cross_fitting_is_the_within_estimator(x64):
@@ -61,6 +65,11 @@ def test_bad_input_names_the_argument():
         E.panel_plr(key, p["y"], p["d"], p["x"], np.zeros_like(p["units"]))
     with pytest.raises(ValueError, match="`n_folds`"):
         E.panel_plr(key, p["y"], p["d"], p["x"], p["units"], n_folds=0)
+    one = p["times"] == 0  # a panel with one period (every unit observed once)
+    with pytest.raises(ValueError, match="`times` must have at least 2 periods"):
+        E.panel_plr(key, p["y"][one], p["d"][one], p["x"][one], p["units"][one], times=p["times"][one])
+    with pytest.raises(ValueError, match="`covariates` gives a singular design"):  # x̄ᵢ = xᵢ
+        E.panel_plr(key, p["y"][one], p["d"][one], p["x"][one], p["units"][one])
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""The live peers (ppi_py, DoubleML; installed by ``make bench-deps``) still give the numbers frozen in
+"""The live peers (ppi_py, DoubleML, linearmodels; installed by ``make bench-deps``) still give the numbers frozen in
 ``peer_reference.json``, which ``test_peer_reference.py`` checks our estimators against in CI.
 
 To regenerate the file after a deliberate change of data or peer version::
@@ -106,3 +106,16 @@ def test_ppi_py_gives_the_frozen_reference():
 def test_doubleml_gives_the_frozen_reference():
     dml = pytest.importorskip("doubleml")
     _same(doubleml_reference(dml), json.loads(PATH.read_text()))
+
+
+@pytest.mark.slow  # ~10 s (importing linearmodels and 17 fits); the frozen numbers are checked in CI
+def test_linearmodels_gives_the_frozen_reference():
+    pytest.importorskip("linearmodels")
+    from tests.estimators import _linearmodels_reference as L
+
+    frozen = json.loads(L.PATH.read_text())
+    p = L.panel()
+    for k, v in p.items():
+        np.testing.assert_array_equal(v, frozen["panel_data"][k], err_msg=k)
+    _same(L.iv_results(), frozen["iv"])
+    _same(L.panel_results(p), frozen["panel"])

@@ -55,8 +55,6 @@ def _cases():
         "ipw[fitted]": lambda c: E.ipw(d["y"], d["t"], covariates=d["X"], weights=c * d["w"]),
         "aipw": lambda c: E.aipw(key, d["y"], d["t"], d["X"], n_folds=2, weights=c * d["w"]),
         "plr": lambda c: E.plr(key, d["y"], d["d"], d["X"], n_folds=2, weights=c * d["w"]),
-        "plr_panel": lambda c: E.plr_panel(key, d["y"], d["d"], d["X"], np.arange(_N) // 4, n_folds=2,
-                                           weights=c * d["w"]),
         "ppi_mean": lambda c: E.ppi_mean(d["y"], d["yhat"], d["yhat_u"], weights=c * d["w"],
                                          weights_unlabeled=c * d["w_u"]),
         "ppi_ate": lambda c: E.ppi_ate(d["y"], d["yhat"], d["t"], d["yhat_u"], d["t_u"], weights=c * d["w"],
