@@ -92,3 +92,20 @@ def test_mlp_default_propensity_is_calibrated_out_of_fold(key):
         return float(jnp.mean((q < 0.01) | (q > 0.99)))
 
     assert clipped(p) <= clipped(e) + 0.005, (clipped(p), clipped(e))  # a few tail units, as the truth has
+
+
+@pytest.mark.slow
+def test_irm_with_the_default_mlp_propensity_agrees_with_logistic_on_nhefs():
+    """NHEFS (quitting smoking → weight gain, 1,566 units, 9 covariates), 5 folds, clip 0.01: IRM with the default
+    ``mlp`` propensity lies within 2 of its SEs of IRM with a logistic propensity (measured 2.15 (1.36) vs 3.33
+    (0.53); the former mlp defaults gave −13.0 (18.5))."""
+    causaldata = pytest.importorskip("causaldata")
+    d = causaldata.nhefs.load_pandas().data
+    cols = ["sex", "age", "race", "education", "smokeintensity", "smokeyrs", "exercise", "active", "wt71"]
+    d = d.dropna(subset=[*cols, "qsmk", "wt82_71"])
+    X, t, y = (d[cols].to_numpy(np.float32), d["qsmk"].to_numpy(np.float32), d["wt82_71"].to_numpy(np.float32))
+    fits = {name: E.irm(jax.random.key(0), y, t, X, outcome_learner=E.ols(), propensity_learner=prop, n_folds=5,
+                        clip=0.01) for name, prop in (("logistic", E.logistic()), ("mlp", E.mlp(classification=True)))}
+    gap = abs(float(fits["mlp"].estimate) - float(fits["logistic"].estimate))
+    assert gap < 2 * float(fits["mlp"].se), (fits["mlp"], fits["logistic"])
+    assert float(fits["mlp"].se) < 3 * float(fits["logistic"].se)
