@@ -18,7 +18,7 @@ from jax import Array
 
 from jaxlib_ext.newton import newton
 
-__all__ = ["Learner", "logistic", "logistic_fit", "mlp", "ols", "ridge", "spd_solve"]
+__all__ = ["Learner", "lasso", "logistic", "logistic_fit", "mlp", "ols", "ridge", "spd_solve"]
 
 
 def spd_solve(A: Array, b: Array) -> Array:
@@ -191,3 +191,6 @@ def mlp(hidden: tuple[int, ...] = (16,), num_steps: int = 200, learning_rate: fl
         return jax.nn.sigmoid(f) if classification else f
 
     return Learner(fit, predict)
+
+
+from estimators._lasso import lasso  # noqa: E402 - it builds on Learner, defined above
