@@ -20,7 +20,7 @@ import jax.numpy as jnp
 from estimators.learners import Learner
 from jaxlib_ext import loops
 
-__all__ = ["lasso"]
+__all__ = ["lasso", "lasso_cv", "lasso_fit"]
 
 
 def _sweep(beta, xs, r, v, penalty):
@@ -70,20 +70,81 @@ def lasso(penalty: float, tol: float = 1e-10, max_iter: int = 10_000) -> Learner
 
     def fit(key, X, y, weights):
         del key
-        w = weights.astype(X.dtype) / jnp.sum(weights)
-        xm, ym = w @ X, w @ y
-        sw = jnp.sqrt(w)
-        xs = (X - xm) * sw[:, None]  # √w-scaled centred design: Σ w x̃ⱼ² = ‖xsⱼ‖²
-        r = (y - ym) * sw
-        v = jnp.sum(xs**2, axis=0)
-        beta = jnp.zeros(X.shape[1], X.dtype)
-        state = (jnp.zeros((), jnp.int32), beta, r, jnp.asarray(jnp.inf, X.dtype))
-        _, beta, _, _ = loops.while_loop(_moving, _step, state, xs, w, v, jnp.asarray(penalty, X.dtype),
-                                         jnp.asarray(tol, X.dtype), jnp.asarray(max_iter, jnp.int32))
-        return ym - xm @ beta, beta
+        return lasso_fit(X, y, weights, jnp.asarray(penalty, X.dtype), tol, max_iter)
+
+    return Learner(fit, _predict)
+
+
+def _predict(params, X):
+    intercept, coef = params
+    return intercept + X @ coef
+
+
+def lasso_fit(X, y, weights, penalty, tol: float = 1e-10, max_iter: int = 10_000):
+    """(intercept, coef) of the weighted Lasso at ``penalty`` (an array: vmap over a path). See :func:`lasso`."""
+    w = weights.astype(X.dtype) / jnp.sum(weights)
+    xm, ym = w @ X, w @ y
+    sw = jnp.sqrt(w)
+    xs = (X - xm) * sw[:, None]  # √w-scaled centred design: Σ w x̃ⱼ² = ‖xsⱼ‖²
+    r = (y - ym) * sw
+    v = jnp.sum(xs**2, axis=0)
+    state = (jnp.zeros((), jnp.int32), jnp.zeros(X.shape[1], X.dtype), r, jnp.asarray(jnp.inf, X.dtype))
+    _, beta, _, _ = loops.while_loop(_moving, _step, state, xs, w, v, jnp.asarray(penalty, X.dtype),
+                                     jnp.asarray(tol, X.dtype), jnp.asarray(max_iter, jnp.int32))
+    return ym - xm @ beta, beta
+
+
+def _kfold(weights, n_folds):
+    """sklearn ``KFold(n_folds)`` (contiguous, unshuffled) over the rows with positive weight: fold index per row
+    (−1 for rows outside the training set)."""
+    inside = weights > 0
+    rank = jnp.cumsum(inside) - 1
+    n = jnp.sum(inside)
+    size, extra = n // n_folds, n % n_folds
+    # the first `extra` folds have size + 1 rows
+    big = (size + 1) * extra
+    fold = jnp.where(rank < big, rank // (size + 1), extra + (rank - big) // jnp.maximum(size, 1))
+    return jnp.where(inside, fold, -1)
+
+
+@functools.cache
+def lasso_cv(n_alphas: int = 100, eps: float = 1e-3, n_folds: int = 5, tol: float = 1e-10,
+             max_iter: int = 10_000) -> Learner:
+    """The Lasso with its penalty chosen by K-fold cross-validation (sklearn ``LassoCV(n_alphas, eps, cv=K)``).
+
+    The path: ``n_alphas`` penalties log-spaced from α_max = maxⱼ |Σwᵢx̃ᵢⱼ(yᵢ − ȳ)| / Σwᵢ (the smallest penalty
+    with every slope 0) down to eps · α_max. The training rows (weight > 0) are cut into ``n_folds`` contiguous
+    folds as sklearn's unshuffled ``KFold``; every (fold, α) fit runs in one vmap; the α with the smallest mean
+    held-out squared error is refitted on all training rows. ``params = (intercept, coef, alpha)``.
+
+    Example::
+
+        m = lasso_cv(); p = m.fit(key, X, y, jnp.ones(len(y))); yhat = m.predict(p, X)
+    """
+    n_alphas, n_folds = int(n_alphas), int(n_folds)
+    if n_alphas < 1 or n_folds < 2 or not 0 < eps < 1:
+        raise ValueError(f"need n_alphas >= 1, n_folds >= 2, 0 < eps < 1; got {n_alphas}, {n_folds}, {eps}")
+
+    def fit(key, X, y, weights):
+        del key
+        w = weights.astype(X.dtype)
+        wn = w / jnp.sum(w)
+        alpha_max = jnp.max(jnp.abs((X - wn @ X).T @ (wn * (y - wn @ y))))
+        alphas = alpha_max * jnp.logspace(0.0, jnp.log10(eps), n_alphas, dtype=X.dtype)
+        fold = _kfold(w, n_folds)
+
+        def held_out_mse(k, alpha):
+            train = jnp.where((fold != k) & (fold >= 0), w, 0.0)
+            test = jnp.where(fold == k, w, 0.0)
+            b0, b = lasso_fit(X, y, train, alpha, tol, max_iter)
+            return jnp.sum(test * (y - b0 - X @ b) ** 2) / jnp.sum(test)
+
+        mse = jax.vmap(lambda k: jax.vmap(lambda a: held_out_mse(k, a))(alphas))(jnp.arange(n_folds))
+        best = alphas[jnp.argmin(jnp.mean(mse, axis=0))]
+        b0, b = lasso_fit(X, y, w, best, tol, max_iter)
+        return b0, b, best
 
     def predict(params, X):
-        intercept, coef = params
-        return intercept + X @ coef
+        return _predict(params[:2], X)
 
     return Learner(fit, predict)

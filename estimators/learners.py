@@ -18,7 +18,7 @@ from jax import Array
 
 from jaxlib_ext.newton import newton
 
-__all__ = ["Learner", "lasso", "logistic", "logistic_fit", "mlp", "ols", "ridge", "spd_solve"]
+__all__ = ["Learner", "lasso", "lasso_cv", "logistic", "logistic_fit", "mlp", "ols", "ridge", "spd_solve"]
 
 
 def spd_solve(A: Array, b: Array) -> Array:
@@ -193,4 +193,4 @@ def mlp(hidden: tuple[int, ...] = (16,), num_steps: int = 200, learning_rate: fl
     return Learner(fit, predict)
 
 
-from estimators._lasso import lasso  # noqa: E402 - it builds on Learner, defined above
+from estimators._lasso import lasso, lasso_cv  # noqa: E402 - it builds on Learner, defined above

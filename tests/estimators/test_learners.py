@@ -159,3 +159,14 @@ def test_lasso_as_a_plr_nuisance_learner(key):
     y = (1.0 * d + 2 * X[:, 0] + X[:, 2] + rng.standard_normal(400)).astype(np.float32)
     est = E.plr(key, y, d, X, outcome_learner=E.lasso(0.05), treatment_learner=E.lasso(0.05))
     assert abs(float(est.estimate) - 1.0) < 3 * float(est.se), est
+
+
+def test_lasso_cv_matches_frozen_sklearn_lasso_cv(x64):
+    """sklearn LassoCV(alphas=30, eps=1e-3, cv=5, tol=1e-14, max_iter=10⁶).fit(X, y) on _lasso_data(): α, intercept,
+    slopes (frozen). Same path, same unshuffled 5 folds, same selection rule."""
+    X, y = _lasso_data()
+    b0, beta, alpha = E.lasso_cv(30).fit(None, jnp.asarray(X), jnp.asarray(y), jnp.ones(120))
+    np.testing.assert_allclose(float(alpha), 0.04260274221773219, rtol=1e-10)
+    np.testing.assert_allclose(float(b0), 1.5825725129710047, atol=1e-8)
+    np.testing.assert_allclose(np.asarray(beta), [2.005589506826773, -0.00018503086361298433, -0.6474473585163041,
+                                                  0.4698893322510102, -0.013561457666553351, 0.0], atol=1e-8)
