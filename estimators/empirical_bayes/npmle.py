@@ -152,7 +152,9 @@ def _ipm_step(state, a, tol, max_steps):
     scale = jax.lax.rsqrt(jnp.diagonal(hess))  # Jacobi scaling: the diagonal λ/w spans many decades
     # a ridge at the rounding level of the Gram matrix (its smooth columns are numerically rank-deficient)
     hess = scale[:, None] * hess * scale[None, :] + 10 * m * jnp.finfo(a.dtype).eps * jnp.eye(m, dtype=a.dtype)
-    dw = scale * jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(hess), scale * ((d - 1.0) + mu / w))
+    chol = jnp.linalg.cholesky(hess)  # (jax.scipy's cho_factor is ~100x slower on CPU at m = 300)
+    half = jax.scipy.linalg.solve_triangular(chol, scale * ((d - 1.0) + mu / w), lower=True)
+    dw = scale * jax.scipy.linalg.solve_triangular(chol.T, half, lower=False)
     dlam = (mu - w * lam - lam * dw) / w
     ok = jnp.all(jnp.isfinite(dw)) & jnp.all(jnp.isfinite(dlam))
     w_new = w + _fraction_to_boundary(w, dw) * dw
