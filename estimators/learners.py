@@ -18,7 +18,7 @@ from jax import Array
 
 from jaxlib_ext.newton import newton
 
-__all__ = ["Learner", "logistic", "logistic_fit", "mlp", "ols", "ridge", "spd_solve"]
+__all__ = ["Learner", "lasso", "lasso_cv", "logistic", "logistic_fit", "mlp", "ols", "ridge", "spd_solve"]
 
 
 def spd_solve(A: Array, b: Array) -> Array:
@@ -130,9 +130,14 @@ def logistic(penalty: float = 0.0, max_iter: int = 100) -> Learner:
 
 
 @functools.cache
-def mlp(hidden: tuple[int, ...] = (32, 32), num_steps: int = 500, learning_rate: float = 1e-2,
-        classification: bool = False, weight_decay: float = 1e-4) -> Learner:
+def mlp(hidden: tuple[int, ...] = (16,), num_steps: int = 200, learning_rate: float = 1e-2,
+        classification: bool = False, weight_decay: float = 1e-2) -> Learner:
     """A small flax NNX MLP trained full-batch with optax AdamW on standardized inputs.
+
+    The defaults are regularized for nuisance fits on a few thousand rows (one hidden layer of 16, 200 steps,
+    weight decay 1e-2): the former defaults ((32, 32), 500 steps, 1e-4) overfit the NHEFS propensity of quitting
+    smoking (1,566 units, 9 covariates) to an out-of-fold log-loss of 2.76 with 72 % of units beyond 0.01 / 0.99;
+    these give 0.569 (logistic regression 0.550) and none there. Raise ``hidden`` / ``num_steps`` for large n.
 
     Loss: weighted mean squared error, or weighted binary cross-entropy with ``classification=True`` (then
     ``predict`` returns probabilities σ(f(x))). Training is ``num_steps`` AdamW steps in one ``lax.scan``
@@ -184,3 +189,6 @@ def mlp(hidden: tuple[int, ...] = (32, 32), num_steps: int = 500, learning_rate:
         return jax.nn.sigmoid(f) if classification else f
 
     return Learner(fit, predict)
+
+
+from estimators._lasso import lasso, lasso_cv  # noqa: E402 - it builds on Learner, defined above

@@ -7,7 +7,11 @@ row-normalized: A_ij / max_j A_ij). ℓ is concave in w; its optimality (KKT) co
     D_j(w) = (1/n) Σ_i A_ij / f_i(w) ≤ 1 for every j, with equality where w_j > 0,
 
 and the gap max_j D_j − 1 bounds the suboptimality: ℓ(w*) − ℓ(w) ≤ n · gap. The EM update w_j ← w_j D_j(w) is
-accelerated by SQUAREM (Varadhan & Roland 2008) with a monotone safeguard, inside one jitted ``lax.while_loop``.
+accelerated by SQUAREM (Varadhan & Roland 2008) with a monotone safeguard, inside one jitted ``lax.while_loop``; EM
+converges sublinearly (10⁻⁴ after thousands of iterations, 4–7e-5 per observation below the optimum), so by default
+it hands over at gap 10⁻² to a primal-dual interior-point Newton iteration on the Lagrangian form
+min_w −(1/n) Σ_i log (Aw)_i + Σ_j w_j, w ≥ 0 (multipliers λ_j = 1 − D_j ≥ 0, complementarity w_j λ_j → 0, as in
+Koenker & Mizera's interior-point solution of the dual), which reaches the gap 10⁻¹⁰ in 15–30 steps.
 Posterior of μ_i: P(μ_i = g_j | z_i) ∝ w_j A_ij; Tweedie's formula with the fitted marginal f_G is the same posterior
 mean (see :mod:`estimators.empirical_bayes.tweedie`).
 
@@ -36,6 +40,7 @@ from jaxlib_ext import checks, loops
 __all__ = ["NPMLE", "npmle", "npmle_em", "npmle_posterior"]
 
 _LOG_2PI = float(np.log(2 * np.pi))
+_NEWTON_STEPS = 100  # interior-point steps at most after EM (15–30 are typical from a 10⁻² KKT gap)
 
 
 class NPMLE(NamedTuple):
@@ -47,6 +52,7 @@ class NPMLE(NamedTuple):
       log_likelihood: ℓ(ŵ) = Σ_i log f_Ĝ(z_i) (the full normal log-density, comparable across priors).
       kkt_gap: max_j D_j(ŵ) − 1 ≥ 0 (0 at the optimum; ℓ* − ℓ ≤ n · gap).
       iterations: SQUAREM iterations run (each costs three EM maps).
+      newton_steps: primal-dual interior-point Newton steps run after EM (0 without the polish).
     """
 
     grid: Array
@@ -54,6 +60,7 @@ class NPMLE(NamedTuple):
     log_likelihood: Array
     kkt_gap: Array
     iterations: Array
+    newton_steps: Array
 
     def prior(self) -> GMM:
         """Ĝ as a :class:`diffusion.analytic.GMM` of point masses: ``prior().score(z[:, None], s)`` is the exact
@@ -108,26 +115,89 @@ def _squarem(state, a, tol, max_iter):
     return w_new, f_new, _ratio(a, f_new), it + 1
 
 
-@functools.partial(jax.jit, static_argnames=("max_iter",))
-def npmle_em(z: Array, s: Array, grid: Array, w0: Array, tol: ArrayLike = 1e-4, max_iter: int = 5_000) -> NPMLE:
+def _ipm_state(a, w):
+    """Interior-point state (w, λ, f, D, step) from masses w: w floored into the interior, λ = max(1 − D, floor)."""
+    floor = jnp.sqrt(jnp.finfo(a.dtype).eps) * 1e-2 / a.shape[1]
+    w = jnp.maximum(w, floor)
+    w = w / jnp.sum(w)
+    f = _marginal(a, w)
+    d = _ratio(a, f)
+    return w, jnp.maximum(1.0 - d, floor), f, d, jnp.zeros((), jnp.int32)
+
+
+def _normalized_gap(w, a):
+    f = _marginal(a, w / jnp.sum(w))
+    return jnp.max(_ratio(a, f)) - 1.0
+
+
+def _ipm_unconverged(state, a, tol, max_steps):
+    w, _, _, _, it = state
+    return (_normalized_gap(w, a) > tol) & (it < max_steps) & (it >= 0)
+
+
+def _fraction_to_boundary(x, dx):
+    ratio = jnp.where(dx < 0, -x / jnp.where(dx < 0, dx, -1.0), jnp.inf)
+    return jnp.minimum(1.0, 0.995 * jnp.min(ratio))
+
+
+def _ipm_step(state, a, tol, max_steps):
+    """One primal-dual Newton step on min_w −(1/n) Σ log (Aw)_i + Σ_j w_j, w ≥ 0, with multipliers λ = ∇ ≥ 0 and
+    complementarity w_j λ_j = σ wᵀλ / m (σ = 0.1), steps cut to 99.5 % of the way to the boundary."""
+    del tol, max_steps
+    w, lam, f, d, it = state
+    n, m = a.shape
+    mu = 0.1 * (w @ lam) / m
+    b = a / f[:, None]
+    hess = b.T @ b / n + jnp.diag(lam / w)
+    scale = jax.lax.rsqrt(jnp.diagonal(hess))  # Jacobi scaling: the diagonal λ/w spans many decades
+    # a ridge at the rounding level of the Gram matrix (its smooth columns are numerically rank-deficient)
+    hess = scale[:, None] * hess * scale[None, :] + 10 * m * jnp.finfo(a.dtype).eps * jnp.eye(m, dtype=a.dtype)
+    chol = jnp.linalg.cholesky(hess)  # (jax.scipy's cho_factor is ~100x slower on CPU at m = 300)
+    half = jax.scipy.linalg.solve_triangular(chol, scale * ((d - 1.0) + mu / w), lower=True)
+    dw = scale * jax.scipy.linalg.solve_triangular(chol.T, half, lower=False)
+    dlam = (mu - w * lam - lam * dw) / w
+    ok = jnp.all(jnp.isfinite(dw)) & jnp.all(jnp.isfinite(dlam))
+    w_new = w + _fraction_to_boundary(w, dw) * dw
+    lam_new = lam + _fraction_to_boundary(lam, dlam) * dlam
+    f_new = _marginal(a, w_new)
+    keep = lambda new, old: jnp.where(ok, new, old)  # noqa: E731 - a failed factorization ends at the last iterate
+    return (keep(w_new, w), keep(lam_new, lam), keep(f_new, f), keep(_ratio(a, f_new), d),
+            jnp.where(ok, it + 1, -1 - it))
+
+
+@functools.partial(jax.jit, static_argnames=("max_iter", "newton_steps"))
+def npmle_em(z: Array, s: Array, grid: Array, w0: Array, tol: ArrayLike = 1e-4, max_iter: int = 5_000,
+             newton_steps: int = 0, em_tol: ArrayLike | None = None) -> NPMLE:
     """The traceable NPMLE kernel behind :func:`npmle` (no input checks): vmap it over many data sets.
 
-    The iteration is :func:`jaxlib_ext.loops.while_loop`, so a vmapped fit runs under ``checkify`` too.
+    SQUAREM-accelerated EM until the KKT gap is ≤ ``em_tol`` (default ``tol``), then, if ``newton_steps > 0``, at
+    most that many primal-dual interior-point Newton steps until the gap is ≤ ``tol``. Both iterations are
+    :func:`jaxlib_ext.loops.while_loop`, so a vmapped fit runs under ``checkify`` too.
 
     Args:
       z, s: (n,) observations and sds (s > 0); grid: (m,) support; w0: (m,) initial masses (sum 1);
-      tol: KKT-gap tolerance; max_iter: SQUAREM iterations at most (static).
+      tol: KKT-gap tolerance; max_iter: SQUAREM iterations at most (static); newton_steps: interior-point steps
+      at most (static, 0: EM only); em_tol: KKT gap at which EM hands over to Newton.
 
     Returns:
       An :class:`NPMLE`.
     """
     a, c = _log_lik_matrix(z, s, grid)
+    tol = jnp.asarray(tol, z.dtype)
     f0 = _marginal(a, w0)
     state = (w0, f0, _ratio(a, f0), jnp.zeros((), jnp.int32))
-    w, f, d, it = loops.while_loop(_unconverged, _squarem, state, a, jnp.asarray(tol, z.dtype),
-                                   jnp.asarray(max_iter, jnp.int32))
+    w, f, d, it = loops.while_loop(_unconverged, _squarem, state, a, tol if em_tol is None
+                                   else jnp.asarray(em_tol, z.dtype), jnp.asarray(max_iter, jnp.int32))
+    steps = jnp.zeros((), jnp.int32)
+    if newton_steps > 0:
+        w, _, _, _, steps = loops.while_loop(_ipm_unconverged, _ipm_step, _ipm_state(a, w), a, tol,
+                                             jnp.asarray(newton_steps, jnp.int32))
+        steps = jnp.where(steps < 0, -1 - steps, steps)
+        w = w / jnp.sum(w)
+        f = _marginal(a, w)
+        d = _ratio(a, f)
     g = jnp.max(d) - 1.0
-    return NPMLE(grid, w, jnp.sum(jnp.log(f)) + jnp.sum(c), g, it)
+    return NPMLE(grid, w, jnp.sum(jnp.log(f)) + jnp.sum(c), g, it, steps)
 
 
 def _grid(value, z, s):
@@ -149,9 +219,15 @@ def _grid(value, z, s):
     return g
 
 
-def npmle(z: ArrayLike, s: ArrayLike, *, grid: int | ArrayLike = 300, tol: float = 1e-4,
-          max_iter: int = 5_000, init: ArrayLike | None = None) -> NPMLE:
-    """The Kiefer–Wolfowitz NPMLE of the prior of μ on a grid (jitted SQUAREM-accelerated EM).
+def npmle(z: ArrayLike, s: ArrayLike, *, grid: int | ArrayLike = 300, tol: float | None = None,
+          max_iter: int = 5_000, init: ArrayLike | None = None, polish: bool = True) -> NPMLE:
+    """The Kiefer–Wolfowitz NPMLE of the prior of μ on a grid (jitted SQUAREM-accelerated EM, then an
+    interior-point Newton polish).
+
+    With ``polish`` (default), EM runs only until the KKT gap is ≤ max(tol, 10⁻²) and at most 100 primal-dual
+    interior-point Newton steps on min_w −(1/n) Σ_i log (Aw)_i + Σ_j w_j, w ≥ 0 (whose solution has Σ w = 1 and
+    is the NPMLE) take it to the gap ``tol``: about 15–30 steps of O(n m²) from a 10⁻² start, where EM alone needs
+    thousands of iterations for 10⁻⁴ and stalls before 10⁻⁷. Without ``polish``, EM runs to ``tol``.
 
     Traceable: works under ``jit`` / ``vmap`` / ``sweep`` (one fit per data set; data checks through
     ``checkify``). The fit is the solution of a convex program found by a while loop, so it is not differentiated
@@ -162,9 +238,11 @@ def npmle(z: ArrayLike, s: ArrayLike, *, grid: int | ArrayLike = 300, tol: float
       z: (n,) observations; s: scalar or (n,) known noise sds > 0.
       grid: number of equally spaced support points on [min z, max z] (default 300, as REBayes), or an explicit
         strictly increasing (m,) array.
-      tol: stop when the KKT gap max_j D_j − 1 ≤ tol (then ℓ* − ℓ ≤ n · tol).
+      tol: stop when the KKT gap max_j D_j − 1 ≤ tol (then ℓ* − ℓ ≤ n · tol). Default: 1e-10 in float64 and
+        1e-5 in float32 with ``polish`` (float32 rounding of D_j resolves gaps of about 10⁻⁶), 1e-4 without.
       max_iter: SQUAREM iterations at most (check ``kkt_gap`` of the result).
       init: initial prior masses (m,) (default uniform); must be positive where the optimum puts mass.
+      polish: finish with interior-point Newton steps (see above); ``False``: EM only, as before.
 
     Returns:
       An :class:`NPMLE`.
@@ -184,6 +262,10 @@ def npmle(z: ArrayLike, s: ArrayLike, *, grid: int | ArrayLike = 300, tol: float
     m = _args.xp(zz, g)
     spread = m.maximum(m.max(zz), m.max(g)) - m.minimum(m.min(zz), m.min(g))
     _args.scale_resolves("s", ss, spread, zz.dtype, "the squared distance between z and the grid over s²")
+    if not isinstance(polish, bool):
+        raise ValueError(f"`polish` must be a bool, got {polish!r}")
+    if tol is None:
+        tol = (1e-10 if zz.dtype == np.float64 else 1e-5) if polish else 1e-4
     tol = checks.check_number("tol", tol, 0.0, None, inclusive=(False, True))
     max_iter = checks.check_int("max_iter", max_iter, 1)
     m = np.shape(g)[0]
@@ -197,7 +279,7 @@ def npmle(z: ArrayLike, s: ArrayLike, *, grid: int | ArrayLike = 300, tol: float
         checks.check_condition(total > 0, "`init` must have a positive sum (prior masses)", total)
         w0 = jnp.asarray(w0) / total
     return npmle_em(jnp.asarray(zz), jnp.asarray(ss), jnp.asarray(g), jnp.asarray(w0), jnp.asarray(tol, zz.dtype),
-                    max_iter)
+                    max_iter, _NEWTON_STEPS if polish else 0, jnp.asarray(max(tol, 1e-2) if polish else tol, zz.dtype))
 
 
 @functools.partial(jax.jit, static_argnames=("n",))

@@ -596,3 +596,8 @@ from tests.conformance import _registry_irm as _irm  # noqa: E402
 
 CASES = CASES + tuple(_irm.CASES)
 EXEMPT = {**EXEMPT, **_irm.EXEMPT}
+
+from tests.conformance import _registry_learners as _lrn  # noqa: E402
+
+CASES = CASES + tuple(_lrn.CASES)
+EXEMPT = {**EXEMPT, **_lrn.EXEMPT}
