@@ -595,3 +595,8 @@ from tests.conformance import _registry_iv as _iv  # noqa: E402
 
 CASES = CASES + tuple(_iv.CASES)
 EXEMPT = {**EXEMPT, **_iv.EXEMPT}
+
+from tests.conformance import _registry_images as _images  # noqa: E402
+
+CASES = CASES + tuple(_images.CASES)
+EXEMPT = {**EXEMPT, **_images.EXEMPT}
