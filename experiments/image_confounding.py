@@ -191,7 +191,7 @@ EXPERIMENT = Experiment(
     name="image-confounding",
     description="Images as confounders: tabular-only vs image-based IPW / AIPW on synthetic tiles whose region "
                 "brightness drives treatment and outcome; placement predictability, salience, resolution sweep",
-    quick=Config(n=1_000, n_seeds=8, conv=False),
+    quick=Config(n=1_000, n_seeds=6, factors=(1, 4, 16), conv=False),
     full=Config(),
     run=run,
     plot=plot,
