@@ -4,7 +4,8 @@ Every estimator validates its inputs on the host (``ValueError`` naming the argu
 kernel, vmapped over any leading trial axes in one compiled call; it returns an :class:`Estimate` pytree.
 Subpackages ``debias`` (de-shrinking ML predictions — linear calibration, Tweedie's correction — without new
 labels), ``empirical_bayes`` (normal means: NPMLE, Tweedie, numpyro hierarchical models, shrinkage) and
-``image_cate`` (clustering images by treatment effect with numpyro; CATE learners, BLP, RATE).
+``image_cate`` (clustering images by treatment effect with numpyro; CATE learners, BLP, RATE). Images as
+confounders (image learners for aipw / plr, propensity salience, placement predictability): :mod:`estimators.images`.
 
 The subpackages load on first use, so ``import estimators`` imports neither numpyro nor flax; see
 :mod:`jaxlib_ext._lazy`.
@@ -34,11 +35,25 @@ from jaxlib_ext._version import __version__ as __version__
 
 if TYPE_CHECKING:
     from estimators import debias, empirical_bayes, image_cate
+    from estimators.images import (
+        conv_learner,
+        image_covariates,
+        image_features_learner,
+        image_propensity,
+        placement_predictability,
+        propensity_salience,
+    )
 
 __getattr__, __dir__ = lazy_exports(__name__, {
     "debias": "estimators.debias",
     "empirical_bayes": "estimators.empirical_bayes",
     "image_cate": "estimators.image_cate",
+    "conv_learner": "estimators.images:conv_learner",
+    "image_covariates": "estimators.images:image_covariates",
+    "image_features_learner": "estimators.images:image_features_learner",
+    "image_propensity": "estimators.images:image_propensity",
+    "placement_predictability": "estimators.images:placement_predictability",
+    "propensity_salience": "estimators.images:propensity_salience",
 })
 
 __all__ = [
@@ -50,6 +65,7 @@ __all__ = [
     "WeakInstrumentWarning",
     "aipw",
     "anchor_regression",
+    "conv_learner",
     "coverage",
     "cross_ppi_mean",
     "debias",
@@ -59,6 +75,9 @@ __all__ = [
     "fixed_effects",
     "from_dataframe",
     "image_cate",
+    "image_covariates",
+    "image_features_learner",
+    "image_propensity",
     "invalid_iv",
     "ipw",
     "irm",
@@ -72,12 +91,14 @@ __all__ = [
     "ols",
     "overlap",
     "panel_plr",
+    "placement_predictability",
     "plr",
     "plr_sensitivity",
     "ppi_ate",
     "ppi_logistic",
     "ppi_mean",
     "ppi_ols",
+    "propensity_salience",
     "regression_adjustment",
     "ridge",
     "sklearn_learner",

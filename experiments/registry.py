@@ -55,6 +55,7 @@ _EXPERIMENT_MODULES: dict[str, str] = {
     "ambient-scaling": "experiments.ambient_scaling",
     "guidance": "experiments.guidance",
     "inverse-problems": "experiments.inverse_problems",
+    "image-confounding": "experiments.image_confounding",
 }
 _BENCHMARK_MODULES: dict[str, str] = {
     "estimators": "experiments.bench_estimators",

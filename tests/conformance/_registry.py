@@ -601,3 +601,8 @@ from tests.conformance import _registry_learners as _lrn  # noqa: E402
 
 CASES = CASES + tuple(_lrn.CASES)
 EXEMPT = {**EXEMPT, **_lrn.EXEMPT}
+
+from tests.conformance import _registry_images as _images  # noqa: E402
+
+CASES = CASES + tuple(_images.CASES)
+EXEMPT = {**EXEMPT, **_images.EXEMPT}
