@@ -19,7 +19,8 @@ house rules, listing every problem (:func:`problems`):
 * every axes that shows data has an x and a y label (a label on a shared sibling counts);
 * every colour-mapped image (any map but ``gray``) has a colorbar (:func:`colorbar`), or shares its norm with one
   that has;
-* labelled lines come with a legend, and no two tick labels of one axis overprint each other.
+* labelled lines come with a legend, no two tick labels of one axis overprint each other, and the layout fits
+  (constrained layout did not collapse an axes to make room for a wide legend or colorbar).
 
 Units go in the labels in brackets or words: ``"σ (pixel units)"``, ``"time (s)"``, ``"PSNR (dB)"``.
 """
@@ -27,11 +28,12 @@ Units go in the labels in brackets or words: ``"σ (pixel units)"``, ``"time (s)
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MIN_FONT_PT", "STYLE", "colorbar", "figure", "problems", "save"]
+__all__ = ["MIN_FONT_PT", "STYLE", "colorbar", "figure", "hide_ticks", "legend_below", "problems", "save"]
 
 MIN_FONT_PT = 8.0
 """Smallest font allowed at the saved size, in points."""
@@ -111,6 +113,32 @@ def colorbar(fig, mappable, ax, label: str, **kwargs: Any):
     return cb
 
 
+def legend_below(ax, *, ncols: int = 1, **kwargs: Any):
+    """The legend of ``ax`` under its x label, off the data (the figure grows to hold it when saved).
+
+    Args:
+      ax: the Axes whose labelled artists the legend names.
+      ncols: legend columns.
+      **kwargs: passed to :meth:`matplotlib.axes.Axes.legend`.
+
+    Returns:
+      The :class:`matplotlib.legend.Legend`.
+    """
+    return ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=ncols, **kwargs)
+
+
+def hide_ticks(ax) -> None:
+    """An image panel: no ticks, no spines (a y label, e.g. a row name, stays visible).
+
+    Args:
+      ax: the Axes showing an image.
+    """
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
 def _texts(fig) -> Iterable:
     from matplotlib.text import Text
 
@@ -153,11 +181,12 @@ def problems(fig) -> list[str]:
     import matplotlib as mpl
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    with mpl.rc_context(STYLE):
+    with mpl.rc_context(STYLE), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
         canvas.draw()
         renderer = canvas.get_renderer()
-        out = []
+        out = [f"layout: {w.message}" for w in caught if "constrained_layout" in str(w.message)]
         for t in _texts(fig):
             if t.get_fontsize() < MIN_FONT_PT:
                 out.append(f"text {t.get_text()[:40]!r} is {t.get_fontsize():g} pt (minimum {MIN_FONT_PT:g} pt)")
