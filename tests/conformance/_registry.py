@@ -595,3 +595,8 @@ from tests.conformance import _registry_iv as _iv  # noqa: E402
 
 CASES = CASES + tuple(_iv.CASES)
 EXEMPT = {**EXEMPT, **_iv.EXEMPT}
+
+from tests.conformance import _registry_debias_bayes as _db  # noqa: E402
+
+CASES = CASES + tuple(_db.CASES)
+EXEMPT = {**EXEMPT, **_db.EXEMPT}
