@@ -148,7 +148,14 @@ def rescale_zero_terminal_snr(alpha_bar: ArrayLike) -> np.ndarray:
 
 
 class TerminalSignal(NamedTuple):
-    """How much of x₀ survives the last training step: ᾱ_T, SNR_T = ᾱ_T/(1 − ᾱ_T), σ_ve,T = SNR_T^(-1/2)."""
+    """How much of x₀ survives the last training step: ᾱ_T, SNR_T = ᾱ_T/(1 − ᾱ_T), σ_ve,T = SNR_T^(-1/2).
+
+    Example:
+
+    >>> t = terminal_signal(rescale_zero_terminal_snr(scaled_linear_alpha_bar()))
+    >>> t.alpha_bar, t.snr   # zero terminal SNR: no signal left at t = T
+    (0.0, 0.0)
+    """
 
     alpha_bar: float
     snr: float

@@ -57,6 +57,17 @@ def reverse_mode_only() -> Iterator[None]:
     what is traced here raises JAX's "can't apply forward-mode autodiff (jvp) to a custom_vjp function". The
     switch is read while tracing and is not part of ``jit``'s cache key: put it inside the traced function's
     body (as ``diffusion.training.make_train_step`` does), not around a call of an already-jitted function.
+
+    Example:
+
+    >>> import jax, jax.numpy as jnp
+    >>> x, k = jnp.ones((1, 6, 6, 2)), 0.1 * jnp.ones((3, 3, 2, 4))
+    >>> dn = ('NHWC', 'HWIO', 'NHWC')
+    >>> def loss(k):
+    ...     with reverse_mode_only():   # the custom-VJP gradient path while tracing
+    ...         return jnp.sum(conv_general_dilated(x, k, (1, 1), 'SAME', dimension_numbers=dn) ** 2)
+    >>> jax.grad(loss)(k).shape
+    (3, 3, 2, 4)
     """
     previous = getattr(_STATE, "active", False)
     _STATE.active = True
@@ -120,6 +131,15 @@ def conv_general_dilated(lhs: Array, rhs: Array, window_strides: Sequence[int],
 
     Same arguments and result as :func:`jax.lax.conv_general_dilated`. Inside :func:`reverse_mode_only` the
     configurations named in the module docstring take the custom-gradient path; everything else calls ``lax``.
+
+    Example:
+
+    >>> import jax, jax.numpy as jnp
+    >>> x, k = jnp.ones((1, 6, 6, 2)), 0.1 * jnp.ones((3, 3, 2, 4))
+    >>> dn = ('NHWC', 'HWIO', 'NHWC')
+    >>> y = conv_general_dilated(x, k, (1, 1), 'SAME', dimension_numbers=dn)
+    >>> bool(jnp.allclose(y, jax.lax.conv_general_dilated(x, k, (1, 1), 'SAME', dimension_numbers=dn)))
+    True
     """
     lhs, rhs = jnp.asarray(lhs), jnp.asarray(rhs)
     fast = (getattr(_STATE, "active", False) and lhs.ndim == 4 and rhs.ndim == 4
