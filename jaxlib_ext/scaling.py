@@ -48,11 +48,7 @@ class ScalingFit(NamedTuple):
 
     Example:
 
-    >>> import numpy as np
-    >>> import jax
-    >>> x = np.array([10.0, 30, 100, 300, 1000, 3000])
-    >>> fit = fit_power_law(jax.random.key(0), x, 0.1 + 2.0 * x ** -0.5, num_draws=50)
-    >>> fit._fields
+    >>> ScalingFit._fields   # what fit_power_law / fit_joint_power_law return
     ('params', 'ci_low', 'ci_high', 'residual_sd', 'bootstrap')
     """
 

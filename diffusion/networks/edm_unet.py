@@ -108,7 +108,7 @@ class EDMUNet(nnx.Module):
 
     >>> import jax.numpy as jnp
     >>> from flax import nnx
-    >>> net = EDMUNet(1, features=8, levels=2, emb_dim=16, rngs=nnx.Rngs(0))
+    >>> net = EDMUNet(1, features=8, levels=1, emb_dim=8, rngs=nnx.Rngs(0))
     >>> net(jnp.ones((2, 8, 8, 1)), 1.0).shape
     (2, 8, 8, 1)
     """
