@@ -43,6 +43,11 @@ def alpha_bar_from_betas(betas: ArrayLike) -> np.ndarray:
       float64 array of shape (T,), strictly decreasing.
 
     Example: ``alpha_bar_from_betas(np.linspace(1e-4, 0.02, 1000))``.
+    Example:
+
+    >>> alpha_bar_from_betas([0.1, 0.5]).round(3).tolist()   # ᾱ_t = Π (1 − β_s)
+    [0.9, 0.45]
+
     Reference: Ho, Jain & Abbeel (2020), "Denoising Diffusion Probabilistic Models".
     """
     betas = check_in_range("betas", check_ndim("betas", np.asarray(betas, np.float64), 1), 0.0, 1.0,
@@ -55,6 +60,12 @@ def ddpm_linear_alpha_bar(num_train_timesteps: int = 1000, beta_start: float = 1
     """ᾱ table of DDPM's linear β schedule, β_t = linspace(β_start, β_end, T) (diffusers ``"linear"``).
 
     Example: ``ab = ddpm_linear_alpha_bar()  # ab[-1] ≈ 4.04e-5``.
+    Example:
+
+    >>> ab = ddpm_linear_alpha_bar()
+    >>> ab.shape, round(float(ab[0]), 4), float(ab[-1]) < 1e-4
+    ((1000,), 0.9999, True)
+
     Reference: Ho et al. (2020), "Denoising Diffusion Probabilistic Models".
     """
     n = _check_steps(num_train_timesteps)
@@ -69,6 +80,12 @@ def scaled_linear_alpha_bar(num_train_timesteps: int = 1000, beta_start: float =
 
     Example: ``ab = scaled_linear_alpha_bar()  # ab[-1] ≈ 4.68e-3: the last step keeps 6.8% signal
     amplitude``.
+    Example:
+
+    >>> ab = scaled_linear_alpha_bar()
+    >>> round(float(ab[0]), 5), round(float(ab[-1]), 5)
+    (0.99915, 0.00466)
+
     Reference: Rombach et al. (2022), "High-Resolution Image Synthesis with Latent Diffusion Models".
     """
     n = _check_steps(num_train_timesteps)
@@ -84,6 +101,12 @@ def cosine_alpha_bar(num_train_timesteps: int = 1000, s: float = 0.008,
     f(u) = cos²((u + s)/(1 + s) · π/2); β_t = min(1 − f((t+1)/T) / f(t/T), max_beta); ᾱ_t = ∏ (1 − β).
 
     Example: ``ab = cosine_alpha_bar()  # ab[-1] ≈ 2.5e-9 because of the β cap``.
+    Example:
+
+    >>> ab = cosine_alpha_bar()
+    >>> round(float(ab[499]), 3), float(ab[-1]) < 1e-6
+    (0.494, True)
+
     Reference: Nichol & Dhariwal (2021), "Improved Denoising Diffusion Probabilistic Models".
     """
     n = _check_steps(num_train_timesteps)
@@ -107,6 +130,12 @@ def rescale_zero_terminal_snr(alpha_bar: ArrayLike) -> np.ndarray:
       float64 array of shape (T,) with ``out[-1] == 0.0`` and ``out[0] == alpha_bar[0]`` (to rounding).
 
     Example: ``rescale_zero_terminal_snr(ddpm_linear_alpha_bar())[-1] == 0.0``.
+    Example:
+
+    >>> ab = rescale_zero_terminal_snr(scaled_linear_alpha_bar())
+    >>> float(ab[-1]), round(float(ab[0]), 5)
+    (0.0, 0.99915)
+
     Reference: Lin, Liu, Li & Yang (2024), "Common Diffusion Noise Schedules and Sample Steps are Flawed".
     """
     ab = check_strictly_decreasing("alpha_bar", np.asarray(alpha_bar, np.float64))
@@ -119,7 +148,14 @@ def rescale_zero_terminal_snr(alpha_bar: ArrayLike) -> np.ndarray:
 
 
 class TerminalSignal(NamedTuple):
-    """How much of x₀ survives the last training step: ᾱ_T, SNR_T = ᾱ_T/(1 − ᾱ_T), σ_ve,T = SNR_T^(-1/2)."""
+    """How much of x₀ survives the last training step: ᾱ_T, SNR_T = ᾱ_T/(1 − ᾱ_T), σ_ve,T = SNR_T^(-1/2).
+
+    Example:
+
+    >>> t = terminal_signal(rescale_zero_terminal_snr(scaled_linear_alpha_bar()))
+    >>> t.alpha_bar, t.snr   # zero terminal SNR: no signal left at t = T
+    (0.0, 0.0)
+    """
 
     alpha_bar: float
     snr: float
@@ -138,6 +174,11 @@ def terminal_signal(schedule_or_alpha_bar) -> TerminalSignal:
       TerminalSignal of Python floats (``sigma_ve`` is ``inf`` at zero SNR).
 
     Example: ``terminal_signal(ddpm_linear_alpha_bar()).snr  # ≈ 4.04e-5``.
+    Example:
+
+    >>> terminal_signal(scaled_linear_alpha_bar())
+    TerminalSignal(alpha_bar=0.004660098513077238, snr=0.004681916706157956, sigma_ve=14.614641229333639)
+
     Reference: Lin et al. (2024), "Common Diffusion Noise Schedules and Sample Steps are Flawed".
     """
     if hasattr(schedule_or_alpha_bar, "t_max"):

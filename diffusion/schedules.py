@@ -38,7 +38,14 @@ def _float(t: ArrayLike) -> Array:
 
 
 class Schedule(abc.ABC):
-    """Abstract schedule: concrete classes give α(t), σ(t), the inverse of λ and the time range [0, t_max]."""
+    """Abstract schedule: concrete classes give α(t), σ(t), the inverse of λ and the time range [0, t_max].
+
+    Example:
+
+    >>> s = RectifiedFlow()
+    >>> isinstance(s, Schedule), round(float(s.t_from_sigma_ve(1.0)), 3)   # σ_ve = 1 at t = ½
+    (True, 0.5)
+    """
 
     t_max: float
 
@@ -81,7 +88,12 @@ class VPLinear(Schedule):
 
     log α(t) = −¼ t² (β_max − β_min) − ½ t β_min, σ(t) = √(1 − α²).
 
-    Example: ``VPLinear().sigma_ve(1.0)  # ≈ 157``.
+    Example:
+
+    >>> s = VPLinear()
+    >>> round(float(s.sigma_ve(1.0)), 1), round(float(s.alpha(0.0)), 4)
+    (152.2, 1.0)
+
     Reference: Song et al. (2021), "Score-Based Generative Modeling through Stochastic Differential
     Equations".
     """
@@ -117,7 +129,12 @@ class VPCosine(Schedule):
 
     α(1) = 0, so σ_ve(1) = ∞; practitioners stop at t ≈ 0.9946 (DPM-Solver) or use a discrete table.
 
-    Example: ``VPCosine().alpha(0.5)``.
+    Example:
+
+    >>> s = VPCosine()
+    >>> round(float(s.alpha(0.0)), 4), round(float(s.sigma_ve(0.5)), 3)
+    (1.0, 1.012)
+
     Reference: Nichol & Dhariwal (2021), "Improved Denoising Diffusion Probabilistic Models".
     """
 
@@ -148,7 +165,12 @@ class VPCosine(Schedule):
 class VE(Schedule):
     """Variance-exploding schedule on t ∈ [0, 1]: α = 1, σ(t) = σ_min (σ_max/σ_min)^t (NCSN, score-SDE).
 
-    Example: ``VE(0.01, 50.0).sigma(1.0)  # 50``.
+    Example:
+
+    >>> s = VE(sigma_min=0.01, sigma_max=100.0)
+    >>> round(float(s.sigma_ve(0.5)), 4), float(s.alpha(0.5))   # geometric midpoint, α = 1
+    (1.0, 1.0)
+
     Reference: Song et al. (2021), "Score-Based Generative Modeling through Stochastic Differential
     Equations".
     """
@@ -176,7 +198,12 @@ class VE(Schedule):
 class RectifiedFlow(Schedule):
     """Rectified flow / flow matching on t ∈ [0, 1]: α(t) = 1 − t, σ(t) = t, so σ_ve = t / (1 − t).
 
-    Example: ``RectifiedFlow().t_from_sigma_ve(1.0)  # 0.5``.
+    Example:
+
+    >>> s = RectifiedFlow()
+    >>> float(s.sigma_ve(0.5)), float(s.alpha(0.25))   # σ_ve = t/(1 − t), α = 1 − t
+    (1.0, 0.75)
+
     Reference: Liu, Gong & Liu (2023), "Flow Straight and Fast"; Lipman et al. (2023), "Flow Matching".
     """
 
@@ -203,6 +230,13 @@ class DiscreteVP(Schedule):
     k-diffusion does). ``alpha_bar`` is stored as a tuple so the schedule is hashable.
 
     Example: ``DiscreteVP.ddpm_linear().sigma_ve(999)  # ≈ 157``.
+    Example:
+
+    >>> from diffusion.alpha_bar import ddpm_linear_alpha_bar
+    >>> s = DiscreteVP(ddpm_linear_alpha_bar())
+    >>> round(float(s.sigma_ve(999.0)), 2)
+    157.41
+
     Reference: Ho et al. (2020), "Denoising Diffusion Probabilistic Models".
     """
 

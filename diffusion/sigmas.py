@@ -66,6 +66,13 @@ def sigma_bounds(dtype) -> tuple[float, float]:
     """``(lo, hi)``: the positive σ a sampler computing in ``dtype`` can use, √tiny ≤ σ ≤ √max (σ² normal, finite).
 
     Example: ``sigma_bounds(jnp.float32)  # (1.08e-19, 1.84e19)``.
+
+    Example:
+
+    >>> import numpy as np
+    >>> lo, hi = sigma_bounds(np.float32)
+    >>> lo < 1e-3 < 1e3 < hi
+    True
     """
     info = jnp.finfo(dtype)
     return float(np.sqrt(float(info.tiny))), float(np.sqrt(float(info.max)))
@@ -115,6 +122,15 @@ def validate_sigmas(sigmas: ArrayLike, *, dtype=None) -> Array:
       ValueError naming ``sigmas``, the offending entry and the dtype.
 
     Example: ``validate_sigmas(karras(10, 0.01, 10.0))``.
+
+    Example:
+
+    >>> validate_sigmas([10.0, 1.0, 0.0]).tolist()
+    [10.0, 1.0, 0.0]
+    >>> validate_sigmas([1.0, 2.0, 0.0])
+    Traceback (most recent call last):
+        ...
+    ValueError: `sigmas` must be strictly decreasing, but entry 1 (2) is not below entry 0 (1); ...
     """
     if dtype is None:
         own = np.dtype(getattr(sigmas, "dtype", None) or np.asarray(sigmas).dtype)
@@ -208,6 +224,13 @@ def vp_timesteps(n: int, num_train_timesteps: int = 1000, spacing: str = "traili
       float64 array of shape (n,), decreasing.
 
     Example: ``vp_timesteps(10, spacing="trailing")  # [999, 899, …, 99]``.
+    Example:
+
+    >>> vp_timesteps(4).tolist()
+    [999.0, 749.0, 499.0, 249.0]
+    >>> vp_timesteps(4, spacing='leading').tolist()
+    [750.0, 500.0, 250.0, 0.0]
+
     Reference: Lin et al. (2024), "Common Diffusion Noise Schedules and Sample Steps are Flawed", Table 2.
     """
     n = _check_n(n)
@@ -251,6 +274,13 @@ def from_alpha_bar(alpha_bar: ArrayLike, n: int, *, spacing: str = "trailing", s
       ValueError naming ``alpha_bar``, ``n``, ``spacing`` or ``steps_offset``.
 
     Example: ``from_alpha_bar(ddpm_linear_alpha_bar(), 50, spacing="leading", steps_offset=1)``.
+    Example:
+
+    >>> import numpy as np
+    >>> from diffusion.alpha_bar import ddpm_linear_alpha_bar
+    >>> [round(float(s), 3) for s in from_alpha_bar(ddpm_linear_alpha_bar(), 3)]
+    [157.407, 9.489, 1.455, 0.0]
+
     Reference: Karras et al. (2022), EDM, Table 1 (the VP → VE map); Lin et al. (2024) for the spacings.
     """
     table = check_strictly_decreasing("alpha_bar", np.asarray(alpha_bar, np.float64))
@@ -278,6 +308,11 @@ def ddpm_linear(n: int, *, spacing: str = "trailing", num_train_timesteps: int =
     raise a ``ValueError`` naming ``n`` (they would not decrease; see :func:`from_alpha_bar`).
 
     Example: ``ddpm_linear(10, spacing="trailing")[0]  # ≈ 157.4 = σ_ve at t = 999``.
+    Example:
+
+    >>> [round(float(s), 3) for s in ddpm_linear(3)]
+    [157.407, 9.489, 1.455, 0.0]
+
     Reference: Ho et al. (2020), "Denoising Diffusion Probabilistic Models".
     """
     table = ddpm_linear_alpha_bar(num_train_timesteps, beta_start, beta_end)
@@ -293,6 +328,11 @@ def cosine(n: int, *, spacing: str = "trailing", num_train_timesteps: int = 1000
     """Sigma grid of Nichol & Dhariwal's cosine table (β capped at 0.999), optionally rescaled to zero SNR.
 
     Example: ``cosine(20, spacing="linspace")``.
+    Example:
+
+    >>> [round(float(s), 3) for s in cosine(3)]
+    [20291.17, 1.751, 0.588, 0.0]
+
     Reference: Nichol & Dhariwal (2021), "Improved Denoising Diffusion Probabilistic Models".
     """
     table = cosine_alpha_bar(num_train_timesteps, s)

@@ -33,10 +33,11 @@ class Estimate(NamedTuple):
       n: the number of units used (units with weight 0 are not counted).
       diagnostics: a dict of method-specific arrays.
 
-    Example::
+    Example:
 
-        est = estimators.difference_in_means(y, t)
-        est.summary()          # coef, std err, z, P>|z|, 2.5 %, 97.5 %
+    >>> e = normal_estimate(1.0, 0.5, 0.05, 100)
+    >>> round(float(e.ci_low), 3), round(float(e.ci_high), 3)   # 1 ± 1.96 · 0.5
+    (0.02, 1.98)
     """
 
     estimate: Array

@@ -301,7 +301,7 @@ def _conv_learner(shape: tuple[int, int, int], n_covariates: int, channels: int,
     from flax import nnx
 
     from estimators._image_net import ImageNet
-    from jaxlib_ext.conv import reverse_mode_only
+    from jaxlib_ext.optim import minimize
 
     tx = optax.adamw(learning_rate, weight_decay=weight_decay)
 
@@ -331,13 +331,8 @@ def _conv_learner(shape: tuple[int, int, int], n_covariates: int, channels: int,
             per = optax.sigmoid_binary_cross_entropy(f, ys) if classification else (f - ys) ** 2
             return jnp.sum(w * per)
 
-        def step(carry, _):
-            s, opt = carry
-            updates, opt = tx.update(jax.grad(loss)(s), opt, s)
-            return (optax.apply_updates(s, updates), opt), None
-
-        with reverse_mode_only():  # the conv gradients stay on XLA:CPU's fast kernels inside the scan
-            (state, _), _ = jax.lax.scan(step, (state, tx.init(state)), None, length=num_steps)
+        # the network's convolutions take jaxlib_ext.conv's scan-friendly gradient (fast XLA:CPU kernels in the scan)
+        state, _ = minimize(None, loss, state, tx, num_steps=num_steps)
         return (px_mean, px_sd, tab_mean, tab_sd, y_mean, y_sd), state
 
     def predict(params, X):

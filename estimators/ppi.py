@@ -186,9 +186,15 @@ def cross_ppi_mean(y: ArrayLike, yhat: ArrayLike, yhat_unlabeled: ArrayLike, *, 
     Returns:
       An :class:`Estimate`.
 
-    Example::
+    Example:
 
-        est = cross_ppi_mean(y, yhat_oof, yhat_unlabeled_by_fold)
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0); y = rng.normal(1.0, 1.0, 300)
+    >>> yhat = y + rng.normal(0.3, 0.5, 300)           # out-of-fold predictions, biased by 0.3
+    >>> yhat_unlabeled = rng.normal(1.3, 1.1, (3000, 5))   # 5 fold models
+    >>> est = cross_ppi_mean(y, yhat, yhat_unlabeled)
+    >>> round(float(est.estimate), 1), bool(est.ci_low < 1.0 < est.ci_high)
+    (1.0, True)
 
     Reference: T. Zrnic & E. J. Candès, "Cross-prediction-powered inference", PNAS 121 (2024).
     """
@@ -231,9 +237,16 @@ def ppi_ate(y: ArrayLike, yhat: ArrayLike, treatment: ArrayLike, yhat_unlabeled:
     Returns:
       An :class:`Estimate`; diagnostics: arm means and λs.
 
-    Example::
+    Example:
 
-        est = ppi_ate(y, yhat, t, yhat_u, t_u)
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(1); n, N = 400, 4000
+    >>> t, tu = rng.integers(0, 2, n).astype(float), rng.integers(0, 2, N).astype(float)
+    >>> y = 1.0 * t + rng.normal(size=n); yhat = 0.5 * t + rng.normal(0, 0.5, n)   # attenuated predictions
+    >>> yhat_u = 0.5 * tu + rng.normal(0, 0.5, N)
+    >>> est = ppi_ate(y, yhat, t, yhat_u, tu)
+    >>> round(float(est.estimate), 1), bool(est.ci_low < 1.0 < est.ci_high)
+    (1.0, True)
 
     Reference: Angelopoulos et al., Science (2023); Angelopoulos, Duchi & Zrnic (2023).
     """

@@ -160,9 +160,15 @@ def ppi_ols(y: ArrayLike, yhat: ArrayLike, covariates: ArrayLike, yhat_unlabeled
     Returns:
       An :class:`Estimate` with p coefficients; diagnostics: ``lam``.
 
-    Example::
+    Example:
 
-        est = ppi_ols(y, yhat, X, yhat_u, X_u); est.summary(names=["const", "x"])
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0); X, Xu = rng.normal(size=(300, 2)), rng.normal(size=(3000, 2))
+    >>> beta = np.array([1.0, -2.0]); y = X @ beta + rng.normal(size=300)
+    >>> yhat = X @ beta + rng.normal(0, 0.3, 300); yhat_u = Xu @ beta + rng.normal(0, 0.3, 3000)
+    >>> est = ppi_ols(y, yhat, X, yhat_u, Xu)
+    >>> [round(float(b), 1) for b in est.estimate]
+    [1.0, -1.9]
 
     Reference: Angelopoulos, Duchi & Zrnic, "PPI++: Efficient prediction-powered inference" (2023).
     """
@@ -187,9 +193,15 @@ def ppi_logistic(y: ArrayLike, yhat: ArrayLike, covariates: ArrayLike, yhat_unla
     Returns:
       An :class:`Estimate` with p coefficients.
 
-    Example::
+    Example:
 
-        est = ppi_logistic(y, yhat, X, yhat_u, X_u, lam=None)
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0); X, Xu = rng.normal(size=(500, 2)), rng.normal(size=(5000, 2))
+    >>> p = lambda A: 1 / (1 + np.exp(-(A @ np.array([1.0, -1.0]))))
+    >>> y = (rng.uniform(size=500) < p(X)).astype(float)
+    >>> est = ppi_logistic(y, p(X), X, p(Xu), Xu)
+    >>> est.estimate.shape, bool(np.all((est.ci_low < est.estimate) & (est.estimate < est.ci_high)))
+    ((2,), True)
 
     Reference: Angelopoulos, Duchi & Zrnic (2023).
     """

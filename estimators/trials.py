@@ -44,6 +44,15 @@ def many_trials(estimator: Callable[..., Estimate], data: Mapping[str, Any], *, 
 
         est = many_trials(estimators.difference_in_means, {"y": ys, "treatment": ts})
         coverage(est, 0.5)
+
+    Example:
+
+    >>> import numpy as np
+    >>> from estimators import ppi_mean
+    >>> rng = np.random.default_rng(0); y = rng.normal(size=(100, 50))
+    >>> data = {'y': y, 'yhat': y + rng.normal(size=(100, 50)), 'yhat_unlabeled': rng.normal(size=(100, 500))}
+    >>> many_trials(ppi_mean, data).estimate.shape   # one estimate per trial
+    (100,)
     """
     sizes = {name: np.shape(a)[0] if np.ndim(a) else None for name, a in data.items() if a is not None}
     if not sizes or len(set(sizes.values())) != 1 or None in sizes.values():
@@ -54,7 +63,17 @@ def many_trials(estimator: Callable[..., Estimate], data: Mapping[str, Any], *, 
 
 
 def coverage(estimate: Estimate, truth: ArrayLike) -> Array:
-    """Fraction of intervals that contain ``truth`` (per coefficient for vector estimates)."""
+    """Fraction of intervals that contain ``truth`` (per coefficient for vector estimates).
+
+    Example:
+
+    >>> import numpy as np
+    >>> from estimators import ppi_mean
+    >>> rng = np.random.default_rng(0); y = rng.normal(size=(400, 50))
+    >>> data = {'y': y, 'yhat': y + rng.normal(size=(400, 50)), 'yhat_unlabeled': rng.normal(size=(400, 500))}
+    >>> round(float(coverage(many_trials(ppi_mean, data), 0.0).mean()), 2)   # ≈ 0.95
+    0.95
+    """
     truth = jnp.asarray(truth)
     hit = (estimate.ci_low <= truth) & (truth <= estimate.ci_high)
     return jnp.mean(hit, axis=tuple(range(jnp.ndim(estimate.alpha))))

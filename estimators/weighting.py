@@ -24,7 +24,15 @@ _METHODS = ("hajek", "horvitz_thompson")
 
 def overlap_diagnostics(e: Array, t: Array, w: Array) -> dict[str, Array]:
     """Traceable overlap summary: min / max propensity over kept units and the Kish effective sample sizes
-    (Σ vᵢ)² / Σ vᵢ² of the IPW weights vᵢ = 1/e (treated) and 1/(1 − e) (control)."""
+    (Σ vᵢ)² / Σ vᵢ² of the IPW weights vᵢ = 1/e (treated) and 1/(1 − e) (control).
+
+    Example:
+
+    >>> import jax.numpy as jnp
+    >>> d = overlap_diagnostics(jnp.array([0.1, 0.5, 0.9, 0.5]), jnp.array([1.0, 0.0, 1.0, 0.0]), jnp.ones(4))
+    >>> sorted(d)
+    ['ess_control', 'ess_treated', 'propensity_max', 'propensity_min']
+    """
     kept = w > 0
     v1 = jnp.where(kept & (t == 1), w / e, 0.0)
     v0 = jnp.where(kept & (t == 0), w / (1 - e), 0.0)
@@ -41,9 +49,11 @@ def overlap(propensity: ArrayLike, treatment: ArrayLike, *, weights: ArrayLike |
 
     ESS_a = (Σ_{t=a} vᵢ)² / Σ_{t=a} vᵢ², vᵢ the inverse-probability weight; a small ESS warns of poor overlap.
 
-    Example::
+    Example:
 
-        overlap(e_hat, t)["ess_treated"]
+    >>> d = overlap([0.1, 0.5, 0.9, 0.5], [1.0, 0.0, 1.0, 0.0])
+    >>> round(float(d['propensity_min']), 2), round(float(d['propensity_max']), 2)
+    (0.1, 0.9)
 
     Reference: R. K. Crump et al., "Dealing with limited overlap", Biometrika 96 (2009).
     """
@@ -149,9 +159,14 @@ def ipw(y: ArrayLike, treatment: ArrayLike, *, propensity: ArrayLike | None = No
     Returns:
       An :class:`Estimate`; diagnostics: propensity extremes, ESS per arm, ``n_trimmed``.
 
-    Example::
+    Example:
 
-        est = ipw(y, t, covariates=X, method="hajek")
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0); e = np.full(2000, 0.3); t = (rng.uniform(size=2000) < e).astype(float)
+    >>> y = 2.0 * t + rng.normal(size=2000)
+    >>> est = ipw(y, t, propensity=e)
+    >>> round(float(est.estimate), 1), bool(est.ci_low < 2.0 < est.ci_high)
+    (2.0, True)
 
     Reference: D. G. Horvitz & D. J. Thompson, JASA 47 (1952); J. K. Lunceford & M. Davidian, Stat. Med. 23 (2004).
     """

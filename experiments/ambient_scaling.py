@@ -27,6 +27,7 @@ from flax import nnx
 from diffusion.data import grid_mixture_2d
 from diffusion.networks import MLPDenoiser
 from diffusion.training import AmbientLoss, fit
+from experiments import _plotting
 from experiments.registry import Experiment, Result
 from jaxlib_ext.scaling import NAMES, fit_power_law
 
@@ -137,29 +138,19 @@ def run(key: jax.Array, config: Config) -> Result:
 
 
 def plot(result: Result, out_dir: Path) -> list[Path]:
-    """Test loss vs N per setting with its fitted E + A N^(−α)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Test loss vs N per setting (markers) with its fitted E + A N^(−α) (line of the same colour)."""
     sizes = result.arrays["sizes"]
     grid = np.geomspace(sizes[0], sizes[-1], 100)
-    fig, ax = plt.subplots(figsize=(5, 3.8))
+    fig, ax = _plotting.figure(panel=(4.6, 4.2))
     for i, setting in enumerate(SETTINGS):
         e, a, alpha = result.arrays[f"{setting}/fit"]
-        ax.loglog(sizes, result.arrays[f"{setting}/loss"], "o", color=f"C{i}", label=setting)
+        ax.loglog(sizes, result.arrays[f"{setting}/loss"], "o", color=f"C{i}", label=f"{setting}, α = {alpha:.2f}")
         ax.loglog(grid, e + a * grid**-alpha, "-", color=f"C{i}", lw=0.8)
-    ax.set(xlabel="training-set size N", ylabel="denoising error vs exact D (geometric mean over σ)",
-           title="ambient diffusion scaling")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = out_dir / "scaling.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    ax.set(xlabel="training-set size N (points)",
+           ylabel="‖D_θ − D*‖²/d (data units²,\ngeometric mean over σ)",
+           title="ambient diffusion scaling\n(markers: measured; lines: fit E + A N^(−α))")
+    _plotting.legend_below(ax)
+    return [_plotting.save(fig, Path(out_dir) / "scaling.png")]
 
 
 EXPERIMENT = Experiment(

@@ -25,6 +25,7 @@ from diffusion.data import digits, grid_mixture_2d
 from diffusion.likelihood import log_likelihood
 from diffusion.samplers import meanflow_sample, sample
 from diffusion.sigmas import karras, log_linear
+from experiments import _plotting
 from experiments._generative import MODELS, train_models
 from experiments.registry import Experiment, Result
 
@@ -151,28 +152,26 @@ def run(key: jax.Array, config: Config) -> Result:
 
 def plot(result: Result, out_dir: Path) -> list[Path]:
     """Scatter of the samples of every sampler on the 2-D data set."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     labels = [k.split("/", 1)[1] for k in result.arrays if k.startswith("mixture/")]
     if not labels:
         return []
-    fig, axes = plt.subplots(1, len(labels), figsize=(2.6 * len(labels), 2.8), squeeze=False)
-    for ax, label in zip(axes[0], labels, strict=True):
+    ncols = min(len(labels), 4)
+    nrows = -(-len(labels) // ncols)
+    fig, axes = _plotting.figure(nrows, ncols, panel=(2.3, 2.3), squeeze=False, sharex=True, sharey=True)
+    for ax in axes.flat[len(labels):]:
+        ax.set_visible(False)
+    for col in range(ncols):  # the lowest shown panel of each column carries the x axis
+        bottom = [ax for ax in axes[:, col] if ax.get_visible()][-1]
+        bottom.xaxis.set_tick_params(labelbottom=True)
+        bottom.set_xlabel("x₁ (data units)")
+    for ax, label in zip(axes.flat, labels, strict=False):
         pts = result.arrays[f"mixture/{label}"]
-        ax.scatter(pts[:, 0], pts[:, 1], s=2)
-        ax.set_title(label, fontsize=7)
-        ax.set_xlim(-4, 4)
-        ax.set_ylim(-4, 4)
-    fig.tight_layout()
-    path = out_dir / "samples.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+        ax.scatter(pts[:, 0], pts[:, 1], s=2, rasterized=True)
+        ax.set_title(label)
+        ax.set(xlim=(-4, 4), ylim=(-4, 4), aspect="equal")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("x₂ (data units)")
+    return [_plotting.save(fig, Path(out_dir) / "samples.png")]
 
 
 EXPERIMENT = Experiment(

@@ -41,6 +41,7 @@ from diffusion.diagnostics import (
 )
 from diffusion.networks import BFCNN
 from diffusion.training import DSMLoss, UniformSigma, fit
+from experiments import _plotting
 from experiments.registry import Experiment, Result
 
 __all__ = ["EXPERIMENT", "Config", "plot", "run"]
@@ -200,53 +201,52 @@ def run(key: jax.Array, config: Config) -> Result:
 
 def plot(result: Result, out_dir: Path) -> list[Path]:
     """Eigenvector grids, eigenvalue spectra, effective dimension vs σ, PSNR curves."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.colors import Normalize
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     a = result.arrays
     names = list(a["names"])
     k = a["0/eigvecs"].shape[0]
-    fig, axes = plt.subplots(len(names), k + 2, figsize=(1.1 * (k + 2), 1.2 * len(names)), squeeze=False)
+    fig, axes = _plotting.figure(len(names), k + 2, panel=(1.15, 1.3), squeeze=False)
     for i, name in enumerate(names):
-        panels = [("noisy", a[f"{i}/noisy"]), ("D(y)", a[f"{i}/denoised"])]
-        panels += [(f"λ={a[f'{i}/eigvals'][j]:.2f}", a[f"{i}/eigvecs"][j]) for j in range(k)]
+        lim = float(np.abs(a[f"{i}/eigvecs"]).max())  # one symmetric scale per row (unit-norm vectors)
+        norm = Normalize(-lim, lim)
+        panels = [("noisy y", a[f"{i}/noisy"]), ("D(y)", a[f"{i}/denoised"])]
+        panels += [(f"λ{j + 1}={a[f'{i}/eigvals'][j]:.2f}", a[f"{i}/eigvecs"][j]) for j in range(k)]
         for j, (title, img) in enumerate(panels):
             ax = axes[i, j]
-            lim = np.abs(img).max() if j >= 2 else None
-            ax.imshow(img, cmap="gray" if j < 2 else "RdBu_r", vmin=-lim if lim else None, vmax=lim)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.set_title(title, fontsize=6)
-        axes[i, 0].set_ylabel(name, fontsize=7)
-    fig.suptitle("Top Jacobian eigenvectors (adaptive harmonic basis) of trained BF-CNNs", fontsize=8)
-    fig.tight_layout()
-    paths = [out_dir / "eigenvectors.png"]
-    fig.savefig(paths[-1], dpi=120)
-    plt.close(fig)
+            if j < 2:
+                ax.imshow(img, cmap="gray")
+            else:
+                vec = ax.imshow(img, cmap="RdBu_r", norm=norm)
+            _plotting.hide_ticks(ax)
+            ax.set_title(title)
+        axes[i, 0].set_ylabel(name)
+        _plotting.colorbar(fig, vec, axes[i, 2:], "entry", pad=0.01)
+    fig.suptitle("top Jacobian eigenvectors (adaptive harmonic basis) of trained BF-CNNs; colour: entry of the "
+                 "unit-norm eigenvector")
+    paths = [_plotting.save(fig, out_dir / "eigenvectors.png")]
 
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    fig, axes = _plotting.figure(1, 3, panel=(3.7, 4.6))
     sig = a["sigmas"]
     for i, name in enumerate(names):
-        axes[0].semilogy(a[f"{i}/eigvals"], label=name, color=f"C{i}")
-        axes[1].loglog(sig, a[f"{i}/eff_net"], "o-", color=f"C{i}", label=f"{name} BF-CNN")
-        axes[1].loglog(sig, a[f"{i}/eff_gauss"], "--", color=f"C{i}", label=f"{name} Gaussian")
+        axes[0].semilogy(np.arange(1, len(a[f"{i}/eigvals"]) + 1), a[f"{i}/eigvals"], label=name, color=f"C{i}")
+        axes[1].loglog(sig, a[f"{i}/eff_net"], "o-", color=f"C{i}", label=f"{name}: BF-CNN")
+        axes[1].loglog(sig, a[f"{i}/eff_gauss"], "--", color=f"C{i}", label=f"{name}: Wiener (Gaussian)")
         psnr = a[f"{i}/psnr"]
-        axes[2].plot(psnr[0], psnr[1], "o-", color=f"C{i}", label=f"{name} BF-CNN "
-                     f"({result.metrics[f'{name}: PSNR slope BF-CNN']:.2f})")
-        axes[2].plot(psnr[0], psnr[2], ":", color=f"C{i}")
-    axes[0].set(xlabel="index", ylabel="eigenvalue of ½(J+Jᵀ)", title="Jacobian spectrum", ylim=(1e-4, 2))
-    axes[1].set(xlabel="σ", ylabel="tr J", title="effective dimension (solid: network, dashed: Wiener)")
-    axes[2].set(xlabel="input PSNR (dB)", ylabel="output PSNR (dB)", title="PSNR (dotted: Wiener)")
+        axes[2].plot(psnr[0], psnr[1], "o-", color=f"C{i}", label=f"{name}: BF-CNN "
+                     f"(slope {result.metrics[f'{name}: PSNR slope BF-CNN']:.2f})")
+        axes[2].plot(psnr[0], psnr[2], ":", color=f"C{i}", label=f"{name}: Wiener")
+    axes[0].set(xlabel="eigenvalue rank", ylabel="eigenvalue of ½(J+Jᵀ) (unitless)", title="Jacobian spectrum",
+                ylim=(1e-4, 2))
+    axes[1].set(xlabel="σ (pixel units, image in [0, 1])", ylabel="effective dimension tr J (pixels)",
+                title="effective dimension")
+    axes[1].set_xticks(sig, [f"{s:.2g}" for s in sig])
+    axes[1].xaxis.set_minor_formatter("")  # log-axis minor labels overprint on a short σ range
+    axes[2].set(xlabel="input PSNR (dB)", ylabel="output PSNR (dB)", title="denoising PSNR")
     for ax in axes:
-        ax.legend(fontsize=6)
-    fig.tight_layout()
-    paths.append(out_dir / "spectra_effdim_psnr.png")
-    fig.savefig(paths[-1], dpi=120)
-    plt.close(fig)
+        _plotting.legend_below(ax)
+    paths.append(_plotting.save(fig, out_dir / "spectra_effdim_psnr.png"))
     return paths
 
 

@@ -38,6 +38,7 @@ from diffusion.diagnostics import (
 from diffusion.networks import MLPDenoiser
 from diffusion.sigmas import karras
 from diffusion.training import fit
+from experiments import _plotting
 from experiments.registry import Experiment, Result
 
 __all__ = ["EXPERIMENT", "Config", "load", "plot", "run"]
@@ -153,33 +154,24 @@ def run(key: jax.Array, config: Config) -> Result:
 
 def plot(result: Result, out_dir: Path) -> list[Path]:
     """Transition curves and, per data set, sample grids (model A, model B, A's nearest training image)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     names = [k.split("/")[0] for k in result.arrays if k.endswith("/curve")]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, axes = _plotting.figure(1, 2, panel=(4.4, 4.0))
     for i, name in enumerate(names):
         sizes, pair, nn, gap = result.arrays[f"{name}/curve"]
         axes[0].semilogx(sizes, pair, "o-", color=f"C{i}", label=f"{name}: model A vs model B")
         axes[0].semilogx(sizes, nn, "s--", color=f"C{i}", label=f"{name}: sample vs nearest training image")
         axes[1].semilogx(sizes, gap, "o-", color=f"C{i}", label=name)
-    axes[0].set(xlabel="training-set size N", ylabel="cosine similarity (centered)", title="memorization → "
-                "generalization")
-    axes[1].set(xlabel="training-set size N", ylabel="PSNR train − test (dB), mean over σ",
+    axes[0].set(xlabel="training-set size N (images)", ylabel="cosine similarity, centred (unitless)",
+                title="memorization → generalization")
+    axes[1].set(xlabel="training-set size N (images)", ylabel="PSNR train − test (dB), mean over σ",
                 title="denoising generalization gap")
-    for ax in axes:
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    paths = [out_dir / "transition.png"]
-    fig.savefig(paths[-1], dpi=120)
-    plt.close(fig)
+    _plotting.legend_below(axes[0])
+    _plotting.legend_below(axes[1])
+    paths = [_plotting.save(fig, out_dir / "transition.png")]
     for name in names:
         sizes = [int(s) for s in result.arrays[f"{name}/curve"][0]]
-        fig, axes = plt.subplots(3 * len(sizes), 8, figsize=(8, 3.1 * len(sizes)), squeeze=False)
+        fig, axes = _plotting.figure(3 * len(sizes), 8, panel=(1.0, 1.05), squeeze=False)
         for r, n in enumerate(sizes):
             s = result.arrays[f"{name}/N={n}/samples"]
             rows = [(f"N={n} A", s[0]), ("B", s[1]), ("A's NN", result.arrays[f"{name}/N={n}/nearest"])]
@@ -188,15 +180,10 @@ def plot(result: Result, out_dir: Path) -> list[Path]:
                     ax = axes[3 * r + j, c]
                     if c < imgs.shape[0]:
                         ax.imshow(imgs[c], cmap="gray", vmin=0, vmax=1)
-                    ax.set_xticks([])
-                    ax.set_yticks([])
-                axes[3 * r + j, 0].set_ylabel(label, fontsize=7)
-        fig.suptitle(f"{name}: samples of two models from the same noise, and A's nearest training image",
-                     fontsize=8)
-        fig.tight_layout()
-        paths.append(out_dir / f"samples_{name}.png")
-        fig.savefig(paths[-1], dpi=110)
-        plt.close(fig)
+                    _plotting.hide_ticks(ax)
+                axes[3 * r + j, 0].set_ylabel(label)
+        fig.suptitle(f"{name}: samples of two models from the same noise,\nand A's nearest training image")
+        paths.append(_plotting.save(fig, out_dir / f"samples_{name}.png"))
     return paths
 
 

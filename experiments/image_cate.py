@@ -24,6 +24,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from estimators import image_cate as ic
 from estimators.image_cate._network import image_features
+from experiments import _plotting
 from experiments.registry import Experiment, Result
 
 __all__ = ["EXPERIMENT", "Config", "run"]
@@ -156,40 +157,32 @@ def run(key: jax.Array, config: Config) -> Result:
 
 def plot(result: Result, out_dir: Path) -> list[Path]:
     """Salience maps of held-out road tiles (seed 0) and the cluster effects with intervals."""
-    import matplotlib
+    from matplotlib.colors import Normalize
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    out_dir = Path(out_dir)
     paths = []
     for key in [k for k in result.arrays if k.startswith("salience:")]:
         net = key.split(":")[1]
         maps, images = result.arrays[key], result.arrays[f"images:{net}"]
-        fig, axes = plt.subplots(2, len(maps), figsize=(2 * len(maps), 4), squeeze=False)
+        fig, axes = _plotting.figure(2, len(maps), panel=(1.6, 1.6), squeeze=False)
+        norm = Normalize(0.0, float(np.max(maps)))  # one scale for every map, so tiles compare
         for i in range(len(maps)):
             axes[0, i].imshow(images[i], cmap="gray", vmin=0, vmax=1)
-            axes[1, i].imshow(maps[i], cmap="magma")
-            axes[0, i].axis("off")
-            axes[1, i].axis("off")
-        fig.suptitle(f"road tiles and |∂π_road/∂M| ({net})")
-        fig.tight_layout()
-        path = out_dir / f"salience_{net}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        paths.append(path)
-    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+            shown = axes[1, i].imshow(maps[i], cmap="magma", norm=norm)
+            _plotting.hide_ticks(axes[0, i])
+            _plotting.hide_ticks(axes[1, i])
+        _plotting.colorbar(fig, shown, axes[1, :], "|∂π_road/∂M|\n(per unit intensity)")
+        fig.suptitle(f"held-out road tiles (top) and their salience maps (bottom), {net}")
+        paths.append(_plotting.save(fig, out_dir / f"salience_{net}.png"))
+    fig, ax = _plotting.figure(panel=(4.2, 3.0))
     for j, key in enumerate(k for k in result.arrays if k.startswith("tau:")):
         est, lo, hi = result.arrays[key]
-        ax.errorbar(np.arange(3) + 0.1 * j, est, yerr=[est - lo, hi - est], fmt="o", label=key.split(":")[1])
-    ax.plot(np.arange(3), np.sort(EFFECTS), "k_", ms=20, label="true τ")
-    ax.set_xlabel("cluster k (ordered τ)")
-    ax.set_ylabel("τ_k")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = out_dir / "cluster_effects.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [*paths, path]
+        ax.errorbar(np.arange(3) + 0.1 * j, est, yerr=[est - lo, hi - est], fmt="o", capsize=2,
+                    label=f"{key.split(':')[1]} (95 % CI)")
+    ax.plot(np.arange(3), np.sort(EFFECTS), "k_", ms=20, label="true τ_k")
+    ax.set(xticks=np.arange(3), xlabel="cluster k (ordered by τ)", ylabel="τ_k (outcome units)")
+    ax.legend()
+    return [*paths, _plotting.save(fig, out_dir / "cluster_effects.png")]
 
 
 EXPERIMENT = Experiment(

@@ -23,6 +23,7 @@ import pandas as pd
 from diffusion.data import digits, grid_mixture_2d
 from diffusion.likelihood import bits_per_dim, dequantize, log_likelihood
 from diffusion.sigmas import log_linear
+from experiments import _plotting
 from experiments._generative import MODELS, train_models
 from experiments.registry import Experiment, Result
 
@@ -110,28 +111,18 @@ def run(key: jax.Array, config: Config) -> Result:
 
 def plot(result: Result, out_dir: Path) -> list[Path]:
     """PF-ODE (Hutchinson) vs exact log-likelihood on the mixture; bits/dim histograms on digits."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    fig, axes = _plotting.figure(1, 2, panel=(3.6, 3.0))
     ex, hu = result.arrays["mixture/exact"], result.arrays["mixture/hutchinson"]
-    axes[0].scatter(ex, hu, s=4)
+    axes[0].scatter(ex, hu, s=4, label="test point")
     lims = [min(ex.min(), hu.min()), max(ex.max(), hu.max())]
-    axes[0].plot(lims, lims, "k--", lw=0.8)
-    axes[0].set(xlabel="exact log p", ylabel="PF-ODE log p (Hutchinson)", title="mixture")
+    axes[0].plot(lims, lims, "k--", lw=0.8, label="y = x")
+    axes[0].set(xlabel="exact log p(x) (nats)", ylabel="PF-ODE log p(x), Hutchinson (nats)", title="2-D mixture")
+    axes[0].legend()
     for name in MODELS:
         axes[1].hist(result.arrays[f"digits/{name}"], bins=30, alpha=0.5, label=name)
-    axes[1].set(xlabel="bits/dim (held-out digits)", title="digits")
-    axes[1].legend(fontsize=7)
-    fig.tight_layout()
-    path = out_dir / "likelihood.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    axes[1].set(xlabel="bits/dim (held-out digits)", ylabel="count (images)", title="digits")
+    axes[1].legend()
+    return [_plotting.save(fig, Path(out_dir) / "likelihood.png")]
 
 
 EXPERIMENT = Experiment(

@@ -19,6 +19,7 @@ import pandas as pd
 from diffusion.analytic import gaussian
 from diffusion.samplers import sample
 from diffusion.sigmas import karras
+from experiments import _plotting
 from experiments.registry import Experiment, Result
 
 # (label, method, options as sorted (name, value) pairs, nominal order)
@@ -97,22 +98,14 @@ def run(key: jax.Array, config: Config) -> Result:
 
 def plot(result: Result, out_dir: Path) -> list[Path]:
     """Log-log error against NFE, one line per method."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.0, 4.5))
+    fig, ax = _plotting.figure(panel=(7.4, 4.2))
     for i, (label, (nfe, err)) in enumerate(result.arrays.items()):
         ax.loglog(nfe, err, marker="o", ms=3, ls=("-", "--")[i // 10], color=f"C{i % 10}",
-                  label=f"{label} ({result.metrics[f'order {label}']:.2f})")
-    ax.set(xlabel="NFE", ylabel="RMS error vs exact flow", title="Probability-flow samplers, exact Gaussian")
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    path = out_dir / "error_vs_nfe.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return [path]
+                  label=f"{label} (order {result.metrics[f'order {label}']:.2f})")
+    ax.set(xlabel="NFE (network evaluations)", ylabel="RMS error vs exact flow (data units)",
+           title="probability-flow samplers, exact Gaussian")
+    fig.legend(loc="outside right upper")
+    return [_plotting.save(fig, Path(out_dir) / "error_vs_nfe.png")]
 
 
 EXPERIMENT = Experiment(

@@ -91,6 +91,16 @@ class Checkpointer:
     Args:
       directory: folder of the checkpoints (created if missing).
       keep: how many of the most recent checkpoints to keep (≥ 1).
+
+    Example:
+
+    >>> import tempfile, jax.numpy as jnp
+    >>> ckpt = Checkpointer(tempfile.mkdtemp(), keep=2)
+    >>> ckpt.save(3, {'w': jnp.arange(3.0)})
+    >>> ckpt.latest_step()
+    3
+    >>> ckpt.restore({'w': jnp.zeros(3)})['w'].tolist()
+    [0.0, 1.0, 2.0]
     """
 
     def __init__(self, directory: str | Path, *, keep: int = 3):
@@ -273,6 +283,16 @@ def run_checkpointed(step_fn: Callable[[Any, jax.Array], Any], state: Any, num_s
 
     Returns:
       The state after ``num_steps`` steps.
+
+    Example:
+
+    >>> import tempfile, jax.numpy as jnp
+    >>> d = tempfile.mkdtemp()
+    >>> float(run_checkpointed(lambda s, i: s + 1.0, jnp.zeros(()), 5, directory=d, every=2, enable_progress=False))
+    5.0
+    >>> float(run_checkpointed(
+    ...     lambda s, i: s + 1.0, jnp.zeros(()), 8, directory=d, every=2, enable_progress=False))  # from step 4
+    8.0
     """
     if not isinstance(num_steps, int) or num_steps < 0:
         raise ValueError(f"`num_steps` must be a non-negative int, got {num_steps!r}")

@@ -93,6 +93,14 @@ def float_dtype(*arrays: Any) -> np.dtype:
 
     Integer and bool inputs count as the default float; ``None`` entries are skipped; tracers are read by dtype.
     Without ``jax_enable_x64`` this is float32 whatever the inputs.
+
+    Example:
+
+    >>> import numpy as np
+    >>> float_dtype(np.arange(3), np.ones(2, np.float32))
+    dtype('float32')
+    >>> float_dtype(np.ones(2, np.float64))
+    dtype('float32')
     """
     kinds = []
     for a in arrays:
@@ -109,6 +117,16 @@ def to_float(name: str, x: Any, dtype: Any) -> Any:
 
     Non-numeric input (strings, objects) raises ``ValueError`` naming ``name``. Overflow to ±inf and underflow to
     0 in the cast are left for the value checks that follow (they report the value in ``dtype``).
+
+    Example:
+
+    >>> import numpy as np
+    >>> to_float('y', [1, 2], np.float32)
+    array([1., 2.], dtype=float32)
+    >>> to_float('y', ['a'], np.float32)
+    Traceback (most recent call last):
+        ...
+    ValueError: `y` must be numeric, got dtype <U1: array of shape (1,), dtype <U1: ['a']
     """
     if is_traced(x):
         _numeric_dtype(name, x.dtype)
@@ -125,7 +143,16 @@ def _traced_check(ok: Any, message: str, *values: Any) -> None:
 
 
 def check_finite(name: str, x: Any) -> Any:
-    """Raise if ``x`` holds NaN or ±inf."""
+    """Raise if ``x`` holds NaN or ±inf.
+
+    Example:
+
+    >>> import numpy as np
+    >>> check_finite('y', np.array([1.0, np.nan]))
+    Traceback (most recent call last):
+        ...
+    ValueError: `y` must be finite, got 1 non-finite value(s) (first at index (1,): nan); ...
+    """
     if is_traced(x):
         if jnp.issubdtype(x.dtype, jnp.inexact):
             bad = jnp.sum(~jnp.isfinite(x))
@@ -143,7 +170,18 @@ def check_finite(name: str, x: Any) -> Any:
 
 
 def check_ndim(name: str, x: Any, ndim: int | Sequence[int]) -> Any:
-    """Raise unless ``x.ndim`` is ``ndim`` (or one of several). Static: the same on tracers."""
+    """Raise unless ``x.ndim`` is ``ndim`` (or one of several). Static: the same on tracers.
+
+    Example:
+
+    >>> import numpy as np
+    >>> check_ndim('yhat', np.ones((2, 3)), (1, 2)).shape
+    (2, 3)
+    >>> check_ndim('y', np.ones((2, 3)), 1)
+    Traceback (most recent call last):
+        ...
+    ValueError: `y` must have 1 dimension(s), got shape (2, 3)
+    """
     allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
     got = np.ndim(x)
     if got not in allowed:
@@ -153,7 +191,16 @@ def check_ndim(name: str, x: Any, ndim: int | Sequence[int]) -> Any:
 
 
 def check_shape(name: str, x: Any, shape: Sequence[int | None]) -> Any:
-    """Raise unless ``x.shape`` matches ``shape``; ``None`` matches any size. Static."""
+    """Raise unless ``x.shape`` matches ``shape``; ``None`` matches any size. Static.
+
+    Example:
+
+    >>> import numpy as np
+    >>> check_shape('covariates', np.ones((5, 2)), (None, 3))
+    Traceback (most recent call last):
+        ...
+    ValueError: `covariates` must have shape (*, 3), got shape (5, 2)
+    """
     got = tuple(np.shape(x))
     want = tuple(shape)
     if len(got) != len(want) or any(w is not None and w != g for g, w in zip(got, want, strict=False)):
@@ -166,6 +213,16 @@ def check_same_length(**arrays: Any) -> int:
     """Raise unless all keyword arrays share the leading dimension; return that length. Static.
 
     Example: ``n = check_same_length(y=y, treatment=t)``.
+
+    Example:
+
+    >>> import numpy as np
+    >>> check_same_length(y=np.ones(4), treatment=np.ones(4))
+    4
+    >>> check_same_length(y=np.ones(4), treatment=np.ones(3))
+    Traceback (most recent call last):
+        ...
+    ValueError: arguments must have the same length: `y` has 4, `treatment` has 3
     """
     if not arrays:
         raise ValueError("check_same_length needs at least one array")
@@ -182,7 +239,16 @@ def check_same_length(**arrays: Any) -> int:
 
 
 def check_binary(name: str, x: Any) -> Any:
-    """Raise unless every entry of ``x`` is 0 or 1 (bool or numeric)."""
+    """Raise unless every entry of ``x`` is 0 or 1 (bool or numeric).
+
+    Example:
+
+    >>> import numpy as np
+    >>> check_binary('treatment', np.array([0.0, 1.0, 0.5]))
+    Traceback (most recent call last):
+        ...
+    ValueError: `treatment` must be binary (0/1), got other values [0.5]; ...
+    """
     if is_traced(x):
         if x.dtype != jnp.bool_:
             bad = jnp.sum((x != 0) & (x != 1))
@@ -201,7 +267,16 @@ def check_binary(name: str, x: Any) -> Any:
 
 def check_in_range(name: str, x: Any, low: float | None = None, high: float | None = None, *,
                    inclusive: tuple[bool, bool] = (True, True)) -> Any:
-    """Raise unless ``low <= x <= high`` elementwise (bounds open where ``inclusive`` says so); NaN fails."""
+    """Raise unless ``low <= x <= high`` elementwise (bounds open where ``inclusive`` says so); NaN fails.
+
+    Example:
+
+    >>> import numpy as np
+    >>> check_in_range('propensity', np.array([0.2, 1.2]), 0.0, 1.0)
+    Traceback (most recent call last):
+        ...
+    ValueError: `propensity` must lie in [0, 1] (in float64), got 1 value(s) outside, e.g. [1.2]; ...
+    """
     xp = jnp if is_traced(x) else np
     arr = x if xp is jnp else check_finite(name, x)
     lo_ok = True if low is None else (arr >= low if inclusive[0] else arr > low)
@@ -221,17 +296,44 @@ def check_in_range(name: str, x: Any, low: float | None = None, high: float | No
 
 
 def check_positive(name: str, x: Any, *, strict: bool = True) -> Any:
-    """Raise unless ``x > 0`` (or ``>= 0`` with ``strict=False``) elementwise."""
+    """Raise unless ``x > 0`` (or ``>= 0`` with ``strict=False``) elementwise.
+
+    Example:
+
+    >>> import numpy as np
+    >>> check_positive('sigma', np.array([1.0, 0.0]))
+    Traceback (most recent call last):
+        ...
+    ValueError: `sigma` must lie in (0, inf) (in float64), got 1 value(s) outside, e.g. [0.0]; ...
+    """
     return check_in_range(name, x, 0.0, None, inclusive=(not strict, True))
 
 
 def check_probability(name: str, x: Any) -> Any:
-    """Raise unless ``0 < x < 1`` elementwise (propensities, quantiles), in ``x``'s own dtype."""
+    """Raise unless ``0 < x < 1`` elementwise (propensities, quantiles), in ``x``'s own dtype.
+
+    Example:
+
+    >>> import numpy as np
+    >>> check_probability('weights', np.array([0.3, -0.1]))
+    Traceback (most recent call last):
+        ...
+    ValueError: `weights` must lie in (0, 1) (in float64), got 1 value(s) outside, e.g. [-0.1]; ...
+    """
     return check_in_range(name, x, 0.0, 1.0, inclusive=(False, False))
 
 
 def check_strictly_decreasing(name: str, x: Any) -> Any:
-    """Raise unless ``x`` is 1-D with ≥ 2 entries and strictly decreasing (e.g. a sigma grid)."""
+    """Raise unless ``x`` is 1-D with ≥ 2 entries and strictly decreasing (e.g. a sigma grid).
+
+    Example:
+
+    >>> import numpy as np
+    >>> check_strictly_decreasing('sigmas', np.array([3.0, 2.0, 2.0]))
+    Traceback (most recent call last):
+        ...
+    ValueError: `sigmas` must be strictly decreasing, but entry 2 (2) is not below entry 1 (2); ...
+    """
     check_ndim(name, x, 1)
     if np.shape(x)[0] < 2:
         raise ValueError(f"`{name}` must have at least 2 entries, got shape {np.shape(x)}")
@@ -251,7 +353,17 @@ def check_strictly_decreasing(name: str, x: Any) -> Any:
 
 
 def check_alpha(alpha: Any) -> Any:
-    """The error level ``alpha`` of an interval: a scalar in (0, 1). Returns a float when concrete."""
+    """The error level ``alpha`` of an interval: a scalar in (0, 1). Returns a float when concrete.
+
+    Example:
+
+    >>> check_alpha(0.05)
+    0.05
+    >>> check_alpha(1.5)
+    Traceback (most recent call last):
+        ...
+    ValueError: `alpha` must lie in (0, 1), got 1.5
+    """
     check_ndim("alpha", alpha, 0)
     if is_traced(alpha):
         return check_probability("alpha", alpha)
@@ -264,6 +376,15 @@ def check_condition(ok: Any, message: str, value: Any = None) -> None:
 
     ``message`` names the argument and says what must hold; on concrete input a failure raises ``ValueError``
     with ``message`` and the first failing ``value``; on traced input it is a checkify check.
+
+    Example:
+
+    >>> import numpy as np
+    >>> n = np.array([2, 4, 5])
+    >>> check_condition(n % 2 == 0, '`n` must be even', n)
+    Traceback (most recent call last):
+        ...
+    ValueError: `n` must be even; got 5
     """
     if is_traced(ok, value):
         bad = ~jnp.all(ok)
@@ -280,7 +401,16 @@ def check_condition(ok: Any, message: str, value: Any = None) -> None:
 
 
 def check_min_count(name: str, mask: Any, minimum: int, what: str = "units") -> Any:
-    """Raise unless every row (last axis) of the boolean ``mask`` has at least ``minimum`` True entries."""
+    """Raise unless every row (last axis) of the boolean ``mask`` has at least ``minimum`` True entries.
+
+    Example:
+
+    >>> import numpy as np
+    >>> check_min_count('treatment', np.array([True, False, False]), 2, 'treated units')
+    Traceback (most recent call last):
+        ...
+    ValueError: `treatment` must have at least 2 treated units, got 1
+    """
     count = (jnp if is_traced(mask) else np).sum(mask, axis=-1)
     if is_traced(mask):
         low = jnp.min(count)
@@ -297,6 +427,14 @@ def check_not_constant(name: str, x: Any, *, mask: Any = None) -> Any:
     """Raise if a row (last axis) of ``x`` is constant over the entries where ``mask`` is True (all by default).
 
     Constant means a spread max − min ≤ 1e-12 · max(1, max |x|): no variation to fit a slope or a density to.
+
+    Example:
+
+    >>> import numpy as np
+    >>> check_not_constant('yhat', np.ones(5))
+    Traceback (most recent call last):
+        ...
+    ValueError: `yhat` is constant (every value 1): nothing varies to estimate from
     """
     traced = is_traced(x, mask)
     xp = jnp if traced else np
@@ -325,6 +463,14 @@ def check_full_rank(name: str, matrix: Any, *, rows: Any = None, dtype: Any = No
     the dtype the kernel solves in (``dtype``, default the matrix's): singular when σ_min / σ_max ≤ √ε(dtype)
     (3.5e-4 in float32, 1.5e-8 in float64) — beyond that, normal equations (condition number squared) lose every
     digit. Concrete input is checked in float64 through the p × p Gram matrix, traced input by an SVD.
+
+    Example:
+
+    >>> import numpy as np
+    >>> check_full_rank('covariates', np.array([[1.0, 2.0], [2.0, 4.0], [3.0, 6.0]]))
+    Traceback (most recent call last):
+        ...
+    ValueError: `covariates` gives a singular design: rank 1 of 2 columns, σ_min/σ_max = 0 ≤ 1.5e-08 in float64 ...
     """
     traced = is_traced(matrix, rows)
     dt = np.dtype(dtype if dtype is not None else (matrix.dtype if hasattr(matrix, "dtype") else np.float64))

@@ -98,6 +98,15 @@ def conv_general_dilated(lhs: Array, rhs: Array, window_strides: Sequence[int],
 
     Same arguments and result as :func:`jax.lax.conv_general_dilated`. The configurations named in the module
     docstring take the custom-gradient path (reverse mode only); everything else calls ``lax``.
+
+    Example:
+
+    >>> import jax, jax.numpy as jnp
+    >>> x, k = jnp.ones((1, 6, 6, 2)), 0.1 * jnp.ones((3, 3, 2, 4))
+    >>> dn = ('NHWC', 'HWIO', 'NHWC')
+    >>> y = conv_general_dilated(x, k, (1, 1), 'SAME', dimension_numbers=dn)
+    >>> bool(jnp.allclose(y, jax.lax.conv_general_dilated(x, k, (1, 1), 'SAME', dimension_numbers=dn)))
+    True
     """
     lhs, rhs = jnp.asarray(lhs), jnp.asarray(rhs)
     fast = (lhs.ndim == 4 and rhs.ndim == 4

@@ -56,6 +56,11 @@ def initialize_from_env() -> bool:
 
     Returns:
       True if ``jax.distributed`` was initialised (this call or earlier), False for a single-process run.
+
+    Example:
+
+    >>> initialize_from_env()   # no JAX_COORDINATOR_ADDRESS set: single process
+    False
     """
     if ENV_ADDRESS not in os.environ:
         return False
@@ -94,12 +99,24 @@ def resolve_mesh(mesh: Any, name: str = "mesh") -> Mesh | None:
 
 
 def is_main_process() -> bool:
-    """True on process 0 (the one that writes files and shows progress)."""
+    """True on process 0 (the one that writes files and shows progress).
+
+    Example:
+
+    >>> is_main_process()
+    True
+    """
     return jax.process_index() == 0
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
+    """A TCP port on 127.0.0.1 that is free right now.
+
+    Example:
+
+    >>> 0 < free_port() < 65536
+    True
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

@@ -87,6 +87,14 @@ def while_loop(cond_fun: Callable[..., Any], body_fun: Callable[..., Any], init_
 
     Returns:
       The final state.
+
+    Example:
+
+    >>> import jax, jax.numpy as jnp
+    >>> def cond(s, limit): return s[0] < limit
+    >>> def body(s, limit): return (s[0] + 1.0, s[1] * 2.0)
+    >>> jax.vmap(lambda lim: while_loop(cond, body, (0.0, 1.0), lim)[1])(jnp.array([1.0, 3.0])).tolist()
+    [2.0, 8.0]
     """
     init_val = jax.tree.map(jnp.asarray, init_val)
     return _loop(cond_fun, body_fun, 0, tuple(() for _ in data))(init_val, *data)

@@ -97,5 +97,13 @@ def newton(gradient: Callable[..., Array], direction: Callable[..., Array], thet
 
     Returns:
       θ* of shape (q,).
+
+    Example:
+
+    >>> import jax.numpy as jnp
+    >>> grad = lambda th, c: th ** 2 - c          # root of θ² = c
+    >>> step = lambda th, c: -(th ** 2 - c) / (2 * th)
+    >>> round(float(newton(grad, step, jnp.ones(1), jnp.array(2.0))[0]), 6)   # √2
+    1.414214
     """
     return _solver(gradient, direction, int(max_iter))(theta0, *data)

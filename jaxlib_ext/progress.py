@@ -38,7 +38,13 @@ _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
 
 def in_notebook() -> bool:
-    """Whether this process is a Jupyter (IPython kernel) session, where tqdm.auto draws widget bars."""
+    """Whether this process is a Jupyter (IPython kernel) session, where tqdm.auto draws widget bars.
+
+    Example:
+
+    >>> in_notebook()
+    False
+    """
     ipython = sys.modules.get("IPython")  # never imported here: a kernel has already imported it
     shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
     return shell is not None and getattr(shell, "kernel", None) is not None
@@ -49,6 +55,11 @@ def enabled(enable: bool | None = None, file: IO | None = None) -> bool:
 
     ``enable`` if given; else never off process 0; else ``TWEEDIE_PROGRESS`` (``1`` / ``0``) if set; else not
     with ``CI=true``; else in a notebook or when the stream (``file``, default stderr) is a terminal.
+
+    Example:
+
+    >>> enabled(False), enabled(True)
+    (False, True)
     """
     if enable is not None:
         return bool(enable)
@@ -69,7 +80,13 @@ def enabled(enable: bool | None = None, file: IO | None = None) -> bool:
 
 def bar(iterable: Iterable | None = None, *, total: int | None = None, desc: str | None = None,
         enable: bool | None = None, file: IO | None = None, **kwargs: Any) -> tqdm:
-    """A tqdm bar for host loops, disabled per :func:`enabled`."""
+    """A tqdm bar for host loops, disabled per :func:`enabled`.
+
+    Example:
+
+    >>> sum(bar(range(5), enable=False))
+    10
+    """
     return tqdm(iterable, total=total, desc=desc, disable=not enabled(enable, file), file=file,
                 dynamic_ncols=True, **kwargs)
 
@@ -110,6 +127,13 @@ def scan(f: Callable, init: Any, xs: Any = None, length: int | None = None, *, d
 
     Same carry and outputs as ``jax.lax.scan``. The bar is decided at trace time: when disabled no callback
     is traced at all.
+
+    Example:
+
+    >>> import jax.numpy as jnp
+    >>> total, _ = scan(lambda c, x: (c + x, None), 0.0, jnp.arange(5.0), enable=False)
+    >>> float(total)
+    10.0
     """
     if length is None:
         leaves = jax.tree.leaves(xs)
@@ -132,7 +156,13 @@ def scan(f: Callable, init: Any, xs: Any = None, length: int | None = None, *, d
 
 def fori_loop(lower: int, upper: int, body_fun: Callable, init_val: Any, *, desc: str | None = None,
               every: int | None = None, enable: bool | None = None, file: IO | None = None) -> Any:
-    """``lax.fori_loop(lower, upper, body_fun, init_val)`` with a progress bar (static bounds)."""
+    """``lax.fori_loop(lower, upper, body_fun, init_val)`` with a progress bar (static bounds).
+
+    Example:
+
+    >>> float(fori_loop(0, 4, lambda i, v: v * 2.0, 1.0, enable=False))
+    16.0
+    """
     total = int(upper) - int(lower)
     if not enabled(enable, file) or total <= 0:
         return jax.lax.fori_loop(lower, upper, body_fun, init_val)

@@ -45,6 +45,11 @@ class ScalingFit(NamedTuple):
       ci_low, ci_high: (p,) percentile bootstrap interval at level 1 − alpha.
       residual_sd: the log-space residual standard deviation (with n − p degrees of freedom).
       bootstrap: (num_draws, p) refitted parameters.
+
+    Example:
+
+    >>> ScalingFit._fields   # what fit_power_law / fit_joint_power_law return
+    ('params', 'ci_low', 'ci_high', 'residual_sd', 'bootstrap')
     """
 
     params: Array
@@ -169,6 +174,16 @@ def fit_power_law(key: Array, x: ArrayLike, y: ArrayLike, *, weights: ArrayLike 
 
     Raises:
       ValueError: a non-positive or non-finite size or loss (naming ``x`` / ``y``), n ≤ 3 points, bad options.
+
+    Example:
+
+    >>> import numpy as np
+    >>> import jax
+    >>> x = np.array([10.0, 30, 100, 300, 1000, 3000])
+    >>> y = (0.1 + 2.0 * x ** -0.5) * np.exp(0.01 * np.random.default_rng(0).normal(size=6))
+    >>> fit = fit_power_law(jax.random.key(0), x, y, num_draws=100)
+    >>> [round(float(p), 1) for p in fit.params]   # E, A, α
+    [0.1, 2.0, 0.5]
     """
     alpha = _check_options(num_draws, alpha, num_iters)
     logx, logy, w = _prepare({"x": x}, y, weights, 3)
@@ -187,6 +202,16 @@ def fit_joint_power_law(key: Array, n_params: ArrayLike, n_data: ArrayLike, y: A
 
     Returns:
       :class:`ScalingFit` with params (E, A, α, B, β).
+
+    Example:
+
+    >>> import numpy as np
+    >>> import jax
+    >>> p, d = np.meshgrid([1e3, 1e4, 1e5], [1e3, 1e4, 1e5]); p, d = p.ravel(), d.ravel()
+    >>> y = 0.5 + 20.0 * p ** -0.4 + 30.0 * d ** -0.3
+    >>> fit = fit_joint_power_law(jax.random.key(0), p, d, y, num_draws=50)
+    >>> [round(float(v), 2) for v in fit.params]   # E, A, α, B, β
+    [0.5, 20.0, 0.4, 30.0, 0.3]
     """
     alpha = _check_options(num_draws, alpha, num_iters)
     logx, logy, w = _prepare({"n_params": n_params, "n_data": n_data}, y, weights, 5)

@@ -46,6 +46,12 @@ def sweep_mesh(devices: Any = None) -> Mesh:
 
     Its axis is of type ``Auto``: outputs index and slice like ordinary arrays (XLA places the data),
     unlike an ``Explicit`` axis, whose sharding is part of the array's type.
+
+    Example:
+
+    >>> mesh = sweep_mesh()
+    >>> mesh.axis_names
+    ('sweep',)
     """
     devices = jax.devices() if devices is None else list(devices)
     return jax.make_mesh((len(devices),), (SWEEP_AXIS,), axis_types=(AxisType.Auto,), devices=devices)
@@ -217,11 +223,14 @@ def sweep(fn: Callable, *args: Any, batch_size: int | None = None, mesh: Mesh | 
       ``fn``'s output pytree with the leading sweep axes. With a mesh spanning several processes every process
       receives the full output as numpy arrays.
 
-    Example::
+    Example:
 
-        keys = jax.random.split(jax.random.key(0), 1000)
-        means = sweep(lambda k: jax.random.normal(k, (50,)).mean(), keys, mesh="auto")
-        est = sweep(difference_in_means_kernel, ys, ts, static={"alpha": 0.05}, axes=2)   # (settings, seeds)
+    >>> import jax, jax.numpy as jnp
+    >>> def trial(key, mu):
+    ...     return jnp.mean(mu + jax.random.normal(key, (1000,)))
+    >>> keys = jax.random.split(jax.random.key(0), 4)
+    >>> [round(float(m), 1) for m in sweep(trial, keys, jnp.array([0.0, 1.0, 2.0, 3.0]))]
+    [-0.1, 1.0, 2.0, 3.0]
     """
     static_items, axes_tuple = _check_options(batch_size, static, in_axes, axes, len(args))
     if axes == 0:

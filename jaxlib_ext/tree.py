@@ -11,17 +11,38 @@ __all__ = ["add", "lerp", "max_abs_diff", "scale", "sub"]
 
 
 def add(a: Any, b: Any) -> Any:
-    """Leafwise ``a + b``."""
+    """Leafwise ``a + b``.
+
+    Example:
+
+    >>> import jax.numpy as jnp
+    >>> add({'w': jnp.ones(2)}, {'w': jnp.arange(2.0)})['w'].tolist()
+    [1.0, 2.0]
+    """
     return jax.tree.map(jnp.add, a, b)
 
 
 def sub(a: Any, b: Any) -> Any:
-    """Leafwise ``a − b``."""
+    """Leafwise ``a − b``.
+
+    Example:
+
+    >>> import jax.numpy as jnp
+    >>> sub((jnp.array(3.0), jnp.array([1.0])), (1.0, jnp.array([4.0])))
+    (Array(2., dtype=float32, weak_type=True), Array([-3.], dtype=float32))
+    """
     return jax.tree.map(jnp.subtract, a, b)
 
 
 def scale(c: Any, a: Any) -> Any:
-    """Leafwise ``c · a``."""
+    """Leafwise ``c · a``.
+
+    Example:
+
+    >>> import jax.numpy as jnp
+    >>> scale(0.5, {'b': jnp.array([2.0, 4.0])})['b'].tolist()
+    [1.0, 2.0]
+    """
     return jax.tree.map(lambda x: c * x, a)
 
 
@@ -39,7 +60,14 @@ def lerp(a: Any, b: Any, t: Any) -> Any:
 
 
 def max_abs_diff(a: Any, b: Any) -> jax.Array:
-    """The largest ``|a − b|`` over every leaf (trees must share their structure)."""
+    """The largest ``|a − b|`` over every leaf (trees must share their structure).
+
+    Example:
+
+    >>> import jax.numpy as jnp
+    >>> float(max_abs_diff({'a': jnp.zeros(3), 'b': 1.0}, {'a': jnp.array([0.0, -2.5, 1.0]), 'b': 1.5}))
+    2.5
+    """
     diffs = jax.tree.leaves(jax.tree.map(lambda x, y: jnp.max(jnp.abs(jnp.asarray(x) - jnp.asarray(y)),
                                                               initial=0.0), a, b))
     return jnp.max(jnp.stack(diffs)) if diffs else jnp.zeros(())

@@ -58,6 +58,13 @@ class Empirical:
       center: (d,) weighted mean (distances are taken relative to it, for float32 accuracy).
       num_points: N (static).
       query_chunk: queries processed together (static).
+
+    Example:
+
+    >>> import jax.numpy as jnp
+    >>> model = empirical(jnp.array([[-1.0], [1.0]]))
+    >>> round(float(model.denoise(jnp.array([[0.0]]), 1.0)[0, 0]), 6)   # halfway between: the mean
+    0.0
     """
 
     centered: Array
@@ -168,7 +175,13 @@ def empirical(points: ArrayLike, weights: ArrayLike | None = None, *, chunk_size
     Returns:
       :class:`Empirical` pytree in the points' float dtype.
 
-    Example: ``empirical(jax.random.normal(key, (60_000, 784))).denoise(x, 1.0)``.
+    Example:
+
+    >>> import jax.numpy as jnp
+    >>> model = empirical(jnp.array([[-1.0], [1.0]]))
+    >>> model.denoise(jnp.array([[0.5]]), 0.01).round(3).tolist()   # σ → 0: the nearest point
+    [[1.0]]
+
     Reference: Kadkhodaie et al. (2024), "Generalization in Diffusion Models Arises from Geometry-Adaptive
     Harmonic Representations"; Gu et al. (2023), "On Memorization in Diffusion Models"; Parzen (1962) for
     the KDE.

@@ -35,6 +35,13 @@ class Gaussian(NamedTuple):
       mean: (d,).
       eigvals: (k,), ≥ 0.
       eigvecs: (d, k), orthonormal columns; k < d means zero variance off their span.
+
+    Example:
+
+    >>> import jax.numpy as jnp
+    >>> g = gaussian(jnp.zeros(2), jnp.eye(2))
+    >>> g.denoise(jnp.array([[2.0, 2.0]]), 1.0).tolist()   # D = x / (1 + σ²)
+    [[1.0, 1.0]]
     """
 
     mean: Array
@@ -173,7 +180,13 @@ def gaussian_low_rank(mean: ArrayLike, factor: ArrayLike) -> Gaussian:
     The eigenbasis comes from the thin SVD F = U S Wᵀ (λ = s²), so cost and memory are O(d r). Traceable as
     :func:`gaussian` (float64 SVD on the host for concrete input).
 
-    Example: ``gaussian_low_rank(jnp.zeros(3), jnp.array([[1.0], [0.0], [0.0]]))  # a line in R³``.
+    Example:
+
+    >>> import jax.numpy as jnp
+    >>> g = gaussian_low_rank(jnp.zeros(2), jnp.array([[1.0], [0.0]]))
+    >>> g.denoise(jnp.array([[2.0, 2.0]]), 1.0).tolist()   # the null direction is removed
+    [[1.0, 0.0]]
+
     Reference: Wang & Vastola (2024), "The Hidden Linear Structure in Score-Based Models".
     """
     dtype = checks.float_dtype(mean, factor)
@@ -205,7 +218,13 @@ def pf_ode_gaussian(mean: ArrayLike, cov: ArrayLike, x: ArrayLike, sigma_from: A
     Returns:
       x(σ_to), shape (..., d), x's dtype.
 
-    Example: ``pf_ode_gaussian(mu, cov, 80.0 * z, 80.0, 0.0)  # one exact "sample"``.
+    Example:
+
+    >>> import jax.numpy as jnp
+    >>> x = pf_ode_gaussian(jnp.zeros(1), jnp.eye(1), jnp.array([[5.0]]), 4.0, 0.0)
+    >>> round(float(x[0, 0]), 4)   # x √(1/(1 + σ²)): 5/√17
+    1.2127
+
     Reference: Wang & Vastola (2024), "Diffusion Models Generate Images Like Painters: an Analytical Theory of
     Outline First, Details Later".
     """

@@ -54,6 +54,13 @@ class LocalEmpirical:
       center: (d,) weighted mean.
       masks: (d, d) non-negative; row p weights the input pixels that output pixel p looks at.
       num_points: N (static); query_chunk: queries processed together (static; memory ∝ query_chunk·chunk·d).
+
+    Example:
+
+    >>> import jax.numpy as jnp
+    >>> model = local_empirical(jnp.array([[-1.0, -1.0], [1.0, 1.0]]), jnp.ones((2, 2), bool))
+    >>> model.denoise(jnp.array([[0.9, -0.8]]), 0.1).round(3).tolist()   # full masks: the empirical denoiser
+    [[1.0, 1.0]]
     """
 
     centered: Array
@@ -124,7 +131,13 @@ def wiener_masks(cov: ArrayLike, sigma: float, threshold: float = 0.1, *,
     Returns:
       array (d, d) of 0.0 / 1.0 (NumPy float64 for concrete ``cov``; traceable, with a static σ and threshold).
 
-    Example: ``wiener_masks(np.cov(images.reshape(n, -1).T), 0.5, 0.05)``.
+    Example:
+
+    >>> import numpy as np
+    >>> cov = np.array([[1.0, 0.9, 0.0], [0.9, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    >>> wiener_masks(cov, 1.0).astype(int).tolist()
+    [[1, 1, 0], [1, 1, 0], [0, 0, 1]]
+
     Reference: Lukoianov, Yuan, Solomon & Sitzmann (2025), "Locality in Image Diffusion Models Emerges from
     Data Statistics".
     """
@@ -156,7 +169,14 @@ def local_empirical(points: ArrayLike, masks: ArrayLike, weights: ArrayLike | No
     Returns:
       :class:`LocalEmpirical` pytree in the points' float dtype.
 
-    Example: ``local_empirical(train, np.eye(train.shape[1]))  # independent per-pixel KDE denoisers``.
+    Example:
+
+    >>> import jax.numpy as jnp
+    >>> masks = jnp.eye(2, dtype=bool)  # each pixel sees only itself
+    >>> model = local_empirical(jnp.array([[-1.0, -1.0], [1.0, 1.0]]), masks)
+    >>> model.denoise(jnp.array([[0.9, -0.9]]), 0.1).round(3).tolist()   # a patch combination no training point has
+    [[1.0, -1.0]]
+
     Reference: Lukoianov et al. (2025), "Locality in Image Diffusion Models Emerges from Data Statistics";
     Kamb & Ganguli (2024), "An Analytic Theory of Creativity in Convolutional Diffusion Models".
     """

@@ -26,7 +26,14 @@ def posterior_covariance(model: Callable[[Array, Array], Array] | object, x: Arr
     Returns:
       (..., d, d) covariance matrices (symmetric for an exact posterior mean).
 
-    Example: ``posterior_covariance(gaussian(mu, cov), x, 0.5)  # == model.posterior_covariance(0.5)``.
+    Example:
+
+    >>> import jax.numpy as jnp
+    >>> from diffusion.analytic import gaussian
+    >>> cov = posterior_covariance(gaussian(jnp.zeros(2), jnp.eye(2)), jnp.ones((1, 2)), 1.0)
+    >>> cov[0].tolist()   # σ² ∂D/∂x = (1/(1+σ²)) I
+    [[0.5, 0.0], [0.0, 0.5]]
+
     Reference: Meng, Song, Li & Ermon (2021), "Estimating High Order Gradients of the Data Distribution by
     Denoising"; Manor & Michaeli (2024), "On the Posterior Distribution in Denoising".
     """

@@ -42,7 +42,13 @@ Denoiser = Callable[[Array, Array], Array]
 
 
 def inversion_grid(sigmas: ArrayLike) -> Array:
-    """Check a decreasing grid for inversion (``validate_sigmas`` and a positive last entry) on the host."""
+    """Check a decreasing grid for inversion (``validate_sigmas`` and a positive last entry) on the host.
+
+    Example:
+
+    >>> [round(float(s), 3) for s in inversion_grid([10.0, 1.0, 0.1])]
+    [10.0, 1.0, 0.1]
+    """
     if isinstance(sigmas, jax.core.Tracer):
         return sigmas
     last = float(np.asarray(sigmas)[-1])
@@ -67,6 +73,19 @@ def ddim_inversion(denoiser: Denoiser, x: ArrayLike, sigmas: ArrayLike) -> Array
 
     Returns:
       x at sigmas[0]; ``sample(denoiser, ., sigmas, method="ddim")`` maps it back up to O(1/N).
+
+    Example:
+
+    >>> import jax.numpy as jnp
+    >>> from diffusion.analytic import gaussian
+    >>> from diffusion.sigmas import karras
+    >>> from diffusion.samplers import sample
+    >>> model = gaussian(jnp.zeros(2), jnp.eye(2)); sigmas = karras(40, 0.01, 10.0, append_zero=False)
+    >>> x0 = jnp.array([[0.5, -1.0]])
+    >>> x_T = ddim_inversion(model.denoise, x0, sigmas)
+    >>> x, _ = sample(model.denoise, x_T, sigmas, method='euler')
+    >>> round(float(jnp.abs(x - x0).max()), 2)   # the sampler maps it back up to an O(step) error
+    0.08
     """
     x = jnp.asarray(x)
     sigmas = inversion_grid(sigmas).astype(x.dtype)
@@ -87,6 +106,19 @@ def fixed_point_inversion(denoiser: Denoiser, x: ArrayLike, sigmas: ArrayLike, *
 
     Returns:
       x at sigmas[0], whose DDIM sample on the same grid is the input up to the fixed-point residual.
+
+    Example:
+
+    >>> import jax.numpy as jnp
+    >>> from diffusion.analytic import gaussian
+    >>> from diffusion.sigmas import karras
+    >>> from diffusion.samplers import sample
+    >>> model = gaussian(jnp.zeros(2), jnp.eye(2)); sigmas = karras(10, 0.01, 10.0, append_zero=False)
+    >>> x0 = jnp.array([[0.5, -1.0]])
+    >>> x_T = fixed_point_inversion(model.denoise, x0, sigmas, num_iters=10)
+    >>> x, _ = sample(model.denoise, x_T, sigmas, method='euler')
+    >>> float(jnp.abs(x - x0).max()) < 1e-3   # an exact inverse of the 10-step sampler
+    True
     """
     if isinstance(num_iters, bool) or not isinstance(num_iters, int) or num_iters < 0:
         raise ValueError(f"`num_iters` must be a non-negative int, got {num_iters!r}")

@@ -35,6 +35,15 @@ class BFCNN(nnx.Module):
       kernel_size: odd k of the k×k convolutions.
       conv_impl: ``"lax"``, ``"im2col"`` or ``"shifted"`` (same function, different speed).
       rngs: ``nnx.Rngs``.
+
+    Example:
+
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> net = BFCNN(1, features=8, num_layers=3, rngs=nnx.Rngs(0))
+    >>> y = jnp.ones((2, 8, 8, 1))
+    >>> bool(jnp.allclose(net(3.0 * y), 3.0 * net(y), atol=1e-5))   # bias-free: homogeneous of degree 1
+    True
     """
 
     def __init__(self, channels: int = 1, *, features: int = 64, num_layers: int = 20, kernel_size: int = 3,

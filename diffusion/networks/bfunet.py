@@ -32,6 +32,13 @@ class UpConv(nnx.Module):
     """Bias-free 2×2 transposed convolution with stride 2: y[2h+i, 2w+j, o] = Σ_c x[h, w, c] K[i, j, c, o].
 
     Computed exactly as one matmul x @ K.reshape(C_in, 4 C_out) followed by depth-to-space.
+
+    Example:
+
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> UpConv(4, 2, rngs=nnx.Rngs(0))(jnp.ones((1, 4, 4, 4))).shape   # 2× upsampling
+    (1, 8, 8, 2)
     """
 
     def __init__(self, in_channels: int, out_channels: int, *, rngs: nnx.Rngs):
@@ -75,6 +82,15 @@ class BFUNet(nnx.Module):
         ``channels``).
       conv_impl: ``"lax"``, ``"im2col"`` or ``"shifted"``.
       rngs: ``nnx.Rngs``.
+
+    Example:
+
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> net = BFUNet(1, features=8, num_blocks=2, rngs=nnx.Rngs(0))
+    >>> y = jnp.ones((2, 8, 8, 1))
+    >>> bool(jnp.allclose(net(2.0 * y), 2.0 * net(y), atol=1e-5))
+    True
     """
 
     def __init__(self, channels: int = 1, *, features: int = 64, num_blocks: int = 3, convs_per_block: int = 2,

@@ -25,7 +25,16 @@ __all__ = ["NetworkDenoiser", "as_denoiser", "merge"]
 
 
 def merge(graphdef: Any, *states: Any) -> nnx.Module:
-    """The module rebuilt from ``nnx.split``'s graphdef and state(s) (params, batch statistics, ...)."""
+    """The module rebuilt from ``nnx.split``'s graphdef and state(s) (params, batch statistics, ...).
+
+    Example:
+
+    >>> from flax import nnx
+    >>> from diffusion.networks import MLPDenoiser
+    >>> graphdef, state = nnx.split(MLPDenoiser(2, hidden=16, depth=2, rngs=nnx.Rngs(0)))
+    >>> type(merge(graphdef, state)).__name__
+    'MLPDenoiser'
+    """
     return nnx.merge(graphdef, *states)
 
 
@@ -36,6 +45,14 @@ class NetworkDenoiser:
 
     Being a pytree, it enters jit as an argument (samplers do this): new weights of the same shapes reuse the
     compiled program and are never baked into it as constants.
+
+    Example:
+
+    >>> from flax import nnx
+    >>> from diffusion.networks import MLPDenoiser
+    >>> d = as_denoiser(*nnx.split(MLPDenoiser(2, hidden=16, depth=2, rngs=nnx.Rngs(0))))
+    >>> isinstance(d, NetworkDenoiser)
+    True
     """
 
     graphdef: Any = dataclasses.field(metadata=dict(static=True))
@@ -60,6 +77,15 @@ def as_denoiser(graphdef: Any, *states: Any) -> NetworkDenoiser:
       ValueError: at once, not at the first call, when ``graphdef`` is not a ``GraphDef`` (a module, a
         ``FitResult``), when a state is a training state (use ``fit_result.denoiser()``), or when the states do
         not fit the graph definition.
+
+    Example:
+
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> from diffusion.networks import MLPDenoiser
+    >>> graphdef, state = nnx.split(MLPDenoiser(2, hidden=16, depth=2, rngs=nnx.Rngs(0)))
+    >>> as_denoiser(graphdef, state)(jnp.ones((3, 2)), 0.5).shape
+    (3, 2)
     """
     _check_split(graphdef, states)
     return NetworkDenoiser(graphdef, tuple(states))

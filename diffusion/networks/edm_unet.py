@@ -35,6 +35,11 @@ def edm_precondition(sigma: ArrayLike, sigma_data: float = 0.5) -> tuple[Array, 
     """EDM's (c_skip, c_out, c_in, c_noise) at σ: σ_d²/(σ²+σ_d²), σσ_d/√(σ²+σ_d²), 1/√(σ²+σ_d²), ln(σ)/4.
 
     Example: ``c_skip, c_out, c_in, c_noise = edm_precondition(jnp.array([0.1, 1.0]))``.
+    Example:
+
+    >>> [round(float(c), 4) for c in edm_precondition(0.5, 0.5)]   # c_skip, c_out, c_in, c_noise at σ = σ_d
+    [0.5, 0.3536, 1.4142, -0.1733]
+
     Reference: Karras et al. (2022), Table 1.
     """
     sigma = jnp.asarray(sigma)
@@ -43,7 +48,14 @@ def edm_precondition(sigma: ArrayLike, sigma_data: float = 0.5) -> tuple[Array, 
 
 
 def noise_embedding(c_noise: Array, dim: int) -> Array:
-    """Sinusoidal features [cos(ω_k c), sin(ω_k c)] of c_noise with ω_k log-spaced in [1, 1000]; shape (..., dim)."""
+    """Sinusoidal features [cos(ω_k c), sin(ω_k c)] of c_noise with ω_k log-spaced in [1, 1000]; shape (..., dim).
+
+    Example:
+
+    >>> import jax.numpy as jnp
+    >>> noise_embedding(jnp.zeros(3), 8).shape
+    (3, 8)
+    """
     freqs = jnp.exp(jnp.linspace(0.0, math.log(1000.0), dim // 2)).astype(c_noise.dtype)
     angles = c_noise[..., None] * freqs
     return jnp.concatenate([jnp.cos(angles), jnp.sin(angles)], axis=-1)
@@ -86,6 +98,14 @@ class EDMUNet(nnx.Module):
       emb_dim: width of the noise embedding.
       sigma_data: σ_d of the preconditioning (the data's standard deviation).
       rngs: ``nnx.Rngs``.
+
+    Example:
+
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> net = EDMUNet(1, features=8, levels=1, emb_dim=8, rngs=nnx.Rngs(0))
+    >>> net(jnp.ones((2, 8, 8, 1)), 1.0).shape
+    (2, 8, 8, 1)
     """
 
     def __init__(self, channels: int = 1, *, features: int = 32, levels: int = 3, emb_dim: int = 64,

@@ -31,6 +31,14 @@ class MeanFlowMLP(nnx.Module):
       hidden: width; depth: number of hidden layers; num_freqs: Fourier frequencies per time input (low: the
         MeanFlow target differentiates u in t, and high frequencies make it noisy).
       rngs: ``nnx.Rngs``.
+
+    Example:
+
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> net = MeanFlowMLP(2, hidden=16, depth=2, rngs=nnx.Rngs(0))
+    >>> net(jnp.ones((5, 2)), jnp.tile(jnp.array([0.2, 0.8]), (5, 1))).shape   # times (N, 2) = (r, t)
+    (5, 2)
     """
 
     def __init__(self, dim: int, *, hidden: int = 128, depth: int = 3, num_freqs: int = 2, rngs: nnx.Rngs):

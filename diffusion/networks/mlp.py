@@ -40,6 +40,14 @@ class MLPDenoiser(nnx.Module):
       sigma_data: σ_d of the EDM preconditioning.
       precondition: use EDM preconditioning (else predict x̂₀ directly).
       rngs: ``nnx.Rngs``.
+
+    Example:
+
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> net = MLPDenoiser(2, hidden=16, depth=2, rngs=nnx.Rngs(0))
+    >>> net(jnp.ones((5, 2)), 1.0).shape
+    (5, 2)
     """
 
     def __init__(self, dim: int, *, hidden: int = 128, depth: int = 3, emb_dim: int = 16, sigma_data: float = 0.5,

@@ -8,6 +8,11 @@ The :class:`~estimators.debias.ScoreTweedie` built by :func:`bayes_tweedie` uses
 average over draws; the ATE is linear in the score, so its ATE is the posterior mean of τ̂⁽ᵈ⁾), and
 :func:`bayes_ate` adds the spread over draws to the standard error.
 
+:func:`bayes_fit` returns the whole fit as a :class:`BayesFit`: the correction, the posterior draws, numpyro's
+``MCMC`` object and, through :meth:`BayesFit.to_inference_data` / :meth:`BayesFit.summary`, ArviZ
+``InferenceData`` (posterior, ``sample_stats`` with divergences, pointwise ``log_likelihood``) and summary tables;
+:func:`bayes_tweedie` is its ``.correction``.
+
 Many calibrations (one per trial) are fitted in one NUTS run with a plate over calibrations (independent
 posteriors, one vectorized sampler). NUTS runs numpyro's own compiled loop and reads its warm-up on the host, so
 :func:`bayes_density` and :func:`bayes_tweedie` need concrete data (not traceable); the correction they return is
@@ -37,7 +42,7 @@ from estimators.estimate import Estimate, normal_estimate
 from jaxlib_ext import checks, progress
 from jaxlib_ext.sweep import sweep
 
-__all__ = ["bayes_ate", "bayes_density", "bayes_score", "bayes_tweedie"]
+__all__ = ["BayesFit", "bayes_ate", "bayes_density", "bayes_fit", "bayes_score", "bayes_tweedie"]
 
 
 def _model(y: Array, k: int) -> None:
@@ -52,18 +57,114 @@ def _model(y: Array, k: int) -> None:
     numpyro.factor("y", jnp.sum(jax.nn.logsumexp(lp, axis=-1)))
 
 
+@dataclasses.dataclass(frozen=True)
+class BayesFit:
+    """A fitted Bayesian mixture score: the posterior draws, numpyro's ``MCMC`` and, from :func:`bayes_fit`, the
+    Tweedie correction built on it.
+
+    Attributes:
+      draws: ``{"log_weights", "locs", "scales"}``, each (..., draws, K) in the points' units (draws = chains ×
+        samples; ``...`` = the calibrations).
+      r_hat_max: the largest split R-hat of the mixture's log-density at the points' quartiles (label-invariant).
+      mcmc: the ``numpyro.infer.MCMC`` that ran (its samples are in standardized units).
+      points: the fitted points, (..., n).
+      correction: the :class:`~estimators.debias.ScoreTweedie` (``None`` from :func:`bayes_density`'s own fit).
+    """
+
+    draws: dict[str, Array]
+    r_hat_max: float
+    mcmc: Any
+    points: Array
+    correction: ScoreTweedie | None = None
+
+    def to_inference_data(self) -> Any:
+        """The fit as ArviZ ``InferenceData``, in the points' units.
+
+        Groups: ``posterior`` (``weights``, ``locs``, ``scales``; dims chain, draw, [calibration,] component),
+        ``sample_stats`` (``diverging`` and the other NUTS fields numpyro records), ``log_likelihood`` (``points``:
+        log Σ_k π_k N(x_i; m_k, τ_k²) per point and draw) and ``observed_data`` (``points``). Needs arviz (the
+        ``experiments`` extra).
+
+        Example::
+
+            idata = bayes_fit(jax.random.key(0), y_cal, yhat_cal).to_inference_data()
+            arviz.loo(idata), int(idata.sample_stats.diverging.sum())
+        """
+        try:
+            import arviz as az
+        except ImportError as err:  # arviz is an optional dependency
+            raise ImportError("to_inference_data needs arviz: pip install 'tweedie-lab[experiments]'") from err
+        chains = self.mcmc.num_chains
+        lead = self.points.shape[:-1]
+
+        def by_chain(a):  # (..., chains·draws, K) -> (chains, draws, ..., K)
+            a = np.asarray(a)
+            a = np.moveaxis(a, len(lead), 0)
+            return a.reshape(chains, -1, *a.shape[1:])
+
+        logw, locs, scales = (by_chain(self.draws[k]) for k in ("log_weights", "locs", "scales"))
+        x = np.asarray(self.points)[None, None, ..., :, None]  # (1, 1, ..., n, 1)
+        v = scales[..., None, :] ** 2
+        lp = logw[..., None, :] - 0.5 * ((x - locs[..., None, :]) ** 2 / v + np.log(2 * np.pi * v))
+        loglik = np.logaddexp.reduce(lp, axis=-1)
+        stats = {k: np.asarray(v) for k, v in self.mcmc.get_extra_fields(group_by_chain=True).items()}
+        stats = {k: v.reshape(v.shape[:2]) if v.ndim > 2 and v[0, 0].size == 1 else v for k, v in stats.items()}
+        batch = ["calibration"] if lead else []
+        return az.from_dict(
+            posterior={"weights": np.exp(logw), "locs": locs, "scales": scales},
+            sample_stats=stats, log_likelihood={"points": loglik}, observed_data={"points": np.asarray(self.points)},
+            dims={"weights": [*batch, "component"], "locs": [*batch, "component"],
+                  "scales": [*batch, "component"], "points": [*batch, "point"]})
+
+    def summary(self, **kwargs: Any) -> Any:
+        """``arviz.summary`` of :meth:`to_inference_data` (mean, sd, HDI, MCSE, ESS, R-hat per parameter) as a
+        DataFrame; ``kwargs`` go to ``arviz.summary`` (``var_names=["locs"]``, ``hdi_prob=0.9``, ...).
+
+        Example::
+
+            bayes_fit(jax.random.key(0), y_cal, yhat_cal).summary(var_names=["locs", "scales"])
+        """
+        import arviz as az
+
+        return az.summary(self.to_inference_data(), **kwargs)
+
+
 def bayes_density(key: Array, points: ArrayLike, *, n_components: int = 3, num_warmup: int = 300,
                   num_samples: int = 300, num_chains: int = 2, max_tree_depth: int = 10) -> dict[str, Array]:
     """Posterior draws of a K-component normal mixture for 1-D ``points`` (n,) or (calibrations, n), by NUTS.
 
-    ``max_tree_depth`` caps NUTS trajectories at 2^depth − 1 leapfrog steps (numpyro's default 10). A plate of many
-    calibrations shares one step size, and a mixture fitted to a near-normal density is weakly identified, so
-    trajectories run long; a lower cap trades mixing (check ``r_hat_max``) for a bounded cost.
+    p_θ(x) = Σ_k π_k N(x; m_k, τ_k²), π ~ Dirichlet(1), m ordered ~ N(0, 2²), τ_k ~ HalfNormal(1), on the points
+    standardized per calibration (median, sd) and mapped back. ``max_tree_depth`` caps NUTS trajectories at
+    2^depth − 1 leapfrog steps (numpyro's default 10). A plate of many calibrations shares one step size, and a
+    mixture fitted to a near-normal density is weakly identified, so trajectories run long; a lower cap trades
+    mixing (check ``r_hat_max``) for a bounded cost.
+
+    Args:
+      key: a ``jax.random.key`` (NUTS).
+      points: (n,) or (calibrations, n), concrete (not traced).
+      n_components: K.
+      num_warmup, num_samples, num_chains: NUTS run length (chains vectorized).
+      max_tree_depth: NUTS tree depth cap, in [1, 15].
 
     Returns:
       ``{"log_weights", "locs", "scales"}`` each (..., draws, K) in the points' units (draws = chains × samples),
       and ``"r_hat_max"`` (max split R-hat of the mixture's log-density at the points' quartiles, label-invariant).
+      :func:`bayes_fit` returns the same draws with numpyro's ``MCMC`` and ArviZ output.
+
+    Example::
+
+        draws = bayes_density(jax.random.key(0), yhat_cal, n_components=2)
+        draws["locs"].shape                     # (chains × samples, 2)
+
+    Reference: M. D. Hoffman & A. Gelman, "The No-U-Turn Sampler", JMLR 15 (2014).
     """
+    fit = _nuts(key, points, n_components=n_components, num_warmup=num_warmup, num_samples=num_samples,
+                num_chains=num_chains, max_tree_depth=max_tree_depth)
+    return {**fit.draws, "r_hat_max": fit.r_hat_max}
+
+
+def _nuts(key: Array, points: ArrayLike, *, n_components: int = 3, num_warmup: int = 300, num_samples: int = 300,
+          num_chains: int = 2, max_tree_depth: int = 10) -> BayesFit:
     checks.check_key("key", key)
     if checks.is_traced(points):
         raise ValueError("`points` is traced: NUTS (bayes_density) runs its own compiled loop on concrete data; "
@@ -98,8 +199,7 @@ def bayes_density(key: Array, points: ArrayLike, *, n_components: int = 3, num_w
     out = {"log_weights": flat(jnp.log(s["weights"])), "locs": c[..., None] + sc[..., None] * flat(s["locs"]),
            "scales": sc[..., None] * flat(s["scales"])}
     out = {k: v[0] if single else v.reshape(*p.shape[:-1], *v.shape[1:]) for k, v in out.items()}
-    out["r_hat_max"] = r_hat
-    return out
+    return BayesFit(draws=out, r_hat_max=r_hat, mcmc=mcmc, points=jnp.asarray(p))
 
 
 def _draw_scores(params: dict[str, Array], x: Array) -> Array:
@@ -118,7 +218,30 @@ def bayes_score(params: dict[str, Array], x: Array, h: Array) -> Array:
 
 def bayes_tweedie(key: Array, y: ArrayLike, yhat: ArrayLike, *, heteroscedastic: bool = False,
                   weights: ArrayLike | None = None, **options: Any) -> ScoreTweedie:
-    """Tweedie's correction with a Bayesian score: a numpyro K-component normal mixture of ``yhat`` by NUTS.
+    """Tweedie's correction with a Bayesian score: :func:`bayes_fit`'s ``.correction``.
+
+    Args:
+      key, y, yhat, heteroscedastic, weights, **options: as :func:`bayes_fit`.
+
+    Returns:
+      A :class:`~estimators.debias.ScoreTweedie` whose ``score_params`` are the posterior draws (use
+      :func:`bayes_fit` for the ``MCMC`` object and ArviZ output).
+
+    Example::
+
+        corr = bayes_tweedie(jax.random.key(0), y_cal, yhat_cal, n_components=3)
+        bayes_ate(corr, yhat_trial, t).summary()
+
+    Reference: Pettersson, Jerzak & Daoud, AAAI-26; M. D. Hoffman & A. Gelman, JMLR 15 (2014).
+    """
+    fit = bayes_fit(key, y, yhat, heteroscedastic=heteroscedastic, weights=weights, **options)
+    return fit.correction
+
+
+def bayes_fit(key: Array, y: ArrayLike, yhat: ArrayLike, *, heteroscedastic: bool = False,
+              weights: ArrayLike | None = None, **options: Any) -> BayesFit:
+    """Tweedie's correction with a Bayesian score, with its posterior: a numpyro K-component normal mixture of
+    ``yhat`` by NUTS.
 
     ỹ = ŷ − σ² E_θ[∂ log p_θ(ŷ) | ŷ_cal]: the posterior-mean analytic score of the mixture (no bandwidth); σ² and
     the calibration quantities as :func:`~estimators.debias.tweedie`. Warns (``DebiasWarning``) when the
@@ -132,23 +255,26 @@ def bayes_tweedie(key: Array, y: ArrayLike, yhat: ArrayLike, *, heteroscedastic:
         ``max_tree_depth``.
 
     Returns:
-      A :class:`~estimators.debias.ScoreTweedie` whose ``score_params`` are the posterior draws.
+      A :class:`BayesFit`: ``.correction`` (a :class:`~estimators.debias.ScoreTweedie` whose ``score_params`` are
+      the posterior draws), ``.draws``, ``.r_hat_max``, ``.mcmc`` (numpyro's ``MCMC``),
+      ``.to_inference_data()`` (ArviZ: posterior, sample_stats with ``diverging``, log_likelihood) and
+      ``.summary()`` (``arviz.summary``).
 
     Example::
 
-        corr = bayes_tweedie(jax.random.key(0), y_cal, yhat_cal, n_components=3)
-        bayes_ate(corr, yhat_trial, t).summary()
+        fit = bayes_fit(jax.random.key(0), y_cal, yhat_cal, n_components=3)
+        bayes_ate(fit.correction, yhat_trial, t).summary()
+        fit.summary(var_names=["locs"]), fit.mcmc.print_summary()
 
     Reference: Pettersson, Jerzak & Daoud, AAAI-26; M. D. Hoffman & A. Gelman, JMLR 15 (2014).
     """
     base = tweedie(y, yhat, heteroscedastic=heteroscedastic, weights=weights)
-    params = bayes_density(key, base.yhat, **options)
-    r_hat = params.pop("r_hat_max")
-    if r_hat > 1.01:
-        warnings.warn(f"the mixture posterior has not mixed: split R-hat {r_hat:.3f} > 1.01 (raise num_warmup / "
-                      "num_samples)", DebiasWarning, stacklevel=2)
+    fit = _nuts(key, base.yhat, **options)
+    if fit.r_hat_max > 1.01:
+        warnings.warn(f"the mixture posterior has not mixed: split R-hat {fit.r_hat_max:.3f} > 1.01 (raise "
+                      "num_warmup / num_samples)", DebiasWarning, stacklevel=3)
     fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
-    return ScoreTweedie(**fields, score_params=params, score_fn=bayes_score)
+    return dataclasses.replace(fit, correction=ScoreTweedie(**fields, score_params=fit.draws, score_fn=bayes_score))
 
 
 def _draws_kernel(corr: ScoreTweedie, yhat: Array, t: Array, e: Array | None) -> Array:

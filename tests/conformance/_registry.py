@@ -606,3 +606,8 @@ from tests.conformance import _registry_images as _images  # noqa: E402
 
 CASES = CASES + tuple(_images.CASES)
 EXEMPT = {**EXEMPT, **_images.EXEMPT}
+
+from tests.conformance import _registry_debias_bayes as _db  # noqa: E402
+
+CASES = CASES + tuple(_db.CASES)
+EXEMPT = {**EXEMPT, **_db.EXEMPT}
