@@ -595,3 +595,8 @@ from tests.conformance import _registry_iv as _iv  # noqa: E402
 
 CASES = CASES + tuple(_iv.CASES)
 EXEMPT = {**EXEMPT, **_iv.EXEMPT}
+
+from tests.conformance import _registry_robust_eb as _reb  # noqa: E402
+
+CASES = CASES + tuple(_reb.CASES)
+EXEMPT = {**EXEMPT, **_reb.EXEMPT}
