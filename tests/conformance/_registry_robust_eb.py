@@ -30,6 +30,7 @@ CASES = (
 )
 
 EXEMPT: dict[str, str] = {
+    "estimators.empirical_bayes.RobustEBCI": "the result type of robust_ebci (a NamedTuple pytree)",
     "estimators.empirical_bayes.cva": "a critical value of two hyperparameters (bisection: no useful gradient); "
                                       "frozen ebci-package values in tests/empirical_bayes/test_robust.py",
     "estimators.empirical_bayes.max_noncoverage": "the worst-case non-coverage behind cva; frozen ebci-package "
