@@ -17,7 +17,7 @@ def test_filter_removes_most_hallucinations_small_1d():
     """Seed 0, the {1, 2, 3} mixture, a 2000-step network: ≥ 95% of the between-mode samples removed at 96%
     retention of the in-support ones (Aithal et al.: > 95%)."""
     exp = get_experiment("hallucination")
-    config = dataclasses.replace(exp.quick, datasets=("1d",), n_train=10_000, n_samples=8_000,
+    config = dataclasses.replace(exp.quick, datasets=("1d",), n_train=10_000, n_samples=8_000, n_samples_1d=None,
                                  training_1d=Training(num_steps=2000, schedule="cosine", ema=False))
     result = exp.run(jax.random.key(0), config)
     row = result.table.iloc[0]
