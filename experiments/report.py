@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-__all__ = ["format_number", "write_report"]
+__all__ = ["RHAT_MAX", "format_number", "sampler_warnings", "write_report"]
 
 
 def format_number(v: Any, digits: int = 3) -> str:
@@ -65,12 +65,57 @@ def _nested_table(v: Any) -> str:
     return _table([{"key": k, "value": u} for k, u in v.items()])
 
 
+RHAT_MAX = 1.01  # Vehtari et al. (2021): R-hat above 1.01 means the chains have not mixed
+
+
+def _numbers(v: Any) -> list[float]:
+    if isinstance(v, bool):
+        return []
+    if isinstance(v, int | float):
+        return [float(v)]
+    if isinstance(v, list | tuple):
+        return [x for u in v for x in _numbers(u)]
+    return []
+
+
+def sampler_warnings(metrics: dict[str, Any]) -> list[str]:
+    """MCMC runs that should not be trusted: any R-hat above :data:`RHAT_MAX` or any divergent transition.
+
+    Looks at metrics whose name mentions ``r_hat`` / ``rhat`` (numbers or lists), at every table metric with an
+    ``r_hat`` column (ArviZ summaries), and at metrics named ``divergences`` (counts).
+
+    Example:
+
+    >>> sampler_warnings({"NUTS r_hat max": 1.15, "NUTS divergences": 42, "SVI loss": 3.0})
+    ['NUTS r_hat max = 1.15 > 1.01', 'NUTS divergences = 42 > 0']
+    """
+    out = []
+    for k, v in metrics.items():
+        name = k.lower()
+        if _is_table(v) or "r_hat" in name or "rhat" in name:
+            if _is_table(v):  # an ArviZ summary: its r_hat column, whatever the metric's name
+                rows = v if isinstance(v, list) else list(v.values())
+                vals = [float(r["r_hat"]) for r in rows if isinstance(r, dict)
+                        and isinstance(r.get("r_hat"), int | float) and not isinstance(r.get("r_hat"), bool)]
+            else:
+                vals = _numbers(v)
+            bad = [x for x in vals if x > RHAT_MAX or math.isnan(x)]
+            if bad:
+                out.append(f"{k} = {format_number(max(bad))} > {RHAT_MAX}")
+        elif "divergen" in name:
+            vals = _numbers(v)
+            if any(x > 0 for x in vals):
+                out.append(f"{k} = {format_number(int(sum(vals)) if all(x == int(x) for x in vals) else sum(vals))}"
+                           f" > 0")
+    return out
+
+
 def write_report(results_dir: Path) -> Path:
     """Write ``results_dir/REPORT.md`` with each run's description, metrics, table and figures.
 
     A folder whose last run failed (it holds ``error.txt``) gets a FAILED section with the end of the traceback
-    (and its older ``results.json``, if any, marked as such); non-finite metrics are flagged in their section and
-    listed at the top.
+    (and its older ``results.json``, if any, marked as such); non-finite metrics, and MCMC runs with R-hat > 1.01
+    or divergences (:func:`sampler_warnings`), are flagged in their section and listed at the top.
 
     Raises:
       ValueError: ``results_dir`` holds neither ``*/results.json`` nor ``*/error.txt``.
@@ -100,6 +145,11 @@ def write_report(results_dir: Path) -> Path:
         if nonfinite:
             flags.append(f"- **{folder.name}: non-finite metrics** {', '.join(nonfinite)}")
             parts.append(f"**Warning: non-finite (NaN / inf) metrics: {', '.join(nonfinite)}.**\n")
+        unmixed = sampler_warnings(metrics)
+        if unmixed:
+            flags.append(f"- **{folder.name}: MCMC not converged** " + "; ".join(unmixed))
+            parts.append("**Warning: MCMC diagnostics fail (R-hat > 1.01 or divergences): "
+                         + "; ".join(unmixed) + ".**\n")
         parts.append(f"{record.get('description', '')}\n")
         wall = record.get("wall_time_s")
         parts.append(f"Scale `{record.get('scale')}`, seed {record.get('seed')}, "

@@ -9,7 +9,13 @@ x₀ + σ ε) and ``sample(key, n)``; x has shape (..., d) and sigma is a scalar
 from diffusion.analytic.empirical import Empirical, empirical
 from diffusion.analytic.gaussian import Gaussian, gaussian, gaussian_low_rank, pf_ode_gaussian
 from diffusion.analytic.gmm import GMM, gmm
-from diffusion.analytic.local_empirical import LocalEmpirical, local_empirical, wiener_masks
+from diffusion.analytic.local_empirical import (
+    LocalEmpirical,
+    circular_translates,
+    local_empirical,
+    square_masks,
+    wiener_masks,
+)
 from diffusion.analytic.tweedie import posterior_covariance
 
 __all__ = [
@@ -17,6 +23,7 @@ __all__ = [
     "Empirical",
     "Gaussian",
     "LocalEmpirical",
+    "circular_translates",
     "empirical",
     "gaussian",
     "gaussian_low_rank",
@@ -24,5 +31,6 @@ __all__ = [
     "local_empirical",
     "pf_ode_gaussian",
     "posterior_covariance",
+    "square_masks",
     "wiener_masks",
 ]

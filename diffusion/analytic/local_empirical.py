@@ -39,7 +39,7 @@ from diffusion.analytic._common import (
 )
 from jaxlib_ext import checks
 
-__all__ = ["LocalEmpirical", "local_empirical", "wiener_masks"]
+__all__ = ["LocalEmpirical", "circular_translates", "local_empirical", "square_masks", "wiener_masks"]
 
 
 @jax.tree_util.register_dataclass
@@ -154,6 +154,53 @@ def wiener_masks(cov: ArrayLike, sigma: float, threshold: float = 0.1, *,
     if include_self:
         masks = xp.maximum(masks, xp.eye(masks.shape[0], dtype=masks.dtype))
     return masks
+
+
+def square_masks(shape: tuple[int, int], patch_size: int, *, periodic: bool = False) -> np.ndarray:
+    """Square-patch locality masks: output pixel p sees the ``patch_size`` × ``patch_size`` square centred on it.
+
+    The baseline of Kamb & Ganguli (2024) and Niedoba et al. (2024): a fixed square receptive field, the same at
+    every σ and every pixel (against the data-derived :func:`wiener_masks`).
+
+    Args:
+      shape: (height, width) of the images (flattened row-major, one channel).
+      patch_size: odd side of the square, ≥ 1 (1: each pixel alone; ≥ 2·max(shape) − 1: the whole image).
+      periodic: wrap the square around the image borders (a torus), as :func:`circular_translates` assumes;
+        otherwise the square is cut at the borders.
+
+    Returns:
+      (d, d) float64 array of 0.0 / 1.0, d = height · width.
+    """
+    h, w = (checks.check_int("shape", v, 1) for v in shape)
+    size = checks.check_int("patch_size", patch_size, 1)
+    if size % 2 == 0:
+        raise ValueError(f"`patch_size` must be odd (a square centred on the pixel), got {patch_size}")
+    r = size // 2
+    rows, cols = np.divmod(np.arange(h * w), w)
+    dr = np.abs(rows[:, None] - rows[None, :])
+    dc = np.abs(cols[:, None] - cols[None, :])
+    if periodic:
+        dr, dc = np.minimum(dr, h - dr), np.minimum(dc, w - dc)
+    return ((dr <= r) & (dc <= r)).astype(np.float64)
+
+
+def circular_translates(points: ArrayLike, shape: tuple[int, int]) -> Array:
+    """Every circular shift of every image: (N, d) → (N · d, d), image i shifted by (a, b) at row (a·w + b)·N + i.
+
+    With :func:`square_masks` (``periodic=True``) this makes :func:`local_empirical` the translation-equivariant
+    local (patch) denoiser of Kamb & Ganguli (2024): for output pixel p the softmax runs over the patches of every
+    training image *at every position*, D(shift(x)) = shift(D(x)) exactly.
+
+    Args:
+      points: (N, d) images flattened row-major, d = height · width.
+      shape: (height, width).
+    """
+    h, w = (checks.check_int("shape", v, 1) for v in shape)
+    pts = float_array("points", points, checks.float_dtype(points), 2)
+    checks.check_shape("points", pts, (pts.shape[0], h * w))
+    imgs = pts.reshape(-1, h, w)
+    out = [jnp.roll(imgs, (a, b), axis=(1, 2)) for a in range(h) for b in range(w)]
+    return jnp.concatenate(out).reshape(-1, h * w)
 
 
 def local_empirical(points: ArrayLike, masks: ArrayLike, weights: ArrayLike | None = None, *,

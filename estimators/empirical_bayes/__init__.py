@@ -9,6 +9,8 @@ Many noisy estimates z_i = μ_i + N(0, s_i²) with known s_i (one per trial, reg
   (:func:`tweedie_mean`), and the correction of the winners' curse (:func:`winners_curse`);
 * hierarchical Bayes with numpyro — normal, finite-mixture or Dirichlet-process prior, by NUTS or SVI
   (:func:`hierarchical_nuts`, :func:`hierarchical_svi`);
+* robust EB confidence intervals, covering on average whatever the prior (:func:`robust_ebci`, :func:`cva`;
+  Armstrong, Kolesár & Plagborg-Møller 2022);
 * shrinkage of a batch of :class:`~estimators.Estimate` results (:func:`shrink`).
 
 Reference: B. Efron, *Large-Scale Inference* (2010), and "Tweedie's formula and selection bias", JASA 106 (2011).
@@ -24,6 +26,7 @@ from estimators.empirical_bayes.posterior import (
     normal_hierarchical_exact,
     normal_posterior,
 )
+from estimators.empirical_bayes.robust import RobustEBCI, cva, max_noncoverage, robust_ebci
 from estimators.empirical_bayes.tweedie import Selection, marginal_score, tweedie_mean, winners_curse
 from jaxlib_ext._lazy import lazy_exports
 
@@ -53,11 +56,14 @@ __all__ = [
     "NPMLE",
     "PRIORS",
     "HierarchicalFit",
+    "RobustEBCI",
     "Selection",
+    "cva",
     "hierarchical_nuts",
     "hierarchical_svi",
     "james_stein",
     "marginal_score",
+    "max_noncoverage",
     "mixture_summary",
     "normal_eb",
     "normal_hierarchical_exact",
@@ -66,6 +72,7 @@ __all__ = [
     "npmle",
     "npmle_em",
     "npmle_posterior",
+    "robust_ebci",
     "shrink",
     "tweedie_mean",
     "winners_curse",

@@ -611,3 +611,13 @@ from tests.conformance import _registry_debias_bayes as _db  # noqa: E402
 
 CASES = CASES + tuple(_db.CASES)
 EXEMPT = {**EXEMPT, **_db.EXEMPT}
+
+from tests.conformance import _registry_robust_eb as _reb  # noqa: E402
+
+CASES = CASES + tuple(_reb.CASES)
+EXEMPT = {**EXEMPT, **_reb.EXEMPT}
+
+from tests.conformance import _registry_locality as _loc  # noqa: E402
+
+CASES = CASES + tuple(_loc.CASES)
+EXEMPT = {**EXEMPT, **_loc.EXEMPT}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import gaussian_kde
 
-from diffusion.analytic import empirical, local_empirical, wiener_masks
+from diffusion.analytic import circular_translates, empirical, local_empirical, square_masks, wiener_masks
 
 
 def _points(n=30, d=3, seed=0):
@@ -102,3 +102,30 @@ def test_wiener_masks():
     local, wide = wiener_masks(cov, 0.05, 0.1), wiener_masks(cov, 3.0, 0.1)
     assert local.sum() < wide.sum()
     assert (np.diag(local) == 1).all() and (local == local.T).all()
+
+
+def test_square_masks():
+    m = square_masks((3, 4), 3)
+    assert m[0].reshape(3, 4).tolist() == [[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0]]  # cut at the corner
+    assert m[5].sum() == 9 and (m == m.T).all()
+    assert (square_masks((3, 4), 1) == np.eye(12)).all()
+    assert (square_masks((3, 4), 7) == 1).all()
+    wrapped = square_masks((3, 4), 3, periodic=True)
+    assert (wrapped.sum(1) == 9).all() and wrapped[0].reshape(3, 4)[2, 3] == 1  # the corner's torus neighbour
+    with pytest.raises(ValueError, match="patch_size"):
+        square_masks((3, 4), 2)
+
+
+def test_square_patch_equivariant_denoiser_commutes_with_shifts(key, x64):
+    """The equivariant patch denoiser (all circular translates, periodic square masks) satisfies
+    D(shift(x)) = shift(D(x)) exactly; without the translates it does not."""
+    shape = (4, 5)
+    pts = np.asarray(jax.random.uniform(key, (6, 20)))
+    x = np.asarray(jax.random.normal(jax.random.fold_in(key, 1), (3, 20)))
+    masks = square_masks(shape, 3, periodic=True)
+    shift = lambda v: np.roll(v.reshape(-1, *shape), (1, 2), axis=(1, 2)).reshape(-1, 20)  # noqa: E731
+    model = local_empirical(circular_translates(pts, shape), masks)
+    assert model.num_points == 6 * 20
+    np.testing.assert_allclose(model.denoise(shift(x), 0.3), shift(np.asarray(model.denoise(x, 0.3))), atol=1e-12)
+    plain = local_empirical(pts, masks)
+    assert np.abs(np.asarray(plain.denoise(shift(x), 0.3)) - shift(np.asarray(plain.denoise(x, 0.3)))).max() > 1e-3

@@ -50,3 +50,32 @@ def test_report_rounds_and_renders_nested_metrics_as_tables(tmp_path):
     assert not any("{" in c or "'" in c for c in cells), "JSON / Python reprs inside table cells"
     decimals = re.findall(r"\d+\.\d+", report.split("jax 0.10.2")[1])  # after the version string
     assert decimals and all(len(d.replace(".", "").lstrip("0")) <= 3 for d in decimals), decimals
+
+
+def _write(tmp_path, name, metrics):
+    folder = tmp_path / name
+    folder.mkdir()
+    record = {"experiment": name, "description": name, "scale": "quick", "seed": 0, "wall_time_s": 1.0,
+              "environment": {}, "metrics": metrics, "table": [{"a": 1}], "figures": []}
+    (folder / "results.json").write_text(json.dumps(record))
+
+
+def test_unmixed_mcmc_runs_are_flagged(tmp_path):
+    """The mixture NUTS run of empirical-bayes (R-hat 1.15, 42 divergences) is flagged at the top and in its
+    section; a mixed run (R-hat 1.004, 0 divergences) and an ArviZ table with an R-hat of 1.02 are told apart."""
+    _write(tmp_path, "bad", {"skewed: numpyro NUTS (mixture) arviz r_hat max": 1.15,
+                             "skewed: numpyro NUTS (mixture) divergences": 42,
+                             "skewed: numpyro NUTS (normal) arviz r_hat max": 1.004})
+    _write(tmp_path, "good", {"normal: numpyro NUTS (normal) arviz r_hat max": 1.004,
+                              "normal: numpyro NUTS (normal) divergences": 0})
+    _write(tmp_path, "table", {"NUTS arviz summary": [{"index": "mu0", "r_hat": 1.0, "ess_bulk": 900.0},
+                                                      {"index": "tau", "r_hat": 1.02, "ess_bulk": 150.0}]})
+    text = write_report(tmp_path).read_text()
+    head = text.split("## ")[0]
+    assert "bad: MCMC not converged" in head and "r_hat max = 1.15 > 1.01" in head and "divergences = 42 > 0" in head
+    assert "(normal) arviz r_hat max = 1" not in head
+    assert "good" not in head
+    assert "table: MCMC not converged** NUTS arviz summary = 1.02 > 1.01" in head
+    section = text.split("## bad")[1].split("## ")[0]
+    assert "Warning: MCMC diagnostics fail" in section
+    assert "| index | r_hat | ess_bulk |" in text  # the ArviZ summary renders as a table
