@@ -98,10 +98,10 @@ def test_every_public_function_with_weights_is_covered():
     import inspect
 
     covered = {n.split("[")[0].replace("debias.", "") for n in _cases()}
-    covered |= {"cross_ppi_mean", "overlap", "kde", "learned_tweedie", "bayes_tweedie", "evaluate_learners",
-                "from_dataframe"}  # see below
+    covered |= {"cross_ppi_mean", "overlap", "kde", "learned_tweedie", "bayes_tweedie", "bayes_fit",
+                "evaluate_learners", "from_dataframe"}  # see below
     # cross_ppi_mean takes 0/1 weights (a labelled mask); overlap and kde weight a diagnostic / a density;
-    # learned_tweedie and bayes_tweedie fit models (their corrections enter debiased_ate, covered above);
+    # learned_tweedie, bayes_tweedie and bayes_fit fit models (their corrections enter debiased_ate, covered above);
     # evaluate_learners scores nuisance fits (no standard error); from_dataframe names a weights column.
     found = set()
     for module in (E, debias):
