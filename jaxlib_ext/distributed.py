@@ -90,6 +90,17 @@ def resolve_mesh(mesh: Any, name: str = "mesh") -> Mesh | None:
 
     Raises:
       ValueError naming ``name`` for anything else.
+
+    Example:
+
+    >>> resolve_mesh(None) is None
+    True
+    >>> resolve_mesh("auto").axis_names
+    ('sweep',)
+    >>> resolve_mesh("gpu")
+    Traceback (most recent call last):
+    ...
+    ValueError: `mesh` must be a Mesh, 'auto' or None, got 'gpu'
     """
     if mesh is None or isinstance(mesh, Mesh):
         return mesh

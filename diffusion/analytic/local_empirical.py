@@ -170,6 +170,12 @@ def square_masks(shape: tuple[int, int], patch_size: int, *, periodic: bool = Fa
 
     Returns:
       (d, d) float64 array of 0.0 / 1.0, d = height · width.
+
+    Example:
+
+    >>> m = square_masks((4, 4), 3)
+    >>> m.shape, m[0].reshape(4, 4).sum(), square_masks((4, 4), 3, periodic=True)[0].sum()
+    ((16, 16), np.float64(4.0), np.float64(9.0))
     """
     h, w = (checks.check_int("shape", v, 1) for v in shape)
     size = checks.check_int("patch_size", patch_size, 1)
@@ -194,6 +200,16 @@ def circular_translates(points: ArrayLike, shape: tuple[int, int]) -> Array:
     Args:
       points: (N, d) images flattened row-major, d = height · width.
       shape: (height, width).
+
+    Returns:
+      (N · height · width, d) array in the points' float dtype.
+
+    Example:
+
+    >>> import jax.numpy as jnp
+    >>> t = circular_translates(jnp.arange(6.0).reshape(1, 6), (2, 3))
+    >>> t.shape, t[1].tolist()
+    ((6, 6), [2.0, 0.0, 1.0, 5.0, 3.0, 4.0])
     """
     h, w = (checks.check_int("shape", v, 1) for v in shape)
     pts = float_array("points", points, checks.float_dtype(points), 2)
