@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 from jaxlib_ext import checks, linalg, loops, newton, progress, random, scaling, tree
 from jaxlib_ext._lazy import lazy_exports
 from jaxlib_ext._version import __version__ as __version__
-from jaxlib_ext.distributed import initialize_from_env, is_main_process, launch_local
-from jaxlib_ext.sweep import grid, sweep, sweep_mesh
+from jaxlib_ext.distributed import initialize_from_env, is_main_process, launch_local, resolve_mesh, sweep_mesh
+from jaxlib_ext.sweep import grid, sweep
 
 if TYPE_CHECKING:
     from jaxlib_ext.checkpoint import Checkpointer, run_checkpointed
@@ -32,6 +32,7 @@ __all__ = [
     "newton",
     "progress",
     "random",
+    "resolve_mesh",
     "run_checkpointed",
     "scaling",
     "sweep",

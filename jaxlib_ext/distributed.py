@@ -13,7 +13,7 @@ device of every process and ``jaxlib_ext.sweep(..., mesh="auto")`` shards over a
 through gloo collectives (``jax_cpu_collectives_implementation="gloo"``).
 
 :func:`resolve_mesh` turns the ``mesh=`` option of every sharded entry point (``Mesh``, ``"auto"`` or None) into a
-mesh; ``"auto"`` is the 1-D :func:`~jaxlib_ext.sweep.sweep_mesh` over every device of every process.
+mesh; ``"auto"`` is the 1-D :func:`sweep_mesh` over every device of every process.
 
 Example (two local processes with two CPU devices each)::
 
@@ -30,12 +30,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import jax
-from jax.sharding import Mesh
-
-from jaxlib_ext.sweep import sweep_mesh
+from jax.sharding import AxisType, Mesh
 
 __all__ = ["ENV_ADDRESS", "ENV_DEVICES", "ENV_NUM", "ENV_RANK", "free_port", "initialize_from_env",
-           "is_main_process", "launch_local", "resolve_mesh"]
+           "is_main_process", "launch_local", "resolve_mesh", "sweep_mesh"]
 
 ENV_ADDRESS = "TWEEDIE_COORDINATOR_ADDRESS"
 ENV_NUM = "TWEEDIE_NUM_PROCESSES"
@@ -77,11 +75,30 @@ def initialize_from_env() -> bool:
     return True
 
 
+SWEEP_AXIS = "sweep"
+
+
+def sweep_mesh(devices: Any = None) -> Mesh:
+    """A 1-D mesh named ``"sweep"`` over ``devices`` (default: every device of every process).
+
+    Its axis is of type ``Auto``: outputs index and slice like ordinary arrays (XLA places the data),
+    unlike an ``Explicit`` axis, whose sharding is part of the array's type.
+
+    Example:
+
+    >>> mesh = sweep_mesh()
+    >>> mesh.axis_names
+    ('sweep',)
+    """
+    devices = jax.devices() if devices is None else list(devices)
+    return jax.make_mesh((len(devices),), (SWEEP_AXIS,), axis_types=(AxisType.Auto,), devices=devices)
+
+
 def resolve_mesh(mesh: Any, name: str = "mesh") -> Mesh | None:
     """The mesh an entry point's ``mesh=`` option asks for.
 
     Args:
-      mesh: a ``jax.sharding.Mesh`` (returned as is), ``"auto"`` (:func:`~jaxlib_ext.sweep.sweep_mesh`: one axis
+      mesh: a ``jax.sharding.Mesh`` (returned as is), ``"auto"`` (:func:`sweep_mesh`: one axis
         over every device of every process, of type ``Auto``) or None (no mesh).
       name: the option's name in error messages.
 

@@ -35,26 +35,9 @@ from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxlib_ext.checks import is_traced
+from jaxlib_ext.distributed import resolve_mesh
 
-__all__ = ["grid", "sweep", "sweep_mesh"]
-
-SWEEP_AXIS = "sweep"
-
-
-def sweep_mesh(devices: Any = None) -> Mesh:
-    """A 1-D mesh named ``"sweep"`` over ``devices`` (default: every device of every process).
-
-    Its axis is of type ``Auto``: outputs index and slice like ordinary arrays (XLA places the data),
-    unlike an ``Explicit`` axis, whose sharding is part of the array's type.
-
-    Example:
-
-    >>> mesh = sweep_mesh()
-    >>> mesh.axis_names
-    ('sweep',)
-    """
-    devices = jax.devices() if devices is None else list(devices)
-    return jax.make_mesh((len(devices),), (SWEEP_AXIS,), axis_types=(AxisType.Auto,), devices=devices)
+__all__ = ["grid", "sweep"]
 
 
 def grid(**axes: Any) -> dict[str, jax.Array]:
@@ -242,12 +225,7 @@ def sweep(fn: Callable, *args: Any, batch_size: int | None = None, mesh: Mesh | 
         return _local_program(fn, batch_size, static_items, axes_tuple, axes)(*args)
     if axes != 1:
         raise ValueError(f"`mesh` shards one sweep axis: flatten the leading axes first (axes={axes})")
-    if isinstance(mesh, str):
-        if mesh != "auto":
-            raise ValueError(f"`mesh` must be a Mesh, 'auto' or None, got {mesh!r}")
-        mesh = sweep_mesh()
-    if not isinstance(mesh, Mesh):
-        raise ValueError(f"`mesh` must be a Mesh, 'auto' or None, got {type(mesh).__name__}")
+    mesh = resolve_mesh(mesh)
     if is_traced(args):
         raise ValueError("`mesh` places concrete arrays on devices; inside jit / vmap call sweep without a mesh")
 
