@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
-import time
 import warnings
 
 import jax
@@ -38,15 +37,6 @@ __all__ = ["BENCHMARK", "run"]
 _NHEFS_X = ["sex", "age", "race", "education", "smokeintensity", "smokeyrs", "wt71", "exercise", "active"]
 _CASTLE_X = ["l_police", "unemployrt", "poverty", "l_income", "l_prisoner"]
 _NSW_X = ["age", "educ", "black", "hisp", "marr", "nodegree", "re74", "re75"]
-
-
-def _peer_seconds(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def _row(data: str, method: str, peer: str, ours, theirs, t_ours: float, t_peer: float) -> dict:
@@ -69,14 +59,14 @@ def _thornton(rows: list, repeats: int) -> None:
     ref = sm.OLS(y, X).fit(cov_type="HC2")
     rows.append(_row("Thornton HIV", "DiM (HC2)", "statsmodels OLS HC2", ours, (ref.params[1], ref.bse[1]),
                      median_seconds(lambda: E.difference_in_means(y, t), repeats),
-                     _peer_seconds(lambda: sm.OLS(y, X).fit(cov_type="HC2"), repeats)))
+                     median_seconds(lambda: sm.OLS(y, X).fit(cov_type="HC2"), repeats)))
     ours = E.difference_in_means(y, t, clusters=c)
     kw = {"cov_type": "cluster", "cov_kwds": {"groups": c}}
     ref = sm.OLS(y, X).fit(**kw)
     rows.append(_row("Thornton HIV", "DiM (clustered by village, cr1)", "statsmodels OLS cluster", ours,
                      (ref.params[1], ref.bse[1]), median_seconds(lambda: E.difference_in_means(y, t, clusters=c),
                                                                  repeats),
-                     _peer_seconds(lambda: sm.OLS(y, X).fit(**kw), repeats)))
+                     median_seconds(lambda: sm.OLS(y, X).fit(**kw), repeats)))
 
 
 def _nsw(rows: list, repeats: int) -> None:
@@ -91,12 +81,12 @@ def _nsw(rows: list, repeats: int) -> None:
     ref = sm.OLS(y, Z).fit(cov_type="HC2")
     rows.append(_row("NSW (LaLonde)", "Lin (HC2)", "statsmodels interacted OLS HC2", ours,
                      (ref.params[1], ref.bse[1]), median_seconds(lambda: E.regression_adjustment(y, t, x), repeats),
-                     _peer_seconds(lambda: sm.OLS(y, Z).fit(cov_type="HC2"), repeats)))
+                     median_seconds(lambda: sm.OLS(y, Z).fit(cov_type="HC2"), repeats)))
     ours = E.difference_in_means(y, t)
     ref = sm.OLS(y, sm.add_constant(t)).fit(cov_type="HC2")
     rows.append(_row("NSW (LaLonde)", "DiM (HC2)", "statsmodels OLS HC2", ours, (ref.params[1], ref.bse[1]),
                      median_seconds(lambda: E.difference_in_means(y, t), repeats),
-                     _peer_seconds(lambda: sm.OLS(y, sm.add_constant(t)).fit(cov_type="HC2"), repeats)))
+                     median_seconds(lambda: sm.OLS(y, sm.add_constant(t)).fit(cov_type="HC2"), repeats)))
 
 
 def _nhefs(rows: list, repeats: int) -> None:
@@ -123,12 +113,12 @@ def _nhefs(rows: list, repeats: int) -> None:
     ours = E.irm(key, y, t, x, folds=folds, clip=0.01)
     rows.append(_row("NHEFS", "AIPW / IRM (OLS, logistic)", "DoubleMLIRM", ours, (irm.coef[0], irm.se[0]),
                      median_seconds(lambda: E.irm(key, y, t, x, folds=folds, clip=0.01), repeats),
-                     _peer_seconds(lambda: peer(dml.DoubleMLIRM, LinearRegression(), logistic), repeats)))
+                     median_seconds(lambda: peer(dml.DoubleMLIRM, LinearRegression(), logistic), repeats)))
     plr = peer(dml.DoubleMLPLR, LinearRegression(), LinearRegression())
     ours = E.plr(key, y, t, x, folds=folds)
     rows.append(_row("NHEFS", "PLR (OLS)", "DoubleMLPLR", ours, (plr.coef[0], plr.se[0]),
                      median_seconds(lambda: E.plr(key, y, t, x, folds=folds), repeats),
-                     _peer_seconds(lambda: peer(dml.DoubleMLPLR, LinearRegression(), LinearRegression()), repeats)))
+                     median_seconds(lambda: peer(dml.DoubleMLPLR, LinearRegression(), LinearRegression()), repeats)))
 
 
 def _castle(rows: list, repeats: int) -> None:
@@ -147,7 +137,7 @@ def _castle(rows: list, repeats: int) -> None:
     rows.append(_row("Castle doctrine", "two-way FE, clustered by state", "linearmodels PanelOLS", ours,
                      (ref.params.iloc[0], ref.std_errors.iloc[0]),
                      median_seconds(lambda: E.fixed_effects(y, t, units, times=years), repeats),
-                     _peer_seconds(fit, repeats)))
+                     median_seconds(fit, repeats)))
 
 
 def _castle_dml(rows: list, repeats: int) -> None:
@@ -177,7 +167,7 @@ def _castle_dml(rows: list, repeats: int) -> None:
     call = lambda: E.panel_plr(key, y, t, x, units, folds=folds, cluster_correction="none")  # noqa: E731
     rows.append(_row("Castle doctrine", "panel DML cre_general (OLS, DoubleML's clustered SE)", "DoubleMLPLPR",
                      call(), (model.coef[0], model.se[0]), median_seconds(call, repeats),
-                     _peer_seconds(peer, repeats)))
+                     median_seconds(peer, repeats)))
 
 
 def run(quick: bool) -> BenchResult:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import platform
 import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -28,28 +27,18 @@ import pandas as pd
 
 import estimators
 from experiments.registry import Benchmark, BenchResult
+from experiments.timing import Clock
 
 __all__ = ["BENCHMARK", "run"]
 
 
-class _Clock:
-    """Wall and process-CPU seconds of a block (CPU time is less sensitive to a busy shared machine)."""
-
-    def __enter__(self):
-        self.wall, self.cpu = time.perf_counter(), time.process_time()
-        return self
-
-    def __exit__(self, *exc):
-        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
-
-
 def _compile_and_time(fn: Callable[[], Any], repeats: int) -> tuple[float, float, float, Any]:
     """(compile seconds, median wall, median CPU, output) of ``repeats`` calls after a compiling first call."""
-    with _Clock() as first:
+    with Clock() as first:
         jax.block_until_ready(fn())
     walls, cpus, out = [], [], None
     for _ in range(repeats):
-        with _Clock() as c:
+        with Clock() as c:
             out = jax.block_until_ready(fn())
         walls.append(c.wall)
         cpus.append(c.cpu)
@@ -77,7 +66,7 @@ def _ppi_rows(ppi_py: Any, rng: np.random.Generator, trials: int, n: int, N: int
     ours32 = {k: v.astype(np.float32) for k, v in data.items()}
     compile_s, ours_s, ours_cpu, est = _compile_and_time(lambda: estimators.ppi_mean(**ours32), repeats)
     lo, hi = np.empty(trials), np.empty(trials)
-    with _Clock() as peer:
+    with Clock() as peer:
         for i in range(trials):
             ci = ppi_py.ppi_mean_ci(data["y"][i], data["yhat"][i], data["yhat_unlabeled"][i], alpha=0.05)
             lo[i], hi[i] = np.ravel(ci[0])[0], np.ravel(ci[1])[0]
@@ -108,7 +97,7 @@ def _aipw_rows(dml: Any, rng: np.random.Generator, trials: int, peer_trials: int
 
     compile_s, ours_s, ours_cpu, est = _compile_and_time(ours, repeats)
     thetas, ses = np.empty(peer_trials), np.empty(peer_trials)
-    with threadpool_limits(1), _Clock() as peer:
+    with threadpool_limits(1), Clock() as peer:
         for i in range(peer_trials):
             obj = dml.DoubleMLData.from_arrays(data["covariates"][i], data["y"][i], data["treatment"][i])
             model = dml.DoubleMLIRM(obj, LinearRegression(), LogisticRegression(C=np.inf), n_folds=5,

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import functools
 import os
-import time
 
 import jax
 import jax.numpy as jnp
@@ -35,7 +34,7 @@ from estimators import _kde
 from estimators.debias.correction import kde_score
 from experiments.bench_debias import _data
 from experiments.registry import Benchmark, BenchResult
-from experiments.timing import median_seconds
+from experiments.timing import interleaved_medians, median_seconds, timed
 
 
 @functools.partial(jax.jit, static_argnames=("chunk_size", "query_chunk"))
@@ -88,20 +87,8 @@ def _scipy_seconds(points: np.ndarray, x: np.ndarray, h: float, max_queries: int
     kde.set_bandwidth(h / np.sqrt(kde.covariance[0, 0] / kde.factor**2))
     sub = x[:max_queries].astype(np.float64)
     delta = 1e-3 * float(np.std(points))
-    start = time.perf_counter()
-    _ = (kde.logpdf(sub + delta) - kde.logpdf(sub - delta)) / (2 * delta)
-    return (time.perf_counter() - start) * x.size / sub.size
-
-
-def _interleaved(first, second, repeats: int) -> tuple[float, float]:
-    """Median seconds of ``first`` and ``second``, called alternately (a fair comparison under varying load)."""
-    times = ([], [])
-    for _ in range(repeats):
-        for fn, out in zip((first, second), times, strict=True):
-            start = time.perf_counter()
-            jax.block_until_ready(fn())
-            out.append(time.perf_counter() - start)
-    return float(np.median(times[0])), float(np.median(times[1]))
+    seconds, _ = timed(lambda: (kde.logpdf(sub + delta) - kde.logpdf(sub - delta)) / (2 * delta))
+    return seconds * x.size / sub.size
 
 
 def _dense_score(points: np.ndarray, x: np.ndarray, h: float) -> np.ndarray:
@@ -135,8 +122,8 @@ def run(quick: bool) -> BenchResult:
         exact = _dense_score(np.asarray(pred, np.float64), np.asarray(pred[:500], np.float64), float(h))
         err = {"ours": np.max(np.abs(np.asarray(new[:500]) - exact)) / scale,
                "previous": np.max(np.abs(np.asarray(old[:500]) - exact)) / scale}
-        t_new, t_old = _interleaved(lambda: ours_fn(points, weights, points, h),
-                                    lambda: previous_kde_score(points, weights, points, h), repeats)
+        t_new, t_old = interleaved_medians((lambda: ours_fn(points, weights, points, h),
+                                            lambda: previous_kde_score(points, weights, points, h)), repeats)
         t_floor = exp_floor_seconds(n * n, repeats)
         t_scipy = _scipy_seconds(np.asarray(pred), np.asarray(pred), float(h), q_scipy)
         for name, secs, dev in (("ours (sorted tiles)", t_new, device), ("previous kernel", t_old, device),

@@ -22,7 +22,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
@@ -36,14 +35,11 @@ from jax.sharding import PartitionSpec as P
 from diffusion.networks import BFCNN
 from diffusion.training import DSMLoss, UniformSigma, init_train_state, make_train_step
 from experiments.registry import Benchmark, BenchResult
+from experiments.timing import median_seconds, timed
 
 SIGMA_MAX = 100.0 / 255.0
 QUICK = (4, 8, 16, 8, 2, 2)  # layers, features, size, batch, steps per call, repeats
 FULL = (21, 64, 40, 64, 1, 2)
-
-
-def _median(times: list[float]) -> float:
-    return float(np.median(times))
 
 
 def _data(size: int, batch: int) -> np.ndarray:
@@ -75,24 +71,21 @@ def _jax_side(conv_impl: str, data: np.ndarray, layers: int, features: int, step
     def evaluate(state, x):
         return state.denoiser(graphdef, ema=False)(x, SIGMA_MAX)
 
-    start = time.perf_counter()
-    compiled = train_chunk.lower(state, jax.random.key(0)).compile()
-    compile_s = time.perf_counter() - start
+    compile_s, compiled = timed(lambda: train_chunk.lower(state, jax.random.key(0)).compile())
     state = jax.block_until_ready(compiled(state, jax.random.key(1)))  # warm-up
-    times = []
-    for r in range(repeats):
-        start = time.perf_counter()
-        state = jax.block_until_ready(compiled(state, jax.random.key(2 + r)))
-        times.append(time.perf_counter() - start)
+    keys = iter(jax.random.split(jax.random.key(2), repeats))
+
+    def chunk():
+        nonlocal state
+        state = compiled(state, next(keys))
+        return state
+
+    train_s = median_seconds(chunk, repeats)
     noisy = batch + SIGMA_MAX * jax.random.normal(jax.random.key(9), batch.shape)
     jax.block_until_ready(evaluate(state, noisy))
-    eval_times = []
-    for _ in range(repeats * 2):
-        start = time.perf_counter()
-        jax.block_until_ready(evaluate(state, noisy))
-        eval_times.append(time.perf_counter() - start)
+    eval_s = median_seconds(lambda: evaluate(state, noisy), repeats * 2)
     n = data.shape[0]
-    return {"train img/s": steps * n / _median(times), "eval img/s": n / _median(eval_times),
+    return {"train img/s": steps * n / train_s, "eval img/s": n / eval_s,
             "compile s": compile_s, "finite": bool(jnp.isfinite(jax.tree.leaves(state.params)[0]).all())}
 
 
@@ -161,23 +154,14 @@ def _torch_side(channels_last: bool, data: np.ndarray, layers: int, features: in
 
     model.train()
     step()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(steps):
-            step()
-        times.append(time.perf_counter() - start)
+    train_s = median_seconds(lambda: [step() for _ in range(steps)], repeats)
     model.eval()
     noisy = (clean + SIGMA_MAX * torch.randn_like(clean)).contiguous(memory_format=fmt)
-    eval_times = []
     with torch.no_grad():
         model(noisy)
-        for _ in range(repeats * 2):
-            start = time.perf_counter()
-            model(noisy)
-            eval_times.append(time.perf_counter() - start)
+        eval_s = median_seconds(lambda: model(noisy), repeats * 2)
     n = data.shape[0]
-    return {"train img/s": steps * n / _median(times), "eval img/s": n / _median(eval_times),
+    return {"train img/s": steps * n / train_s, "eval img/s": n / eval_s,
             "compile s": float("nan"), "threads": torch.get_num_threads()}
 
 

@@ -1,16 +1,17 @@
-"""Wall-clock timing shared by every benchmark: one call, or the median over repeated calls, waiting for JAX's
-async results."""
+"""Timing shared by every benchmark: one call (:func:`timed`), the median over repeated calls
+(:func:`median_seconds`), two programs timed alternately (:func:`interleaved_medians`), and wall + process-CPU
+seconds of a block (:class:`Clock`); each waits for JAX's async results."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
 import numpy as np
 
-__all__ = ["median_seconds", "timed"]
+__all__ = ["Clock", "interleaved_medians", "median_seconds", "timed"]
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
@@ -42,3 +43,32 @@ def median_seconds(fn: Callable[[], Any], repeats: int, *, warmup_s: float = 0.0
         jax.block_until_ready(fn())
         times.append(time.perf_counter() - start)
     return float(np.median(times))
+
+
+def interleaved_medians(fns: Sequence[Callable[[], Any]], repeats: int) -> tuple[float, ...]:
+    """Median wall seconds of each of ``fns``, called in turn ``repeats`` times (a fairer comparison than two
+    back-to-back blocks when the load of a shared machine drifts); each call waited for with ``block_until_ready``."""
+    if repeats < 1:
+        raise ValueError(f"`repeats` must be ≥ 1, got {repeats}")
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, out in zip(fns, times, strict=True):
+            start = time.perf_counter()
+            jax.block_until_ready(fn())
+            out.append(time.perf_counter() - start)
+    return tuple(float(np.median(t)) for t in times)
+
+
+class Clock:
+    """Wall and process-CPU seconds of a ``with`` block (CPU time, summed over threads, is steadier than wall time
+    on a busy shared machine): ``with Clock() as c: ...`` then ``c.wall``, ``c.cpu``."""
+
+    wall: float
+    cpu: float
+
+    def __enter__(self) -> Clock:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu

@@ -1,10 +1,10 @@
-"""``experiments.timing.median_seconds``: the statistic every benchmark reports."""
+"""``experiments.timing``: the statistics every benchmark reports."""
 
 import time
 
 import pytest
 
-from experiments.timing import median_seconds
+from experiments.timing import Clock, interleaved_medians, median_seconds
 
 
 def test_median_of_the_timed_calls_after_an_untimed_warm_up():
@@ -29,3 +29,29 @@ def test_median_of_the_timed_calls_after_an_untimed_warm_up():
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         median_seconds(lambda: None, **kwargs)
+
+
+def test_interleaved_medians_alternate_the_calls():
+    order = []
+    sleeps = {"a": iter([0.001, 0.020, 0.001]), "b": iter([0.010, 0.010, 0.030])}
+
+    def make(name):
+        def fn():
+            order.append(name)
+            time.sleep(next(sleeps[name]))
+        return fn
+
+    a, b = interleaved_medians((make("a"), make("b")), 3)
+    assert order == ["a", "b"] * 3
+    assert a == pytest.approx(0.001, abs=0.005) and b == pytest.approx(0.010, abs=0.005)
+    with pytest.raises(ValueError, match="`repeats`"):
+        interleaved_medians((make("a"),), 0)
+
+
+def test_clock_measures_wall_and_cpu_seconds():
+    with Clock() as idle:
+        time.sleep(0.05)
+    with Clock() as busy:
+        sum(i * i for i in range(2_000_000))
+    assert idle.wall >= 0.05 and idle.cpu < 0.5 * idle.wall  # sleeping costs wall time, not CPU time
+    assert 0.02 < busy.cpu <= busy.wall + 0.01  # one thread busy: CPU time accrues, never faster than the wall
