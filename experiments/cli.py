@@ -250,8 +250,9 @@ def _run(args: argparse.Namespace) -> int:
                          "wall s": round(wall, 1), "headline": "", "results": str(out_dir)})
             continue
         bad = nonfinite_metrics(result.metrics)
-        headline = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                             for k, v in list(result.metrics.items())[:4])
+        headline = ("; ".join(f"{f.mark} {f.claim}: ours {f.ours}, paper {f.paper}" for f in result.findings)
+                    or ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                 for k, v in list(result.metrics.items())[:4]))
         rows.append({"experiment": exp.name, "status": f"NON-FINITE metrics: {', '.join(bad)}" if bad else "ok",
                      "wall s": round(wall, 1), "headline": headline, "results": str(out_dir)})
     if is_main_process():

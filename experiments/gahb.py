@@ -42,7 +42,7 @@ from diffusion.diagnostics import (
 from diffusion.networks import BFCNN
 from diffusion.training import DSMLoss, UniformSigma, fit
 from experiments import _plotting
-from experiments.registry import Experiment, Result
+from experiments.registry import Experiment, Finding, Result
 
 __all__ = ["EXPERIMENT", "Config", "plot", "run"]
 
@@ -196,7 +196,32 @@ def run(key: jax.Array, config: Config) -> Result:
                        f"{config.features} channels, {config.num_steps} steps; slopes are fitted over σ ∈ "
                        f"{list(config.sigmas)}. Compare each BF-CNN slope with α/(α+1) and with the Wiener slope.")
     arrays["names"] = np.asarray(names)
-    return Result(table=pd.DataFrame.from_records(records), metrics=metrics, arrays=arrays)
+    return Result(table=pd.DataFrame.from_records(records), metrics=metrics, arrays=arrays,
+                  findings=_findings(names, config.alphas, metrics, arrays))
+
+
+PAPER_SLOPES = {1: 0.46, 2: 0.61, 3: 0.75, 5: 0.83}
+"""PSNR slope of the trained BF-CNN on C^α images (Kadkhodaie et al. 2024, the GAHB paper), by α."""
+
+
+def _findings(names: list[str], alphas: tuple[int, ...], metrics: dict, arrays: dict) -> tuple[Finding, ...]:
+    """The paper's three C^α findings beside ours: slopes, the network above the Wiener filter, tr J falling."""
+    fmt = " / ".join
+    c_alpha = [i for i, a in enumerate(alphas[: len(names)]) if a in PAPER_SLOPES]
+    paper = [PAPER_SLOPES[alphas[i]] for i in c_alpha]
+    ours = [metrics[f"{names[i]}: PSNR slope BF-CNN"] for i in c_alpha]
+    slope_gap = max((abs(o - p) for o, p in zip(ours, paper, strict=True)), default=np.inf)
+    psnr_gaps = [float(np.min(arrays[f"{i}/psnr"][1] - arrays[f"{i}/psnr"][2])) for i in range(len(names))]
+    falls = [bool(np.all(np.diff(arrays[f"{i}/eff_net"]) < 0)) for i in range(len(names))]
+    return (
+        Finding(f"PSNR slope on C^α (α = {fmt(str(alphas[i]) for i in c_alpha)}) within 0.05 of the paper's",
+                fmt(f"{p:.2f}" for p in paper) + " (Kadkhodaie et al. 2024)", fmt(f"{o:.2f}" for o in ours),
+                slope_gap <= 0.05, f"largest gap {slope_gap:.2f}"),
+        Finding(f"the BF-CNN beats the Wiener filter at every σ ({', '.join(names)})", "above it at every σ",
+                "worst PSNR gap " + fmt(f"{g:+.1f} dB" for g in psnr_gaps), min(psnr_gaps) > 0),
+        Finding("effective dimension tr J falls as σ grows", "falls with σ",
+                fmt("falls" if f else "does not fall" for f in falls), all(falls)),
+    )
 
 
 def plot(result: Result, out_dir: Path) -> list[Path]:

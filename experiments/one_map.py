@@ -35,7 +35,7 @@ from flax import nnx
 import estimators
 from estimators import debias
 from estimators.debias.bayes import bayes_ate
-from experiments.registry import Experiment, Result
+from experiments.registry import Experiment, Finding, Result
 from jaxlib_ext.optim import minimize
 from jaxlib_ext.sweep import sweep
 
@@ -219,7 +219,25 @@ def run(key: jax.Array, config: Config) -> Result:
     arrays = {"taus": taus, **{f"est:{n}": np.asarray(e.estimate) for n, e in estimates.items()},
               **{f"lo:{n}": np.asarray(e.ci_low) for n, e in estimates.items()},
               **{f"hi:{n}": np.asarray(e.ci_high) for n, e in estimates.items()}}
-    return Result(table=table, metrics=metrics, arrays=arrays)
+    return Result(table=table, metrics=metrics, arrays=arrays, findings=_findings(by, nl))
+
+
+def _findings(by: pd.DataFrame, n_labels: int) -> tuple[Finding, ...]:
+    """The paper's slopes beside ours: the naive plug-in attenuated, the corrections within a tolerance of it."""
+    out = []
+    for method, tol in (("naive", None), ("tweedie (kde)", 0.05), ("lcc", 0.05), (f"ppi ({n_labels} labels)", 0.1)):
+        paper_slope, paper_mae = PAPER[method.replace(f"({n_labels} labels)", "(100 labels)")]
+        slope, mae = float(by.slope[method]), float(by.MAE[method])
+        ours = f"slope {slope:.3f}, MAE {mae:.3f}"
+        paper = f"slope {paper_slope}, MAE {paper_mae} (AAAI-26, Table 1)"
+        if tol is None:
+            out.append(Finding("the naive plug-in attenuates the effect (slope well below 1)", paper, ours,
+                               slope < 0.9, f"the size of the attenuation is the predictor's shrinkage: "
+                               f"{slope - paper_slope:+.3f} from the paper's"))
+        else:
+            out.append(Finding(f"{method} restores the slope (within {tol} of the paper's)", paper, ours,
+                               abs(slope - paper_slope) <= tol, f"difference {slope - paper_slope:+.3f}"))
+    return tuple(out)
 
 
 def plot(result: Result, out_dir: Path) -> list[Path]:

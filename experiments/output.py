@@ -113,6 +113,7 @@ def write_result(experiment: Experiment, config: Any, seed: int, result: Result,
         "started": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "wall_time_s": round(wall_time_s, 3),
         "environment": environment(),
+        "findings": [to_jsonable(f._asdict()) for f in result.findings],
         "metrics": to_jsonable(dict(result.metrics)),  # NaN / inf become null ...
         "nonfinite_metrics": nonfinite_metrics(result.metrics),  # ... and are named here
         "table": to_jsonable(result.table.to_dict(orient="records")),

@@ -4,7 +4,8 @@ An **experiment** is a module exposing ``EXPERIMENT = Experiment(...)``:
 
 * ``quick`` / ``full``: instances of the module's frozen-dataclass ``Config`` (quick: a 2-core CPU in minutes;
   full: paper scale);
-* ``run(key, config) -> Result``: the computation, pure apart from a progress bar — no files written;
+* ``run(key, config) -> Result``: the computation, pure apart from a progress bar — no files written; an
+  experiment that reproduces a paper returns its :class:`Finding` s (the paper's figure beside ours, ✓ / ✗);
 * ``plot(result, out_dir) -> list[Path]``: writes PNG figures (optional).
 
 The CLI (``python -m experiments``) owns every side effect: it writes ``results.json`` (config, seed, versions,
@@ -31,6 +32,7 @@ __all__ = [
     "BenchResult",
     "Benchmark",
     "Experiment",
+    "Finding",
     "Result",
     "benchmark_names",
     "experiment_names",
@@ -73,6 +75,29 @@ _BENCHMARK_MODULES: dict[str, str] = {
 }
 
 
+class Finding(NamedTuple):
+    """One published result beside ours: what the CLI's summary and ``REPORT.md``'s first table show.
+
+    Attributes:
+      claim: the finding in words ("PSNR slope vs α tracks α/(α+1)").
+      paper: the paper's figure(s) and the source ("0.46 / 0.61 / 0.83 (Kadkhodaie et al. 2024, Fig. 5)").
+      ours: our measured figure(s), formatted as the table shows them.
+      reproduced: True (✓), False (✗), or None where the run cannot say (too small to decide; ``note`` says why).
+      note: the difference and its cause, when not reproduced; the scale caveat otherwise.
+    """
+
+    claim: str
+    paper: str
+    ours: str
+    reproduced: bool | None
+    note: str = ""
+
+    @property
+    def mark(self) -> str:
+        """``✓``, ``✗`` or ``?``."""
+        return {True: "✓", False: "✗", None: "?"}[self.reproduced]
+
+
 class Result(NamedTuple):
     """What an experiment's ``run`` returns.
 
@@ -80,11 +105,13 @@ class Result(NamedTuple):
       table: the main table (one row per setting / method), written as ``table.csv`` and ``table.md``.
       metrics: headline figures (JSON-serializable scalars, strings or short lists) for ``results.json``.
       arrays: numpy arrays the figures are drawn from (kept in memory, not written to JSON).
+      findings: the paper's results beside ours (empty for an experiment that reproduces no paper).
     """
 
     table: pd.DataFrame
     metrics: Mapping[str, Any]
     arrays: Mapping[str, np.ndarray] = {}
+    findings: tuple[Finding, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -110,8 +110,17 @@ def sampler_warnings(metrics: dict[str, Any]) -> list[str]:
     return out
 
 
+def findings_table(rows: list[tuple[str, dict[str, Any]]]) -> str:
+    """Markdown table of (experiment, finding record) pairs: claim, paper, ours, ✓ / ✗ / ?, note."""
+    marks = {True: "✓", False: "✗", None: "?"}
+    cells = [{"experiment": name, "finding": f["claim"], "paper": f["paper"], "ours": f["ours"],
+              "reproduced": marks[f.get("reproduced")], "note": f.get("note", "")} for name, f in rows]
+    return _table(cells)
+
+
 def write_report(results_dir: Path) -> Path:
-    """Write ``results_dir/REPORT.md`` with each run's description, metrics, table and figures.
+    """Write ``results_dir/REPORT.md``: the papers' findings beside ours (one table over every run, first), then
+    each run's description, findings, metrics, table and figures.
 
     A folder whose last run failed (it holds ``error.txt``) gets a FAILED section with the end of the traceback
     (and its older ``results.json``, if any, marked as such); non-finite metrics, and MCMC runs with R-hat > 1.01
@@ -123,7 +132,7 @@ def write_report(results_dir: Path) -> Path:
     folders = sorted({p.parent for p in (*results_dir.glob("*/results.json"), *results_dir.glob("*/error.txt"))})
     if not folders:
         raise ValueError(f"no */results.json under `results_dir`={results_dir}; run an experiment first")
-    parts, flags = [], []
+    parts, flags, found = [], [], []
     for folder in folders:
         path, error = folder / "results.json", folder / "error.txt"
         if error.exists():
@@ -151,6 +160,10 @@ def write_report(results_dir: Path) -> Path:
             parts.append("**Warning: MCMC diagnostics fail (R-hat > 1.01 or divergences): "
                          + "; ".join(unmixed) + ".**\n")
         parts.append(f"{record.get('description', '')}\n")
+        findings = [(record["experiment"], f) for f in record.get("findings", [])]
+        found += findings
+        if findings:
+            parts.append("Findings:\n\n" + findings_table(findings))
         wall = record.get("wall_time_s")
         parts.append(f"Scale `{record.get('scale')}`, seed {record.get('seed')}, "
                      f"{format_number(wall) if wall is not None else '?'} s on {env.get('device_count')}× "
@@ -173,6 +186,10 @@ def write_report(results_dir: Path) -> Path:
         for fig in figures:
             parts.append(f"![{fig}]({folder.name}/{fig})\n")
     head = ["# tweedie-lab results\n"] + (["Problems:\n\n" + "\n".join(flags) + "\n"] if flags else [])
+    if found:
+        yes, no, unsure = (sum(f.get("reproduced") is v for _, f in found) for v in (True, False, None))
+        head.append(f"## Findings against the papers\n\n{yes} reproduced (✓), {no} not (✗), {unsure} undecided "
+                    f"at this scale (?).\n\n" + findings_table(found))
     out = results_dir / "REPORT.md"
     out.write_text("\n".join(head + parts))
     return out

@@ -1,10 +1,14 @@
 """REPORT.md reads like a paper's appendix: 3 significant digits, nested metrics as tables, figures linked."""
 
+import dataclasses
 import json
 import re
 
+import pandas as pd
 import pytest
 
+from experiments.output import write_result
+from experiments.registry import Experiment, Finding, Result
 from experiments.report import format_number, write_report
 
 
@@ -79,3 +83,29 @@ def test_unmixed_mcmc_runs_are_flagged(tmp_path):
     section = text.split("## bad")[1].split("## ")[0]
     assert "Warning: MCMC diagnostics fail" in section
     assert "| index | r_hat | ess_bulk |" in text  # the ArviZ summary renders as a table
+
+
+def test_findings_lead_the_report_and_each_section(tmp_path):
+    @dataclasses.dataclass(frozen=True)
+    class Config:
+        n: int = 1
+
+    slope = Finding("PSNR slope tracks α/(α+1)", "0.46 / 0.83", "0.60 / 0.61", False, "under-trained network")
+    removal = Finding("hallucinations removed at 96% retention", "> 95%", "100%", True)
+    unsure = Finding("transition near N = 1,000", "≈ 1,000", "≈ 100", None, "8×8 images, not 80×80")
+    assert (slope.mark, removal.mark, unsure.mark) == ("✗", "✓", "?")
+    for name, findings in (("gahb", (slope,)), ("hall", (removal, unsure))):
+        exp = Experiment(name, name, Config(), Config(), run=lambda key, cfg: None)
+        result = Result(table=pd.DataFrame({"a": [1]}), metrics={"m": 1.0}, findings=findings)
+        write_result(exp, Config(), 0, result, tmp_path / name, 1.0, "quick")
+    report = write_report(tmp_path).read_text()
+    head, _, rest = report.partition("## gahb")
+    assert "## Findings against the papers\n\n1 reproduced (✓), 1 not (✗), 1 undecided at this scale (?)." in head
+    assert "| gahb | PSNR slope tracks α/(α+1) | 0.46 / 0.83 | 0.60 / 0.61 | ✗ | under-trained network |" in head
+    assert "| hall | transition near N = 1,000 | ≈ 1,000 | ≈ 100 | ? | 8×8 images, not 80×80 |" in head
+    assert "Findings:\n\n| experiment | finding |" in rest  # repeated in the experiment's own section
+
+
+def test_a_report_without_findings_has_no_findings_table(tmp_path):
+    _write(tmp_path, "plain", {"a": 1.0})
+    assert "Findings" not in write_report(tmp_path).read_text()

@@ -11,6 +11,9 @@ def test_orders_and_plot(key, tmp_path):
     assert abs(result.metrics["order heun"] - 2) < 0.3
     assert result.metrics["order dpm++ 3M"] > 2.5
     assert set(result.table["NFE"]) == {20, 40, 80}  # heun: 2n on a grid ending at σ_min > 0
+    (finding,) = result.findings
+    assert finding.reproduced is (abs(result.metrics["order dpm++ 3M"] - 3) <= 0.5)
+    assert finding.ours.startswith(f"{3 - ('; off:' in finding.ours)} of 3 within 0.5")
     paths = plot(result, tmp_path)
     assert paths[0].exists() and paths[0].stat().st_size > 0
 
