@@ -98,12 +98,15 @@ def run(key: jax.Array, config: Config) -> Result:
 
 
 def _order_finding(metrics: dict) -> Finding:
-    """Every solver's fitted order (error vs steps) within 0.5 of the order its paper proves."""
+    """Every solver's fitted order (error vs steps) at least the order its paper proves, less 0.5 (a linear
+    Gaussian problem may converge faster than the theorem's bound)."""
     labels = [k.removeprefix("nominal ") for k in metrics if k.startswith("nominal ")]
     off = [f"{m} {metrics[f'order {m}']:.2f} (nominal {metrics[f'nominal {m}']})" for m in labels
-           if abs(metrics[f"order {m}"] - metrics[f"nominal {m}"]) > 0.5]
-    ours = f"{len(labels) - len(off)} of {len(labels)} within 0.5" + (f"; off: {', '.join(off)}" if off else "")
-    return Finding("each solver's error falls at its nominal order in the number of steps (within 0.5)",
+           if metrics[f"order {m}"] < metrics[f"nominal {m}"] - 0.5]
+    ours = f"{len(labels) - len(off)} of {len(labels)} at order ≥ nominal − 0.5" + (
+        f"; below: {', '.join(off)}" if off else "")
+    return Finding("each solver's error falls at least at its nominal order in the number of steps (fitted order "
+                   "≥ nominal − 0.5)",
                    "order k for a k-th order solver (DPM-Solver, DPM-Solver++, DEIS, UniPC, Heun: their theorems)",
                    ours, not off, "fitted over the configured step counts on an exact Gaussian flow in float64")
 
