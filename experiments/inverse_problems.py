@@ -263,7 +263,7 @@ def plot(result: Result, out_dir: Path) -> list[Path]:
     ax.set_xticks(np.arange(len(labels)) + 0.4 - 0.4 / len(methods), labels)
     ax.set(xlabel="image task and operator (σ_y = 0.05)", ylabel="PSNR vs exact posterior mean (dB)",
            title="Posterior means under a Gaussian image prior")
-    _plotting.legend_below(ax, ncols=min(len(methods), 3))
+    fig.legend(loc="outside lower center", ncols=len(methods))  # below the two-line tick labels
     return [_plotting.save(fig, Path(out_dir) / "inverse_psnr.png")]
 
 
