@@ -181,9 +181,9 @@ def plot(result: Result, out_dir: Path) -> list[Path]:
     for i, n in enumerate(names):
         axes[0].semilogx(a["sigma"], a[f"{n}/r2"], "o-", color=f"C{i}", label=n)
         axes[1].loglog(a["sigma"], a[f"{n}/mse"], "o-", color=f"C{i}")
-    axes[0].set(ylabel="r² of x̂₀ vs network (unitless)", title="agreement along the network's trajectories",
-                ylim=(min(-0.1, float(np.min([a[f"{n}/r2"] for n in names]))), 1.02))
-    axes[1].set(ylabel="MSE of x̂₀ vs network (pixel units²)")
+    axes[0].set(ylabel="r² vs network (unitless)", ylim=(min(-0.1, float(np.min([a[f"{n}/r2"] for n in names]))), 1.02))
+    axes[1].set(ylabel="MSE vs network (pixel units²)")
+    fig.suptitle("x̂₀ of each denoiser against the network's, along the network's trajectories")
     for ax in axes:
         ax.set_xlabel("σ (pixel units, digits in [0, 1])")
         ax.invert_xaxis()
