@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from experiments import _plotting
 from experiments.registry import Experiment, Result
 from jaxlib_ext import sweep
 
@@ -131,29 +132,21 @@ def _kernel(dist: str, reps: int, n_max: int):
 
 
 def plot(result: Result, out_dir: Path) -> list[Path]:
-    """Coverage against n, one panel per distribution, with the nominal level and ±2 MC se bands."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """Coverage against n, one panel per distribution, with the nominal level and ±2 MC se bars."""
     table = result.table
     dists = list(dict.fromkeys(table.distribution))
-    fig, axes = plt.subplots(1, len(dists), figsize=(4.2 * len(dists), 3.4), sharey=True, squeeze=False)
+    fig, axes = _plotting.figure(1, len(dists), panel=(3.4, 2.8), sharey=True, squeeze=False)
     for ax, d in zip(axes[0], dists, strict=True):
         sub = table[table.distribution == d]
         for m in _METHODS:
             p, se = sub[f"coverage {m}"].to_numpy(), sub[f"MC se {m}"].to_numpy()
-            ax.errorbar(sub.n, p, yerr=2 * se, marker="o", capsize=2, label=m)
-        ax.axhline(result.metrics["nominal"], color="k", lw=0.8, ls="--")
-        ax.set(xscale="log", xlabel="n", title=d)
-    axes[0, 0].set_ylabel("coverage")
-    axes[0, -1].legend()
-    fig.tight_layout()
-    path = out_dir / "coverage.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return [path]
+            ax.errorbar(sub.n, p, yerr=2 * se, marker="o", capsize=2, label=m if ax is axes[0, 0] else None)
+        ax.axhline(result.metrics["nominal"], color="k", lw=0.8, ls="--",
+                   label="nominal level" if ax is axes[0, 0] else None)
+        ax.set(xscale="log", xlabel="n (sample size)", title=d)
+    axes[0, 0].set_ylabel("coverage (fraction of intervals\ncontaining the true mean; ±2 MC se)")
+    fig.legend(loc="outside lower center", ncols=len(_METHODS) + 1)
+    return [_plotting.save(fig, Path(out_dir) / "coverage.png")]
 
 
 EXPERIMENT = Experiment(

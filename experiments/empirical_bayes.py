@@ -30,6 +30,7 @@ import pandas as pd
 
 import estimators
 from estimators import empirical_bayes as eb
+from experiments import _plotting
 from experiments.registry import Experiment, Finding, Result
 from jaxlib_ext import progress, sweep
 
@@ -205,29 +206,19 @@ def _findings(table: pd.DataFrame, alpha: float) -> tuple[Finding, ...]:
 
 def plot(result: Result, out_dir: Path) -> list[Path]:
     """Per prior: the estimates against z (MLE line, NPMLE, Tweedie-KDE) with the true μ."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(PRIORS), figsize=(4.2 * len(PRIORS), 3.6), squeeze=False)
+    fig, axes = _plotting.figure(1, len(PRIORS), panel=(3.0, 2.8), squeeze=False)
     for ax, prior in zip(axes[0], PRIORS, strict=True):
         z, mu = result.arrays[f"{prior}:z"], result.arrays[f"{prior}:mu"]
         order = np.argsort(z)
-        ax.scatter(z, mu, s=3, c="0.7", label="true μ")
-        ax.plot(z[order], z[order], "k--", lw=0.8, label="MLE (z)")
-        ax.plot(z[order], result.arrays[f"{prior}:npmle"][order], lw=1.4, label="NPMLE")
-        ax.plot(z[order], result.arrays[f"{prior}:kde"][order], lw=1.0, label="Tweedie (KDE)")
-        ax.axvline(np.quantile(z, 0.95), c="r", lw=0.6)
-        ax.set_title(prior)
-        ax.set_xlabel("z")
-    axes[0, 0].set_ylabel("estimate of μ")
-    axes[0, 0].legend(fontsize=7)
-    fig.tight_layout()
-    path = out_dir / "shrinkage.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+        first = ax is axes[0, 0]
+        ax.scatter(z, mu, s=3, c="0.7", label="true μ" if first else None)
+        ax.plot(z[order], z[order], "k--", lw=0.8, label="MLE (z)" if first else None)
+        ax.plot(z[order], result.arrays[f"{prior}:npmle"][order], lw=1.4, label="NPMLE" if first else None)
+        ax.plot(z[order], result.arrays[f"{prior}:kde"][order], lw=1.0, label="Tweedie (KDE)" if first else None)
+        ax.axvline(np.quantile(z, 0.95), c="r", lw=0.6, label="95th percentile of z" if first else None)
+        ax.set(title=f"prior: {prior}", xlabel="z (observed; noise sd = 1)", ylabel="μ or its estimate (units of z)")
+    fig.legend(loc="outside lower center", ncols=5)
+    return [_plotting.save(fig, Path(out_dir) / "shrinkage.png")]
 
 
 EXPERIMENT = Experiment(

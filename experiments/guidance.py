@@ -38,6 +38,7 @@ from diffusion.analytic import gmm
 from diffusion.guidance import cfg, cfg_pp_sample, class_gmm, classifier_guidance
 from diffusion.samplers import sample
 from diffusion.sigmas import karras
+from experiments import _plotting
 from experiments.registry import Experiment, Finding, Result
 from jaxlib_ext import sweep
 
@@ -318,29 +319,23 @@ def _seed_claims(problem: str, sub: pd.DataFrame, config: Config) -> dict:
 
 def plot(result: Result, out_dir: Path) -> list[Path]:
     """Accuracy and off-manifold error against the weight, per problem (finest grid), one line per guide."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     table = result.table
     problems = list(dict.fromkeys(table.problem))
-    fig, axes = plt.subplots(2, len(problems), figsize=(4.5 * len(problems), 6.5), squeeze=False)
+    colors = {guide: f"C{i}" for i, guide in enumerate(dict.fromkeys(table.guide))}  # one colour per guide
+    fig, axes = _plotting.figure(2, len(problems), panel=(3.2, 2.6), sharex="col", squeeze=False)
+    handles = {}
     for col, problem in enumerate(problems):
         sub = table[(table.problem == problem) & (table.steps == table.steps.max())]
         for guide in dict.fromkeys(sub.guide):
             g = sub[sub.guide == guide]
             label = f"{guide} ({'λ' if guide == 'cfg++' else 'w'})"
-            axes[0, col].plot(g.weight, g.accuracy, marker="o", label=label)
-            axes[1, col].plot(g.weight, g.off_manifold, marker="o", label=label)
-        axes[0, col].set(title=problem, ylabel="mean p(c | x₀)")
-        axes[1, col].set(xlabel="weight (w, or λ for CFG++)", ylabel="−log p(x₀|c) − exact", yscale="symlog")
-    axes[0, -1].legend(fontsize=8)
-    fig.tight_layout()
-    path = out_dir / "guidance.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return [path]
+            (handles[label],) = axes[0, col].plot(g.weight, g.accuracy, marker="o", color=colors[guide], label=label)
+            axes[1, col].plot(g.weight, g.off_manifold, marker="o", color=colors[guide])
+        axes[0, col].set(title=problem, ylabel="mean p(c | x₀) (probability)")
+        axes[1, col].set(xlabel="weight w, λ for CFG++ (unitless)", ylabel="−log p(x₀|c) − exact (nats)",
+                         yscale="symlog")
+    fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncols=len(handles))
+    return [_plotting.save(fig, Path(out_dir) / "guidance.png")]
 
 
 EXPERIMENT = Experiment(

@@ -36,6 +36,7 @@ from diffusion.diagnostics import between_modes, removal_at_retention, roc_curve
 from diffusion.networks import MLPDenoiser
 from diffusion.sigmas import ddpm_linear
 from diffusion.training import DSMLoss, LogNormalSigma, fit, make_optimizer
+from experiments import _plotting
 from experiments.registry import Experiment, Result
 
 __all__ = ["EXPERIMENT", "Config", "Training", "plot", "run"]
@@ -183,15 +184,8 @@ def run(key: jax.Array, config: Config) -> Result:
 
 def plot(result: Result, out_dir: Path) -> list[Path]:
     """Samples coloured by the filter, variance histograms and ROC curves."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     names = sorted({k.split("/")[0] for k in result.arrays})
-    fig, axes = plt.subplots(len(names), 3, figsize=(13, 3.6 * len(names)), squeeze=False)
+    fig, axes = _plotting.figure(len(names), 3, panel=(3.6, 3.1), squeeze=False)
     for row, name in enumerate(names):
         x0, var, bad = (result.arrays[f"{name}/{s}"] for s in ("x0", "var", "bad"))
         thr = float(result.arrays[f"{name}/threshold"])
@@ -199,30 +193,29 @@ def plot(result: Result, out_dir: Path) -> list[Path]:
         if x0.shape[1] == 1:
             ax.hist(x0[:, 0], bins=300, color="0.6", label="all samples")
             ax.hist(x0[var <= thr, 0], bins=300, histtype="step", color="C0", label="kept by the filter")
-            ax.set_yscale("log")
+            ax.set(yscale="log", xlabel="x₀ (data units)", ylabel="count (samples per bin)")
         else:
             ax.scatter(*x0[var > thr].T, s=1, color="C3", label="removed")
             ax.scatter(*x0[var <= thr].T, s=1, color="C0", label="kept")
-        ax.set_title(f"{name}: samples", fontsize=9)
-        ax.legend(fontsize=7)
+            ax.set(xlabel="x₀, coordinate 1 (data units)", ylabel="x₀, coordinate 2 (data units)")
+        ax.set_title(f"{name}: samples")
+        _plotting.legend_below(ax, ncols=2, markerscale=4)
         ax = axes[row, 1]
         bins = np.geomspace(max(var.min(), 1e-12), var.max(), 60)
         ax.hist(var[~bad], bins=bins, alpha=0.6, label="in support")
         ax.hist(var[bad], bins=bins, alpha=0.6, label="hallucinated")
-        ax.axvline(thr, color="k", ls="--", lw=1)
-        ax.set(xscale="log", yscale="log", xlabel="variance of x̂₀ over the final window", title="filter statistic")
-        ax.legend(fontsize=7)
+        ax.axvline(thr, color="k", ls="--", lw=1, label="threshold")
+        ax.set(xscale="log", yscale="log", xlabel="variance of x̂₀, final window (data units²)",
+               ylabel="count (samples per bin)", title="filter statistic")
+        _plotting.legend_below(ax, ncols=3)
         fpr, tpr = result.arrays[f"{name}/roc"]
         ax = axes[row, 2]
-        ax.plot(fpr, tpr, color="C2")
-        ax.plot([0, 1], [0, 1], ":", color="0.5")
-        ax.set(xlabel="in-support samples removed", ylabel="hallucinations removed",
+        ax.plot(fpr, tpr, color="C2", label="variance filter")
+        ax.plot([0, 1], [0, 1], ":", color="0.5", label="chance")
+        ax.set(xlabel="in-support samples removed (fraction)", ylabel="hallucinations removed (fraction)",
                title=f"ROC (AUC {result.metrics[f'{name}: ROC AUC']:.3f})")
-    fig.tight_layout()
-    path = out_dir / "hallucination.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return [path]
+        _plotting.legend_below(ax, ncols=2)
+    return [_plotting.save(fig, Path(out_dir) / "hallucination.png")]
 
 
 EXPERIMENT = Experiment(

@@ -22,6 +22,7 @@ import pandas as pd
 
 import estimators as E
 from estimators import images as im
+from experiments import _plotting
 from experiments.registry import Experiment, Finding, Result
 
 __all__ = ["EXPERIMENT", "Config", "run"]
@@ -165,38 +166,25 @@ def _finding(by: pd.DataFrame) -> Finding:
 
 def plot(result: Result, out_dir: Path) -> list[Path]:
     """A tile, the salience map (with colorbar) and the bias against resolution."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     ar = result.arrays
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.4))
+    fig, axes = _plotting.figure(1, 3, panel=(3.5, 3.1))
     im0 = axes[0].imshow(ar["tile"], cmap="gray")
     axes[0].contour(ar["region"], levels=[0.5], colors="tab:red", linewidths=1)
-    axes[0].set_title("a tile (red: confounding region)", fontsize=9)
-    fig.colorbar(im0, ax=axes[0], label="intensity")
+    axes[0].set_title("a tile (red: confounding region)")
+    _plotting.colorbar(fig, im0, axes[0], "intensity (a.u.)")
     im1 = axes[1].imshow(ar["salience"], cmap="magma")
     axes[1].contour(ar["region"], levels=[0.5], colors="cyan", linewidths=1)
-    axes[1].set_title("mean |∂ê/∂pixel| × pixel sd", fontsize=9)
-    fig.colorbar(im1, ax=axes[1], label="salience")
+    axes[1].set_title("mean |∂ê/∂pixel| × pixel sd\n(cyan: confounding region)")
+    _plotting.colorbar(fig, im1, axes[1], "salience of ê (probability)")
     for ax in axes[:2]:
-        ax.set_xlabel("column (pixel)", fontsize=9)
-        ax.set_ylabel("row (pixel)", fontsize=9)
+        ax.set(xlabel="column (pixel)", ylabel="row (pixel)")
     res = ar["sweep_resolution"]
     axes[2].errorbar(res, ar["sweep_bias"], yerr=ar["sweep_sd"], fmt="o-", capsize=3)
     axes[2].axhline(0, color="k", lw=0.8)
     axes[2].set_xscale("log", base=2)
-    axes[2].set_xlabel("image resolution (pixels per side)", fontsize=9)
-    axes[2].set_ylabel("bias of image AIPW (± sd over seeds)", fontsize=9)
-    axes[2].set_title("resolution sweep", fontsize=9)
-    for ax in axes:
-        ax.tick_params(labelsize=8)
-    fig.tight_layout()
-    path = out_dir / "image_confounding.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return [path]
+    axes[2].set(xlabel="image resolution (pixels per side)", ylabel="bias of image AIPW (units of Y)",
+                title="resolution sweep (± sd over seeds)")
+    return [_plotting.save(fig, Path(out_dir) / "image_confounding.png")]
 
 
 EXPERIMENT = Experiment(

@@ -46,6 +46,7 @@ from diffusion.inverse import (
     twisted_smc,
 )
 from diffusion.sigmas import karras
+from experiments import _plotting
 from experiments.registry import Experiment, Result
 
 METHODS = ("exact", "dps", "dds γ=σy²", "dds γ=1", "red-diff", "smc")
@@ -250,28 +251,20 @@ def run(key: jax.Array, config: Config) -> Result:
 
 def plot(result: Result, out_dir: Path) -> list[Path]:
     """PSNR vs the exact posterior mean per image task and operator, one bar per method."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     img = result.table[result.table.task != "gaussian"]
     if not len(img):
         return []
     labels = [f"{t}\n{o}" for t, o in dict.fromkeys(zip(img.task, img.operator, strict=True))]
     methods = [m for m in METHODS[1:] if m in set(img.method)]
-    fig, ax = plt.subplots(figsize=(1.3 * len(labels) + 2, 3.8))
+    fig, ax = _plotting.figure(panel=(1.3 * len(labels) + 2, 3.2))
     for j, method in enumerate(methods):
         vals = img[img.method == method]["PSNR vs exact posterior mean"].to_numpy()
         ax.bar(np.arange(len(vals)) + 0.8 * j / len(methods), vals, width=0.8 / len(methods), label=method)
-    ax.set_xticks(np.arange(len(labels)) + 0.4 - 0.4 / len(methods), labels, fontsize=8)
-    ax.set(ylabel="PSNR vs exact posterior mean (dB)", title="Posterior means under a Gaussian image prior")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = out_dir / "inverse_psnr.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return [path]
+    ax.set_xticks(np.arange(len(labels)) + 0.4 - 0.4 / len(methods), labels)
+    ax.set(xlabel="image task and operator (σ_y = 0.05)", ylabel="PSNR vs exact posterior mean (dB)",
+           title="Posterior means under a Gaussian image prior")
+    fig.legend(loc="outside lower center", ncols=len(methods))  # below the two-line tick labels
+    return [_plotting.save(fig, Path(out_dir) / "inverse_psnr.png")]
 
 
 EXPERIMENT = Experiment(

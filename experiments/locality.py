@@ -33,6 +33,7 @@ from diffusion.diagnostics import denoiser_jacobian, locality_maps, trajectory_a
 from diffusion.networks import BFCNN
 from diffusion.sigmas import karras
 from diffusion.training import DSMLoss, UniformSigma, fit
+from experiments import _plotting
 from experiments.registry import Experiment, Finding, Result
 
 __all__ = ["EXPERIMENT", "Config", "plot", "run"]
@@ -157,42 +158,37 @@ def _ranking_finding(r2: dict[str, float]) -> Finding:
 
 def plot(result: Result, out_dir: Path) -> list[Path]:
     """Locality maps (Wiener rows vs network Jacobian rows) and r² / MSE along the trajectories."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.colors import Normalize
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     a = result.arrays
     k = a["maps"].shape[0]
-    fig, axes = plt.subplots(2, k, figsize=(2.2 * k, 4.4), squeeze=False)
+    fig, axes = _plotting.figure(2, k, panel=(1.5, 1.5), squeeze=False)
+    norm = Normalize(-1.0, 1.0)  # each map scaled by its own max |entry|, as the maps differ in scale across σ
     for j in range(k):
-        for r, (label, img) in enumerate((("Wiener row", a["maps"][j]), ("network ∂D_p/∂y", a["net_rows"][j]))):
-            lim = np.abs(img).max()
-            axes[r, j].imshow(img, cmap="RdBu_r", vmin=-lim, vmax=lim)
-            axes[r, j].set_title(f"{label}, σ={a['map_sigmas'][j]:g}", fontsize=7)
-            axes[r, j].set_xticks([])
-            axes[r, j].set_yticks([])
-    fig.tight_layout()
-    paths = [out_dir / "locality_maps.png"]
-    fig.savefig(paths[-1], dpi=120)
-    plt.close(fig)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+        for r, img in enumerate((a["maps"][j], a["net_rows"][j])):
+            im = axes[r, j].imshow(img / np.abs(img).max(), cmap="RdBu_r", norm=norm)
+            _plotting.hide_ticks(axes[r, j])
+        axes[0, j].set_title(f"σ={a['map_sigmas'][j]:g}")
+    axes[0, 0].set_ylabel("Wiener row")
+    axes[1, 0].set_ylabel("network ∂D_p/∂y")
+    _plotting.colorbar(fig, im, axes, "entry ÷ max |entry|\nof its map")
+    fig.suptitle("row of a central pixel: Wiener filter\nvs network Jacobian (σ in pixel units)")
+    paths = [_plotting.save(fig, out_dir / "locality_maps.png")]
+
+    fig, axes = _plotting.figure(1, 2, panel=(3.4, 2.8))
     names = [k.split("/")[0] for k in a if k.endswith("/r2")]
     for i, n in enumerate(names):
         axes[0].semilogx(a["sigma"], a[f"{n}/r2"], "o-", color=f"C{i}", label=n)
-        axes[1].loglog(a["sigma"], a[f"{n}/mse"], "o-", color=f"C{i}", label=n)
-    axes[0].set(xlabel="σ", ylabel="r² of x̂₀ vs network", title="agreement along the network's trajectories",
-                ylim=(min(-0.1, float(np.min([a[f"{n}/r2"] for n in names]))), 1.02))
-    axes[1].set(xlabel="σ", ylabel="MSE of x̂₀ vs network")
+        axes[1].loglog(a["sigma"], a[f"{n}/mse"], "o-", color=f"C{i}")
+    axes[0].set(ylabel="r² vs network (unitless)", ylim=(min(-0.1, float(np.min([a[f"{n}/r2"] for n in names]))), 1.02))
+    axes[1].set(ylabel="MSE vs network (pixel units²)")
+    fig.suptitle("x̂₀ of each denoiser against the network's, along the network's trajectories")
     for ax in axes:
-        ax.legend(fontsize=7)
+        ax.set_xlabel("σ (pixel units, digits in [0, 1])")
         ax.invert_xaxis()
-    fig.tight_layout()
-    paths.append(out_dir / "agreement.png")
-    fig.savefig(paths[-1], dpi=120)
-    plt.close(fig)
+    fig.legend(loc="outside lower center", ncols=len(names))
+    paths.append(_plotting.save(fig, out_dir / "agreement.png"))
     return paths
 
 

@@ -35,6 +35,7 @@ from flax import nnx
 import estimators
 from estimators import debias
 from estimators.debias.bayes import bayes_ate
+from experiments import _plotting
 from experiments.registry import Experiment, Finding, Result
 from jaxlib_ext.optim import minimize
 from jaxlib_ext.sweep import sweep
@@ -242,33 +243,28 @@ def _findings(by: pd.DataFrame, n_labels: int) -> tuple[Finding, ...]:
 
 def plot(result: Result, out_dir: Path) -> list[Path]:
     """Estimate vs τ, one panel per method, with 95 % intervals and the identity line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     taus = result.arrays["taus"]
     names = list(result.table.method)
     cols = 3
     rows = -(-len(names) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.4 * rows), sharex=True, sharey=True, squeeze=False)
+    fig, axes = _plotting.figure(rows, cols, panel=(2.8, 2.5), sharex=True, sharey=True, squeeze=False)
     for ax, (name, row) in zip(axes.ravel(), result.table.set_index("method").iterrows(), strict=False):
         est = result.arrays[f"est:{name}"]
         err = np.stack([est - result.arrays[f"lo:{name}"], result.arrays[f"hi:{name}"] - est])
         ax.errorbar(taus, est, yerr=err, fmt="o", ms=3, lw=0.8, capsize=0)
         ax.plot(taus, taus, "k--", lw=0.8)
-        ax.set_title(f"{name}\nslope {row.slope:.3f}, MAE {row.MAE:.3f}", fontsize=9)
+        ax.set_title(f"{name}\nslope {row.slope:.3f}, MAE {row.MAE:.3f}")
     for ax in axes.ravel()[len(names):]:
         ax.axis("off")
-    for ax in axes[-1]:
-        ax.set_xlabel("true τ")
+    for col in range(cols):  # x label and ticks on the lowest panel that shows data in each column
+        ax = axes[(len(names) - 1 - col) // cols, col] if col < len(names) else None
+        if ax is not None:
+            ax.xaxis.set_tick_params(labelbottom=True)
+            ax.set_xlabel("true τ (units of Y)")
     for ax in axes[:, 0]:
-        ax.set_ylabel("estimate")
-    fig.tight_layout()
-    path = out_dir / "estimate_vs_tau.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+        ax.set_ylabel("estimate of τ (units of Y)")
+    fig.suptitle("estimate (95 % interval) against the true τ; dashed: estimate = τ")
+    return [_plotting.save(fig, Path(out_dir) / "estimate_vs_tau.png")]
 
 
 EXPERIMENT = Experiment(

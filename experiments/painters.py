@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from diffusion.analytic import gaussian
+from experiments import _plotting
 from experiments.registry import Experiment, Finding, Result
 
 __all__ = ["EXPERIMENT", "Config", "plot", "run"]
@@ -167,43 +168,31 @@ def run(key: jax.Array, config: Config) -> Result:
 
 def plot(result: Result, out_dir: Path) -> list[Path]:
     """Trajectory strip (x̂₀ along the ODE) and commit σ vs eigenvalue, as PNGs in ``out_dir``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     a = result.arrays
     frames, sig = a["x0_frames"], a["frame_sigmas"]
     n_frames, n_show = frames.shape[0], frames.shape[1]
-    fig, axes = plt.subplots(n_show, n_frames + 1, figsize=(1.2 * (n_frames + 1), 1.3 * n_show), squeeze=False)
+    fig, axes = _plotting.figure(n_show, n_frames + 1, panel=(1.0, 1.05), squeeze=False)
     for i in range(n_show):
         for j in range(n_frames + 1):
             img = frames[j, i] if j < n_frames else a["final"][i]
             ax = axes[i, j]
-            ax.imshow(img.reshape(8, 8), cmap="gray_r", vmin=-1, vmax=1)
-            ax.set_xticks([])
-            ax.set_yticks([])
+            ax.imshow(img.reshape(8, 8), cmap="Greys", vmin=-1, vmax=1)  # dark ink on white, as the digits
+            _plotting.hide_ticks(ax)
             if i == 0:
-                ax.set_title(f"σ={sig[j]:.2g}" if j < n_frames else "σ=0", fontsize=7)
-    fig.suptitle("x̂₀ along the exact PF-ODE (Gaussian fit to digits): outline first, details later", fontsize=8)
-    fig.tight_layout()
-    paths = [out_dir / "trajectories.png"]
-    fig.savefig(paths[0], dpi=120)
-    plt.close(fig)
+                ax.set_title(f"σ={sig[j]:.2g}" if j < n_frames else "σ=0")
+    fig.suptitle("x̂₀ along the exact PF-ODE (Gaussian fit to digits,\npixels in [−1, 1]): outline first, "
+                 "details later")
+    paths = [_plotting.save(fig, out_dir / "trajectories.png")]
 
-    fig, ax = plt.subplots(figsize=(4.5, 3.5))
+    fig, ax = _plotting.figure(panel=(3.6, 3.0))
     ax.loglog(a["eigenvalues"], a["commit_sigma"], "o", ms=3, label="measured (median over trajectories)")
     order = np.argsort(a["eigenvalues"])
     ax.loglog(a["eigenvalues"][order], a["commit_sigma_theory"][order], "-", lw=1, label="theory σ* = √λ·√(1/f² − 1)")
-    ax.set_xlabel("eigenvalue λ_k of the data covariance")
-    ax.set_ylabel("σ at which x̂₀ commits")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    paths.append(out_dir / "commit_sigma.png")
-    fig.savefig(paths[1], dpi=120)
-    plt.close(fig)
+    ax.set_xlabel("eigenvalue λ_k of the data covariance (pixel units²)")
+    ax.set_ylabel("σ at which x̂₀ commits (pixel units)")
+    _plotting.legend_below(ax)
+    paths.append(_plotting.save(fig, out_dir / "commit_sigma.png"))
     return paths
 
 

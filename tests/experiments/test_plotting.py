@@ -55,3 +55,55 @@ def test_a_figure_breaking_a_rule_is_refused_with_the_fault_named(tmp_path, faul
     with pytest.raises(ValueError, match=message):
         _plotting.save(fig, tmp_path / "bad.png")
     assert not (tmp_path / "bad.png").exists()
+
+
+def _pyplot_imports(tree) -> list[int]:
+    import ast
+
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import) and any(a.name == "matplotlib.pyplot" for a in node.names):
+            lines.append(node.lineno)
+        elif isinstance(node, ast.ImportFrom) and (
+                node.module == "matplotlib.pyplot" or (node.module == "matplotlib"
+                                                       and any(a.name == "pyplot" for a in node.names))):
+            lines.append(node.lineno)
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "use"
+              and isinstance(node.func.value, ast.Name) and node.func.value.id == "matplotlib"):
+            lines.append(node.lineno)  # matplotlib.use(...) switches the global backend
+    return lines
+
+
+def test_no_experiment_module_imports_pyplot_or_switches_the_backend():
+    import ast
+    from pathlib import Path
+
+    import experiments
+
+    found = {}
+    for path in sorted(Path(experiments.__file__).parent.glob("*.py")):
+        if path.name != "_plotting.py":
+            lines = _pyplot_imports(ast.parse(path.read_text(encoding="utf-8")))
+            if lines:
+                found[path.name] = lines
+    assert found == {}, f"draw through experiments._plotting instead of pyplot: {found}"
+
+
+def test_the_guard_sees_every_way_of_reaching_pyplot():
+    import ast
+
+    for source in ("import matplotlib.pyplot as plt", "from matplotlib import pyplot", "from matplotlib.pyplot import "
+                   "subplots", "def plot():\n    import matplotlib\n    matplotlib.use('Agg')"):
+        assert _pyplot_imports(ast.parse(source)), source
+    assert not _pyplot_imports(ast.parse("from matplotlib.colors import Normalize\nimport matplotlib as mpl"))
+
+
+def test_every_registered_plot_saves_through_the_shared_helper():
+    import inspect
+
+    from experiments.registry import experiment_names, get_experiment
+
+    plots = {name: get_experiment(name).plot for name in experiment_names()}
+    assert len([p for p in plots.values() if p is not None]) >= 16
+    missing = [name for name, p in plots.items() if p is not None and "_plotting.save(" not in inspect.getsource(p)]
+    assert missing == [], f"these experiments' plot functions do not write through _plotting.save: {missing}"
