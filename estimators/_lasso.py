@@ -123,9 +123,11 @@ def check_cv_options(n_alphas, eps, n_folds, tol, max_iter, one_se) -> tuple[int
     """The static options of a cross-validated path, each checked by name."""
     if not isinstance(one_se, bool):
         raise ValueError(f"`one_se` must be a bool, got {one_se!r}")
-    return (checks.check_int("n_alphas", n_alphas, 1), checks.check_number("eps", eps, 0.0, 1.0, inclusive=(
-        False, False)), checks.check_int("n_folds", n_folds, 2), checks.check_number("tol", tol, 0.0, inclusive=(
-            False, True)), checks.check_int("max_iter", max_iter, 1), one_se)
+    n_alphas = checks.check_int("n_alphas", n_alphas, 1)
+    eps = checks.check_number("eps", eps, 0.0, 1.0, inclusive=(False, False))
+    n_folds = checks.check_int("n_folds", n_folds, 2)
+    tol = checks.check_number("tol", tol, 0.0, inclusive=(False, True))
+    return n_alphas, eps, n_folds, tol, checks.check_int("max_iter", max_iter, 1), one_se
 
 
 def penalty_path(X, y, w, n_alphas: int, eps: float):
