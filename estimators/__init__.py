@@ -21,7 +21,7 @@ from estimators.estimate import Estimate, normal_estimate, z_critical
 from estimators.invalid_iv import invalid_iv
 from estimators.iv import WeakInstrumentWarning, anchor_regression, tsls
 from estimators.learner_diagnostics import evaluate_learners
-from estimators.learners import Learner, lasso, lasso_cv, logistic, mlp, ols, ridge
+from estimators.learners import Learner, lasso, lasso_cv, logistic, logistic_lasso, logistic_lasso_cv, mlp, ols, ridge
 from estimators.panel import fixed_effects
 from estimators.panel_dml import panel_plr
 from estimators.ppi import cross_ppi_mean, ppi_ate, ppi_mean
@@ -85,6 +85,8 @@ __all__ = [
     "lasso",
     "lasso_cv",
     "logistic",
+    "logistic_lasso",
+    "logistic_lasso_cv",
     "many_trials",
     "mlp",
     "normal_estimate",

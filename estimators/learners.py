@@ -18,7 +18,8 @@ from jax import Array
 
 from jaxlib_ext.newton import newton
 
-__all__ = ["Learner", "lasso", "lasso_cv", "logistic", "logistic_fit", "mlp", "ols", "ridge", "spd_solve"]
+__all__ = ["Learner", "lasso", "lasso_cv", "logistic", "logistic_fit", "logistic_lasso", "logistic_lasso_cv", "mlp",
+           "ols", "ridge", "spd_solve"]
 
 
 def spd_solve(A: Array, b: Array) -> Array:
@@ -192,3 +193,4 @@ def mlp(hidden: tuple[int, ...] = (16,), num_steps: int = 200, learning_rate: fl
 
 
 from estimators._lasso import lasso, lasso_cv  # noqa: E402 - it builds on Learner, defined above
+from estimators._logistic_lasso import logistic_lasso, logistic_lasso_cv  # noqa: E402 - likewise

@@ -1,5 +1,6 @@
 """Panel DML: DoubleML's ``DoubleMLPLPR`` numbers (frozen by ``_plpr_reference.py``) on the same folds, Mundlak's
-theorem (CRE without cross-fitting = the within estimator, one- and two-way), bad input."""
+theorem (CRE without cross-fitting = the within estimator, one- and two-way), CRE with one period = plr, bad
+input."""
 
 from __future__ import annotations
 
@@ -68,8 +69,49 @@ def test_bad_input_names_the_argument():
     one = p["times"] == 0  # a panel with one period (every unit observed once)
     with pytest.raises(ValueError, match="`times` must have at least 2 periods"):
         E.panel_plr(key, p["y"][one], p["d"][one], p["x"][one], p["units"][one], times=p["times"][one])
-    with pytest.raises(ValueError, match="`covariates` gives a singular design"):  # x̄ᵢ = xᵢ
-        E.panel_plr(key, p["y"][one], p["d"][one], p["x"][one], p["units"][one])
+    for approach in ("wg_approx", "fd_exact"):  # need within-unit variation; units seen once in different periods
+        with pytest.raises(ValueError, match=f"`units` must repeat: approach='{approach}'"):
+            E.panel_plr(key, p["y"][one], p["d"][one], p["x"][one], p["units"][one], approach=approach,
+                        times=np.arange(one.sum()) % 2)
+
+
+def _one_period():
+    p = {k: np.asarray(v) for k, v in REF["panels"]["balanced"].items() if k in ("y", "d", "x", "units", "times")}
+    one = p["times"] == 0  # every unit observed once: x̄ᵢ = xᵢ, d̄ᵢ = dᵢ
+    return p["y"][one], p["d"][one], p["x"][one], p["units"][one]
+
+
+def test_cre_with_one_period_is_plr(x64):
+    y, d, x, units = _one_period()
+    key = jax.random.key(5)
+    for learners in ({}, {"outcome_learner": E.ridge(0.5), "treatment_learner": E.ridge(2.0)}):
+        cre = E.panel_plr(key, y, d, x, units, n_folds=3, n_rep=3, **learners)
+        ref = E.plr(key, y, d, x, clusters=units, n_folds=3, n_rep=3, **learners)  # same (unit-grouped) folds
+        for field in ("estimate", "se", "ci_low", "ci_high"):
+            np.testing.assert_allclose(getattr(cre, field), getattr(ref, field), rtol=1e-12, atol=1e-14)
+    # the user's folds, DoubleML's clustered variance (no G/(G − 1)): plr without clusters (one unit, one row)
+    folds = np.arange(len(y)) % 4
+    cre = E.panel_plr(key, y, d, x, units, n_folds=4, folds=folds, cluster_correction="none")
+    ref = E.plr(key, y, d, x, n_folds=4, folds=folds)
+    np.testing.assert_allclose([cre.estimate, cre.se], [ref.estimate, ref.se], rtol=1e-12)
+    # units observed in two periods: the CRE estimate is not plr's (the unit means enter)
+    two = E.panel_plr(key, y, d, x, units // 2, n_folds=3, n_rep=3)
+    pooled = E.plr(key, y, d, x, clusters=units // 2, n_folds=3, n_rep=3)
+    assert abs(float(two.estimate) - float(pooled.estimate)) > 1e-3
+
+
+def test_cre_with_one_period_under_jit_and_vmap(x64):
+    """Traced units: the unit means are dropped per trial in the kernel, with the eager numbers."""
+    y, d, x, units = _one_period()
+    key = jax.random.key(6)
+    fn = jax.jit(lambda yy, uu: E.panel_plr(key, yy, d, x, uu, n_folds=3))
+    ys, us = np.stack([y, y + d]), np.stack([units, units // 2])  # one period, then two periods per unit
+    batched = jax.vmap(fn)(ys, us)
+    for i in range(2):
+        eager = E.panel_plr(key, ys[i], d, x, us[i], n_folds=3)
+        np.testing.assert_allclose([batched.estimate[i], batched.se[i]], [eager.estimate, eager.se], rtol=1e-10)
+    np.testing.assert_allclose(fn(y, units).estimate, E.plr(key, y, d, x, clusters=units, n_folds=3).estimate,
+                               rtol=1e-10)
 
 
 @pytest.mark.slow
