@@ -112,6 +112,9 @@ def resolve_mesh(mesh: Any, name: str = "mesh") -> Mesh | None:
 def is_main_process() -> bool:
     """True on process 0 (the one that writes files and shows progress).
 
+    Returns:
+      ``jax.process_index() == 0``.
+
     Example:
 
     >>> is_main_process()
@@ -122,6 +125,9 @@ def is_main_process() -> bool:
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free right now.
+
+    Returns:
+      The port number.
 
     Example:
 

@@ -47,6 +47,12 @@ def sweep_mesh(devices: Any = None) -> Mesh:
     Its axis is of type ``Auto``: outputs index and slice like ordinary arrays (XLA places the data),
     unlike an ``Explicit`` axis, whose sharding is part of the array's type.
 
+    Args:
+      devices: the devices to span (default ``jax.devices()``).
+
+    Returns:
+      A ``jax.sharding.Mesh`` with the one axis ``"sweep"``.
+
     Example:
 
     >>> mesh = sweep_mesh()
@@ -59,6 +65,9 @@ def sweep_mesh(devices: Any = None) -> Mesh:
 
 def grid(**axes: Any) -> dict[str, jax.Array]:
     """The Cartesian product of named 1-D axes, flattened into a leading sweep axis (first name slowest).
+
+    Args:
+      **axes: named 1-D arrays.
 
     Example:
 

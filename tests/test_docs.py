@@ -104,3 +104,57 @@ def test_every_public_function_has_a_doctested_example(module_name):
         if f"{module_name}.{name}" not in EXAMPLE_EXEMPT and ">>> " not in (inspect.getdoc(obj) or ""):
             missing.append(name)
     assert not missing, f"{module_name}: public names without a `>>>` example: {missing}"
+
+
+# Google-style sections the same modules' public functions carry (issue 23, item 4): `Args:` when the function takes
+# parameters, `Returns:` (or `Yields:`) unless it is annotated to return None. Exempt: files another helper is editing
+# this round (the estimators package's top level), to be documented there.
+SECTIONS_EXEMPT = {
+    "estimators.weighting.overlap": "estimators/weighting.py: edited outside this change",
+    "estimators.weighting.overlap_diagnostics": "estimators/weighting.py: edited outside this change",
+    "estimators.estimate.normal_estimate": "estimators/estimate.py: edited outside this change",
+    "estimators.estimate.z_critical": "estimators/estimate.py: edited outside this change",
+    "estimators.trials.coverage": "estimators/trials.py: edited outside this change",
+}
+
+
+def _missing_sections(module_name: str) -> list[str]:
+    import inspect
+
+    module = importlib.import_module(module_name)
+    missing = []
+    for name in module.__all__:
+        obj = getattr(module, name)
+        if not inspect.isfunction(obj) or obj.__module__ != module_name or f"{module_name}.{name}" in SECTIONS_EXEMPT:
+            continue
+        doc = inspect.getdoc(obj) or ""
+        signature = inspect.signature(obj)
+        if signature.parameters and not re.search(r"^Args:$", doc, re.MULTILINE):
+            missing.append(f"{name}: Args")
+        if signature.return_annotation not in (None, "None") and not re.search(r"^(Returns|Yields):$", doc,
+                                                                                re.MULTILINE):
+            missing.append(f"{name}: Returns")
+    return missing
+
+
+@pytest.mark.parametrize("module_name", EXAMPLES_REQUIRED)
+def test_every_public_function_documents_args_and_returns(module_name):
+    missing = _missing_sections(module_name)
+    assert not missing, f"{module_name}: docstrings without a Google-style section: {missing}"
+
+
+def test_the_sections_check_flags_a_missing_returns(monkeypatch):
+    import jaxlib_ext.tree as tree
+
+    def halve(x):
+        """Half of ``x``.
+
+        Args:
+          x: a number.
+        """
+        return x / 2
+
+    halve.__module__ = "jaxlib_ext.tree"
+    monkeypatch.setattr(tree, "halve", halve, raising=False)
+    monkeypatch.setattr(tree, "__all__", [*tree.__all__, "halve"])
+    assert _missing_sections("jaxlib_ext.tree") == ["halve: Returns"]
