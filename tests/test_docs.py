@@ -84,7 +84,7 @@ EXAMPLES_REQUIRED = (
     "diffusion.networks.mlp", "diffusion.networks.meanflow_mlp", "diffusion.networks.bfcnn",
     "diffusion.networks.bfunet", "diffusion.networks.edm_unet", "diffusion.networks.denoiser",
     "estimators.weighting", "estimators.ppi", "estimators.ppi_glm", "estimators.estimate", "estimators.trials",
-    "estimators.empirical_bayes.shrinkage", "estimators.empirical_bayes.posterior",
+    "estimators.empirical_bayes.shrinkage", "estimators.empirical_bayes.posterior", "diffusion.analytic.gmm",
 )
 EXAMPLE_EXEMPT = {
     "jaxlib_ext.distributed.launch_local": "starts OS processes",
