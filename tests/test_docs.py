@@ -85,7 +85,7 @@ EXAMPLES_REQUIRED = (
     "diffusion.networks.bfunet", "diffusion.networks.edm_unet", "diffusion.networks.denoiser",
     "estimators.weighting", "estimators.ppi", "estimators.ppi_glm", "estimators.estimate", "estimators.trials",
     "estimators.empirical_bayes.shrinkage", "estimators.empirical_bayes.posterior", "diffusion.analytic.gmm",
-    "estimators.empirical_bayes.tweedie",
+    "estimators.empirical_bayes.tweedie", "estimators.empirical_bayes.npmle",
 )
 EXAMPLE_EXEMPT = {
     "jaxlib_ext.distributed.launch_local": "starts OS processes",
