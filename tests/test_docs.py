@@ -85,10 +85,16 @@ EXAMPLES_REQUIRED = (
     "diffusion.networks.bfunet", "diffusion.networks.edm_unet", "diffusion.networks.denoiser",
     "estimators.weighting", "estimators.ppi", "estimators.ppi_glm", "estimators.estimate", "estimators.trials",
     "estimators.empirical_bayes.shrinkage", "estimators.empirical_bayes.posterior", "diffusion.analytic.gmm",
-    "estimators.empirical_bayes.tweedie", "estimators.empirical_bayes.npmle",
+    "estimators.empirical_bayes.tweedie", "estimators.empirical_bayes.npmle", "estimators.empirical_bayes.robust",
 )
 EXAMPLE_EXEMPT = {
     "jaxlib_ext.distributed.launch_local": "starts OS processes",
+    # compiling the bisection / golden-section / dual kernels takes 10-30 s per function on 2 CPU cores (and
+    # longer without jit); their values are tested against the authors' ebci package in tests/empirical_bayes
+    "estimators.empirical_bayes.robust.cva": "compiles for ~30 s on CPU",
+    "estimators.empirical_bayes.robust.max_noncoverage": "compiles for ~12 s on CPU",
+    "estimators.empirical_bayes.robust.robust_ebci": "compiles cva's kernel (~30 s on CPU)",
+    "estimators.empirical_bayes.robust.RobustEBCI": "built by robust_ebci only",
 }
 
 
