@@ -86,6 +86,7 @@ EXAMPLES_REQUIRED = (
     "estimators.weighting", "estimators.ppi", "estimators.ppi_glm", "estimators.estimate", "estimators.trials",
     "estimators.empirical_bayes.shrinkage", "estimators.empirical_bayes.posterior", "diffusion.analytic.gmm",
     "estimators.empirical_bayes.tweedie", "estimators.empirical_bayes.npmle", "estimators.empirical_bayes.robust",
+    "estimators.empirical_bayes.hierarchical",
 )
 EXAMPLE_EXEMPT = {
     "jaxlib_ext.distributed.launch_local": "starts OS processes",
@@ -95,6 +96,10 @@ EXAMPLE_EXEMPT = {
     "estimators.empirical_bayes.robust.max_noncoverage": "compiles for ~12 s on CPU",
     "estimators.empirical_bayes.robust.robust_ebci": "compiles cva's kernel (~30 s on CPU)",
     "estimators.empirical_bayes.robust.RobustEBCI": "built by robust_ebci only",
+    # numpyro's NUTS / SVI compile for 15-25 s even at 20 draws or 50 steps (tested in tests/empirical_bayes)
+    "estimators.empirical_bayes.hierarchical.hierarchical_nuts": "NUTS compiles for ~15 s on CPU",
+    "estimators.empirical_bayes.hierarchical.hierarchical_svi": "SVI compiles for ~10-25 s on CPU",
+    "estimators.empirical_bayes.hierarchical.HierarchicalFit": "built by hierarchical_nuts / _svi only",
 }
 
 
