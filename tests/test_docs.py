@@ -86,7 +86,11 @@ EXAMPLES_REQUIRED = (
     "estimators.weighting", "estimators.ppi", "estimators.ppi_glm", "estimators.estimate", "estimators.trials",
     "estimators.empirical_bayes.shrinkage", "estimators.empirical_bayes.posterior", "diffusion.analytic.gmm",
     "estimators.empirical_bayes.tweedie", "estimators.empirical_bayes.npmle", "estimators.empirical_bayes.robust",
-    "estimators.empirical_bayes.hierarchical",
+    "estimators.empirical_bayes.hierarchical", "diffusion.samplers.ddim", "diffusion.samplers.ddpm",
+    "diffusion.samplers.deis", "diffusion.samplers.dpm_solver", "diffusion.samplers.dpm_solver_pp",
+    "diffusion.samplers.edm_stochastic", "diffusion.samplers.euler", "diffusion.samplers.euler_maruyama",
+    "diffusion.samplers.heun", "diffusion.samplers.interpolant_sde", "diffusion.samplers.momentum",
+    "diffusion.samplers.plms", "diffusion.samplers.unipc",
 )
 EXAMPLE_EXEMPT = {
     "jaxlib_ext.distributed.launch_local": "starts OS processes",
