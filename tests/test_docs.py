@@ -90,7 +90,8 @@ EXAMPLES_REQUIRED = (
     "diffusion.samplers.deis", "diffusion.samplers.dpm_solver", "diffusion.samplers.dpm_solver_pp",
     "diffusion.samplers.edm_stochastic", "diffusion.samplers.euler", "diffusion.samplers.euler_maruyama",
     "diffusion.samplers.heun", "diffusion.samplers.interpolant_sde", "diffusion.samplers.momentum",
-    "diffusion.samplers.plms", "diffusion.samplers.unipc",
+    "diffusion.samplers.plms", "diffusion.samplers.unipc", "diffusion.samplers.base", "diffusion.samplers.registry",
+    "diffusion.samplers.driver", "diffusion.samplers.transport", "diffusion.samplers.meanflow",
 )
 EXAMPLE_EXEMPT = {
     "jaxlib_ext.distributed.launch_local": "starts OS processes",
