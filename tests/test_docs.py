@@ -92,6 +92,7 @@ EXAMPLES_REQUIRED = (
     "diffusion.samplers.heun", "diffusion.samplers.interpolant_sde", "diffusion.samplers.momentum",
     "diffusion.samplers.plms", "diffusion.samplers.unipc", "diffusion.samplers.base", "diffusion.samplers.registry",
     "diffusion.samplers.driver", "diffusion.samplers.transport", "diffusion.samplers.meanflow",
+    "diffusion.samplers.kadkhodaie_simoncelli", "diffusion.samplers.time_shift",
 )
 EXAMPLE_EXEMPT = {
     "jaxlib_ext.distributed.launch_local": "starts OS processes",
