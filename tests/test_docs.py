@@ -92,7 +92,10 @@ EXAMPLES_REQUIRED = (
     "diffusion.samplers.heun", "diffusion.samplers.interpolant_sde", "diffusion.samplers.momentum",
     "diffusion.samplers.plms", "diffusion.samplers.unipc", "diffusion.samplers.base", "diffusion.samplers.registry",
     "diffusion.samplers.driver", "diffusion.samplers.transport", "diffusion.samplers.meanflow",
-    "diffusion.samplers.kadkhodaie_simoncelli", "diffusion.samplers.time_shift",
+    "diffusion.samplers.kadkhodaie_simoncelli", "diffusion.samplers.time_shift", "diffusion.training.noise",
+    "diffusion.training.loss", "diffusion.training.interpolants", "diffusion.training.state",
+    "diffusion.training.loop", "diffusion.training.ambient", "diffusion.training.meanflow",
+    "diffusion.training.flow_matching",
 )
 EXAMPLE_EXEMPT = {
     "jaxlib_ext.distributed.launch_local": "starts OS processes",
@@ -106,6 +109,11 @@ EXAMPLE_EXEMPT = {
     "estimators.empirical_bayes.hierarchical.hierarchical_nuts": "NUTS compiles for ~15 s on CPU",
     "estimators.empirical_bayes.hierarchical.hierarchical_svi": "SVI compiles for ~10-25 s on CPU",
     "estimators.empirical_bayes.hierarchical.HierarchicalFit": "built by hierarchical_nuts / _svi only",
+    # one jitted train step of the smallest MLP compiles for 10-30 s on 2 CPU cores (tests/diffusion train them)
+    "diffusion.training.loop.fit": "compiles a train step (10-30 s on CPU)",
+    "diffusion.training.loop.make_train_step": "compiles a train step (10-30 s on CPU)",
+    "diffusion.training.loop.FitResult": "built by fit only",
+    "diffusion.training.state.TrainMetrics": "built by a compiled train step only",
 }
 
 
