@@ -95,7 +95,7 @@ EXAMPLES_REQUIRED = (
     "diffusion.samplers.kadkhodaie_simoncelli", "diffusion.samplers.time_shift", "diffusion.training.noise",
     "diffusion.training.loss", "diffusion.training.interpolants", "diffusion.training.state",
     "diffusion.training.loop", "diffusion.training.ambient", "diffusion.training.meanflow",
-    "diffusion.training.flow_matching",
+    "diffusion.training.flow_matching", "diffusion.inverse.operators", "diffusion.inverse.exact",
 )
 EXAMPLE_EXEMPT = {
     "jaxlib_ext.distributed.launch_local": "starts OS processes",
