@@ -96,6 +96,7 @@ EXAMPLES_REQUIRED = (
     "diffusion.training.loss", "diffusion.training.interpolants", "diffusion.training.state",
     "diffusion.training.loop", "diffusion.training.ambient", "diffusion.training.meanflow",
     "diffusion.training.flow_matching", "diffusion.inverse.operators", "diffusion.inverse.exact",
+    "diffusion.inverse.dds", "diffusion.inverse.dps", "diffusion.inverse.red_diff", "diffusion.inverse.smc",
 )
 EXAMPLE_EXEMPT = {
     "jaxlib_ext.distributed.launch_local": "starts OS processes",
