@@ -97,6 +97,8 @@ EXAMPLES_REQUIRED = (
     "diffusion.training.loop", "diffusion.training.ambient", "diffusion.training.meanflow",
     "diffusion.training.flow_matching", "diffusion.inverse.operators", "diffusion.inverse.exact",
     "diffusion.inverse.dds", "diffusion.inverse.dps", "diffusion.inverse.red_diff", "diffusion.inverse.smc",
+    "jaxlib_ext.optim", "diffusion.guidance.conditional", "diffusion.guidance.cfg", "diffusion.guidance.classifier",
+    "diffusion.guidance.gfcg", "diffusion.guidance.minority", "diffusion.guidance.cfg_pp",
 )
 EXAMPLE_EXEMPT = {
     "jaxlib_ext.distributed.launch_local": "starts OS processes",
