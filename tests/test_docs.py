@@ -99,6 +99,7 @@ EXAMPLES_REQUIRED = (
     "diffusion.inverse.dds", "diffusion.inverse.dps", "diffusion.inverse.red_diff", "diffusion.inverse.smc",
     "jaxlib_ext.optim", "diffusion.guidance.conditional", "diffusion.guidance.cfg", "diffusion.guidance.classifier",
     "diffusion.guidance.gfcg", "diffusion.guidance.minority", "diffusion.guidance.cfg_pp",
+    "diffusion.guidance.network",
 )
 EXAMPLE_EXEMPT = {
     "jaxlib_ext.distributed.launch_local": "starts OS processes",
@@ -117,6 +118,7 @@ EXAMPLE_EXEMPT = {
     "diffusion.training.loop.make_train_step": "compiles a train step (10-30 s on CPU)",
     "diffusion.training.loop.FitResult": "built by fit only",
     "diffusion.training.state.TrainMetrics": "built by a compiled train step only",
+    "diffusion.guidance.network.conditional_denoiser": "needs a fit (a train step compiles for 10-30 s on CPU)",
 }
 
 
