@@ -99,7 +99,8 @@ EXAMPLES_REQUIRED = (
     "diffusion.inverse.dds", "diffusion.inverse.dps", "diffusion.inverse.red_diff", "diffusion.inverse.smc",
     "jaxlib_ext.optim", "diffusion.guidance.conditional", "diffusion.guidance.cfg", "diffusion.guidance.classifier",
     "diffusion.guidance.gfcg", "diffusion.guidance.minority", "diffusion.guidance.cfg_pp",
-    "diffusion.guidance.network", "diffusion.parameterization",
+    "diffusion.guidance.network", "diffusion.parameterization", "diffusion.data.mixtures", "diffusion.data.splits",
+    "diffusion.data.images", "diffusion.data.bundled",
 )
 EXAMPLE_EXEMPT = {
     "jaxlib_ext.distributed.launch_local": "starts OS processes",
