@@ -100,7 +100,8 @@ EXAMPLES_REQUIRED = (
     "jaxlib_ext.optim", "diffusion.guidance.conditional", "diffusion.guidance.cfg", "diffusion.guidance.classifier",
     "diffusion.guidance.gfcg", "diffusion.guidance.minority", "diffusion.guidance.cfg_pp",
     "diffusion.guidance.network", "diffusion.parameterization", "diffusion.data.mixtures", "diffusion.data.splits",
-    "diffusion.data.images", "diffusion.data.bundled",
+    "diffusion.data.images", "diffusion.data.bundled", "diffusion.diagnostics.jacobian",
+    "diffusion.diagnostics.locality",
 )
 EXAMPLE_EXEMPT = {
     "jaxlib_ext.distributed.launch_local": "starts OS processes",
