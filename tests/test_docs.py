@@ -101,7 +101,7 @@ EXAMPLES_REQUIRED = (
     "diffusion.guidance.gfcg", "diffusion.guidance.minority", "diffusion.guidance.cfg_pp",
     "diffusion.guidance.network", "diffusion.parameterization", "diffusion.data.mixtures", "diffusion.data.splits",
     "diffusion.data.images", "diffusion.data.bundled", "diffusion.diagnostics.jacobian",
-    "diffusion.diagnostics.locality",
+    "diffusion.diagnostics.locality", "diffusion.diagnostics.generalization", "diffusion.diagnostics.hallucination",
 )
 EXAMPLE_EXEMPT = {
     "jaxlib_ext.distributed.launch_local": "starts OS processes",
@@ -121,6 +121,7 @@ EXAMPLE_EXEMPT = {
     "diffusion.training.loop.FitResult": "built by fit only",
     "diffusion.training.state.TrainMetrics": "built by a compiled train step only",
     "diffusion.guidance.network.conditional_denoiser": "needs a fit (a train step compiles for 10-30 s on CPU)",
+    "diffusion.diagnostics.generalization.sample_pair": "needs a fit of two networks (compiles for 10-30 s on CPU)",
 }
 
 
