@@ -102,6 +102,7 @@ EXAMPLES_REQUIRED = (
     "diffusion.guidance.network", "diffusion.parameterization", "diffusion.data.mixtures", "diffusion.data.splits",
     "diffusion.data.images", "diffusion.data.bundled", "diffusion.diagnostics.jacobian",
     "diffusion.diagnostics.locality", "diffusion.diagnostics.generalization", "diffusion.diagnostics.hallucination",
+    "estimators.image_cate.cate", "estimators.image_cate.data", "estimators.image_cate.options",
 )
 EXAMPLE_EXEMPT = {
     "jaxlib_ext.distributed.launch_local": "starts OS processes",
