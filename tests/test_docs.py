@@ -106,17 +106,17 @@ EXAMPLES_REQUIRED = (
 )
 EXAMPLE_EXEMPT = {
     "jaxlib_ext.distributed.launch_local": "starts OS processes",
-    # compiling the bisection / golden-section / dual kernels takes 10-30 s per function on 2 CPU cores (and
+    # compiling the bisection / golden-section / dual kernels took 10-30 s per function on 2 busy CPU cores (and
     # longer without jit); their values are tested against the authors' ebci package in tests/empirical_bayes
     "estimators.empirical_bayes.robust.cva": "compiles for ~30 s on CPU",
     "estimators.empirical_bayes.robust.max_noncoverage": "compiles for ~12 s on CPU",
     "estimators.empirical_bayes.robust.robust_ebci": "compiles cva's kernel (~30 s on CPU)",
     "estimators.empirical_bayes.robust.RobustEBCI": "built by robust_ebci only",
-    # numpyro's NUTS / SVI compile for 15-25 s even at 20 draws or 50 steps (tested in tests/empirical_bayes)
+    # numpyro's NUTS / SVI took 15-25 s (busy 2-core machine) even at 20 draws or 50 steps (see tests/empirical_bayes)
     "estimators.empirical_bayes.hierarchical.hierarchical_nuts": "NUTS compiles for ~15 s on CPU",
     "estimators.empirical_bayes.hierarchical.hierarchical_svi": "SVI compiles for ~10-25 s on CPU",
     "estimators.empirical_bayes.hierarchical.HierarchicalFit": "built by hierarchical_nuts / _svi only",
-    # one jitted train step of the smallest MLP compiles for 10-30 s on 2 CPU cores (tests/diffusion train them)
+    # the first train step of the smallest MLP took 10-30 s to compile on 2 busy CPU cores (tests/diffusion train)
     "diffusion.training.loop.fit": "compiles a train step (10-30 s on CPU)",
     "diffusion.training.loop.make_train_step": "compiles a train step (10-30 s on CPU)",
     "diffusion.training.loop.FitResult": "built by fit only",
