@@ -59,6 +59,13 @@ def ddpm_linear_alpha_bar(num_train_timesteps: int = 1000, beta_start: float = 1
                           beta_end: float = 0.02) -> np.ndarray:
     """ᾱ table of DDPM's linear β schedule, β_t = linspace(β_start, β_end, T) (diffusers ``"linear"``).
 
+    Args:
+      num_train_timesteps: T.
+      beta_start, beta_end: the β range, 0 < β_start < β_end ≤ 1.
+
+    Returns:
+      float64 array of shape (T,), decreasing.
+
     Example: ``ab = ddpm_linear_alpha_bar()  # ab[-1] ≈ 4.04e-5``.
     Example:
 
@@ -77,6 +84,13 @@ def ddpm_linear_alpha_bar(num_train_timesteps: int = 1000, beta_start: float = 1
 def scaled_linear_alpha_bar(num_train_timesteps: int = 1000, beta_start: float = 0.00085,
                             beta_end: float = 0.012) -> np.ndarray:
     """ᾱ table of Stable Diffusion's schedule: β_t = linspace(√β_start, √β_end, T)² ("scaled_linear").
+
+    Args:
+      num_train_timesteps: T.
+      beta_start, beta_end: the β range (of β, not √β), 0 < β_start < β_end ≤ 1.
+
+    Returns:
+      float64 array of shape (T,), decreasing.
 
     Example: ``ab = scaled_linear_alpha_bar()  # ab[-1] ≈ 4.68e-3: the last step keeps 6.8% signal
     amplitude``.
@@ -99,6 +113,14 @@ def cosine_alpha_bar(num_train_timesteps: int = 1000, s: float = 0.008,
     """ᾱ table of the cosine schedule (diffusers ``"squaredcos_cap_v2"``).
 
     f(u) = cos²((u + s)/(1 + s) · π/2); β_t = min(1 − f((t+1)/T) / f(t/T), max_beta); ᾱ_t = ∏ (1 − β).
+
+    Args:
+      num_train_timesteps: T.
+      s: offset keeping β small near t = 0.
+      max_beta: cap on each β_t.
+
+    Returns:
+      float64 array of shape (T,), decreasing.
 
     Example: ``ab = cosine_alpha_bar()  # ab[-1] ≈ 2.5e-9 because of the β cap``.
     Example:

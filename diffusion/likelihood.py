@@ -164,6 +164,14 @@ def log_likelihood(key: Array | None, denoiser: Denoiser, x: ArrayLike, sigmas: 
 def dequantize(key: Array, levels: ArrayLike, num_bins: int = 256) -> Array:
     """Uniform dequantization u = (k + U)/num_bins ∈ [0, 1) of integer levels k ∈ {0, …, num_bins − 1}.
 
+    Args:
+      key: a JAX PRNG key.
+      levels: integer levels in {0, …, num_bins − 1}.
+      num_bins: levels per coordinate.
+
+    Returns:
+      Float array shaped like ``levels``, in [0, 1).
+
     Example:
 
     >>> import jax, jax.numpy as jnp
@@ -187,6 +195,9 @@ def bits_per_dim(log_prob: ArrayLike, dim: int, *, num_bins: int = 256, scale: f
     Args:
       log_prob: log p_y(y) in nats (per point).
       dim: d; num_bins: levels per coordinate; scale: the standardization's scale.
+
+    Returns:
+      Bits per dimension, shaped like ``log_prob``.
 
     Example:
 

@@ -116,7 +116,16 @@ def to_denoiser(model: Callable[[Array, Array], Array], kind: str, schedule: Sch
     Returns:
       ``denoiser(x, sigma) -> x0_hat`` with x of shape (..., *event) and sigma scalar or of the batch shape.
 
-    Example: ``D = to_denoiser(lambda x, s: jnp.zeros_like(x), "eps")  # D(x, σ) = x``.
+    Example: an ε-model that predicts 0 (VE frame) is the identity denoiser; the exact ε-model of N(0, 1) data,
+    ε̂ = σ x/(1 + σ²), gives D(x, σ) = x/(1 + σ²):
+
+    >>> import jax.numpy as jnp
+    >>> to_denoiser(lambda x, s: jnp.zeros_like(x), "eps")(jnp.array([[3.0]]), 2.0).tolist()
+    [[3.0]]
+    >>> d = to_denoiser(lambda x, s: s * x / (1 + s**2), "eps")
+    >>> d(jnp.array([[5.0]]), 2.0).tolist()
+    [[1.0]]
+
     Reference: Karras et al. (2022), "Elucidating the Design Space of Diffusion-Based Generative Models",
     Table 1.
     """
@@ -154,7 +163,16 @@ def from_denoiser(denoiser: Denoiser, kind: str, schedule: Schedule | None = Non
     Returns:
       ``model(x_t, t_in)``; ``to_denoiser(from_denoiser(D, k, s), k, s)`` equals D (round trip).
 
-    Example: ``eps_model = from_denoiser(gaussian_model.denoise, "eps", VPLinear())``.
+    Example: the round trip through a VP ε-model returns D (here N(0, 1) data's D(x, σ) = x/(1 + σ²)):
+
+    >>> import jax.numpy as jnp
+    >>> from diffusion.schedules import VPLinear
+    >>> D = lambda x, s: x / (1 + s**2)
+    >>> eps = from_denoiser(D, "eps", VPLinear())
+    >>> back = to_denoiser(eps, "eps", VPLinear())
+    >>> round(float(back(jnp.array([[5.0]]), 2.0)[0, 0]), 4)
+    1.0
+
     Reference: Karras et al. (2022), Table 1; Salimans & Ho (2022) for v.
     """
     _check(kind, schedule)
@@ -172,6 +190,12 @@ def from_denoiser(denoiser: Denoiser, kind: str, schedule: Schedule | None = Non
 
 def score_from_denoiser(denoiser: Denoiser) -> Callable[[Array, Array], Array]:
     """Tweedie: ∇ log p_σ(x) = (D(x, σ) − x)/σ².
+
+    Args:
+      denoiser: canonical ``D(x, sigma)``.
+
+    Returns:
+      ``score(x, sigma) -> ∇ log p_σ(x)``.
 
     Example:
 
@@ -194,7 +218,19 @@ def score_from_denoiser(denoiser: Denoiser) -> Callable[[Array, Array], Array]:
 def denoiser_from_score(score: Callable[[Array, Array], Array]) -> Denoiser:
     """Tweedie the other way: D(x, σ) = x + σ² ∇ log p_σ(x), for a VE score model ``score(x, sigma)``.
 
-    Example: ``D = denoiser_from_score(model.score)``.
+    Args:
+      score: ``score(x, sigma) -> ∇ log p_σ(x)``.
+
+    Returns:
+      ``denoiser(x, sigma) -> x0_hat``.
+
+    Example: the score of N(0, 1 + σ²) is −x/(1 + σ²), so D(x, σ) = x/(1 + σ²):
+
+    >>> import jax.numpy as jnp
+    >>> D = denoiser_from_score(lambda x, s: -x / (1 + s**2))
+    >>> D(jnp.array([[5.0]]), 2.0).tolist()
+    [[1.0]]
+
     Reference: Efron (2011), "Tweedie's Formula and Selection Bias".
     """
 

@@ -65,6 +65,12 @@ def _dtype(dtype) -> np.dtype:
 def sigma_bounds(dtype) -> tuple[float, float]:
     """``(lo, hi)``: the positive σ a sampler computing in ``dtype`` can use, √tiny ≤ σ ≤ √max (σ² normal, finite).
 
+    Args:
+      dtype: a float dtype.
+
+    Returns:
+      ``(√tiny, √max)`` of ``dtype``, as Python floats.
+
     Example: ``sigma_bounds(jnp.float32)  # (1.08e-19, 1.84e19)``.
 
     Example:
@@ -192,6 +198,15 @@ def karras(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0, *, appe
 def log_linear(n: int, sigma_min: float, sigma_max: float, *, append_zero: bool = True, dtype=None) -> Array:
     """Geometric grid σ_i = exp(linspace(log σ_max, log σ_min, n)): equal steps in λ = −log σ.
 
+    Args:
+      n: number of positive sigmas.
+      sigma_min, sigma_max: end points, 0 < σ_min < σ_max.
+      append_zero: add a final 0.
+      dtype: output dtype (default float).
+
+    Returns:
+      Array of shape (n,) or (n + 1,), strictly decreasing.
+
     Example:
 
     >>> [round(float(s), 4) for s in log_linear(4, 0.01, 10.0)]   # ratio 10 between neighbours, then 0
@@ -307,6 +322,18 @@ def ddpm_linear(n: int, *, spacing: str = "trailing", num_train_timesteps: int =
     With ``zero_terminal_snr=True`` σ_max is diffusers' 4096 and "trailing" / "linspace" grids of n ≥ 300 steps
     raise a ``ValueError`` naming ``n`` (they would not decrease; see :func:`from_alpha_bar`).
 
+    Args:
+      n: number of inference steps.
+      spacing, steps_offset: see :func:`vp_timesteps`.
+      num_train_timesteps: T, the table's length.
+      beta_start, beta_end: the β range.
+      zero_terminal_snr: rescale the table to ᾱ_T = 0 first (:func:`rescale_zero_terminal_snr`).
+      append_zero: add a final 0.
+      dtype: output dtype (default float).
+
+    Returns:
+      Array of shape (n,) or (n + 1,), strictly decreasing.
+
     Example: ``ddpm_linear(10, spacing="trailing")[0]  # ≈ 157.4 = σ_ve at t = 999``.
     Example:
 
@@ -326,6 +353,18 @@ def cosine(n: int, *, spacing: str = "trailing", num_train_timesteps: int = 1000
            zero_terminal_snr: bool = False, steps_offset: int = 0, append_zero: bool = True,
            dtype=None) -> Array:
     """Sigma grid of Nichol & Dhariwal's cosine table (β capped at 0.999), optionally rescaled to zero SNR.
+
+    Args:
+      n: number of inference steps.
+      spacing, steps_offset: see :func:`vp_timesteps`.
+      num_train_timesteps: T, the table's length.
+      s: the cosine offset.
+      zero_terminal_snr: rescale the table to ᾱ_T = 0 first (:func:`rescale_zero_terminal_snr`).
+      append_zero: add a final 0.
+      dtype: output dtype (default float).
+
+    Returns:
+      Array of shape (n,) or (n + 1,), strictly decreasing.
 
     Example: ``cosine(20, spacing="linspace")``.
     Example:

@@ -94,6 +94,12 @@ def float_dtype(*arrays: Any) -> np.dtype:
     Integer and bool inputs count as the default float; ``None`` entries are skipped; tracers are read by dtype.
     Without ``jax_enable_x64`` this is float32 whatever the inputs.
 
+    Args:
+      *arrays: arrays, array-likes or tracers; ``None`` entries are skipped.
+
+    Returns:
+      The NumPy float dtype (float32, or float64 under ``jax_enable_x64``).
+
     Example:
 
     >>> import numpy as np
@@ -117,6 +123,17 @@ def to_float(name: str, x: Any, dtype: Any) -> Any:
 
     Non-numeric input (strings, objects) raises ``ValueError`` naming ``name``. Overflow to ±inf and underflow to
     0 in the cast are left for the value checks that follow (they report the value in ``dtype``).
+
+    Args:
+      name: the argument's name, for the error message.
+      x: the value to check (array-like, concrete or traced).
+      dtype: the kernel's float dtype (from :func:`float_dtype`).
+
+    Returns:
+      ``x`` cast to ``dtype``: a NumPy array when concrete, a tracer when traced.
+
+    Raises:
+      ValueError naming ``name`` for non-numeric input.
 
     Example:
 
@@ -145,6 +162,13 @@ def _traced_check(ok: Any, message: str, *values: Any) -> None:
 def check_finite(name: str, x: Any) -> Any:
     """Raise if ``x`` holds NaN or ±inf.
 
+    Args:
+      name: the argument's name, for the error message.
+      x: the value to check (array-like, concrete or traced).
+
+    Returns:
+      ``x``: as a NumPy array when concrete, the tracer itself when traced.
+
     Example:
 
     >>> import numpy as np
@@ -172,6 +196,14 @@ def check_finite(name: str, x: Any) -> Any:
 def check_ndim(name: str, x: Any, ndim: int | Sequence[int]) -> Any:
     """Raise unless ``x.ndim`` is ``ndim`` (or one of several). Static: the same on tracers.
 
+    Args:
+      name: the argument's name, for the error message.
+      x: the value to check (array-like, concrete or traced).
+      ndim: the allowed number of dimensions, or a sequence of them.
+
+    Returns:
+      ``x`` unchanged.
+
     Example:
 
     >>> import numpy as np
@@ -193,6 +225,14 @@ def check_ndim(name: str, x: Any, ndim: int | Sequence[int]) -> Any:
 def check_shape(name: str, x: Any, shape: Sequence[int | None]) -> Any:
     """Raise unless ``x.shape`` matches ``shape``; ``None`` matches any size. Static.
 
+    Args:
+      name: the argument's name, for the error message.
+      x: the value to check (array-like, concrete or traced).
+      shape: the required shape; ``None`` entries match any size.
+
+    Returns:
+      ``x`` unchanged.
+
     Example:
 
     >>> import numpy as np
@@ -211,6 +251,12 @@ def check_shape(name: str, x: Any, shape: Sequence[int | None]) -> Any:
 
 def check_same_length(**arrays: Any) -> int:
     """Raise unless all keyword arrays share the leading dimension; return that length. Static.
+
+    Args:
+      **arrays: the arrays, keyed by argument name.
+
+    Returns:
+      The common leading length.
 
     Example: ``n = check_same_length(y=y, treatment=t)``.
 
@@ -241,6 +287,13 @@ def check_same_length(**arrays: Any) -> int:
 def check_binary(name: str, x: Any) -> Any:
     """Raise unless every entry of ``x`` is 0 or 1 (bool or numeric).
 
+    Args:
+      name: the argument's name, for the error message.
+      x: the value to check (array-like, concrete or traced).
+
+    Returns:
+      ``x``: as a NumPy array when concrete, the tracer itself when traced.
+
     Example:
 
     >>> import numpy as np
@@ -268,6 +321,15 @@ def check_binary(name: str, x: Any) -> Any:
 def check_in_range(name: str, x: Any, low: float | None = None, high: float | None = None, *,
                    inclusive: tuple[bool, bool] = (True, True)) -> Any:
     """Raise unless ``low <= x <= high`` elementwise (bounds open where ``inclusive`` says so); NaN fails.
+
+    Args:
+      name: the argument's name, for the error message.
+      x: the value to check (array-like, concrete or traced).
+      low, high: the bounds (``None``: unbounded on that side).
+      inclusive: whether each bound is allowed.
+
+    Returns:
+      ``x``: as a NumPy array when concrete, the tracer itself when traced.
 
     Example:
 
@@ -298,6 +360,14 @@ def check_in_range(name: str, x: Any, low: float | None = None, high: float | No
 def check_positive(name: str, x: Any, *, strict: bool = True) -> Any:
     """Raise unless ``x > 0`` (or ``>= 0`` with ``strict=False``) elementwise.
 
+    Args:
+      name: the argument's name, for the error message.
+      x: the value to check (array-like, concrete or traced).
+      strict: ``False`` allows 0.
+
+    Returns:
+      ``x``: as a NumPy array when concrete, the tracer itself when traced.
+
     Example:
 
     >>> import numpy as np
@@ -312,6 +382,13 @@ def check_positive(name: str, x: Any, *, strict: bool = True) -> Any:
 def check_probability(name: str, x: Any) -> Any:
     """Raise unless ``0 < x < 1`` elementwise (propensities, quantiles), in ``x``'s own dtype.
 
+    Args:
+      name: the argument's name, for the error message.
+      x: the value to check (array-like, concrete or traced).
+
+    Returns:
+      ``x``: as a NumPy array when concrete, the tracer itself when traced.
+
     Example:
 
     >>> import numpy as np
@@ -325,6 +402,13 @@ def check_probability(name: str, x: Any) -> Any:
 
 def check_strictly_decreasing(name: str, x: Any) -> Any:
     """Raise unless ``x`` is 1-D with ≥ 2 entries and strictly decreasing (e.g. a sigma grid).
+
+    Args:
+      name: the argument's name, for the error message.
+      x: the value to check (array-like, concrete or traced).
+
+    Returns:
+      ``x``: as a NumPy array when concrete, the tracer itself when traced.
 
     Example:
 
@@ -355,6 +439,12 @@ def check_strictly_decreasing(name: str, x: Any) -> Any:
 def check_alpha(alpha: Any) -> Any:
     """The error level ``alpha`` of an interval: a scalar in (0, 1). Returns a float when concrete.
 
+    Args:
+      alpha: the error level, a scalar (concrete or traced).
+
+    Returns:
+      ``float(alpha)`` when concrete; the tracer when traced.
+
     Example:
 
     >>> check_alpha(0.05)
@@ -376,6 +466,11 @@ def check_condition(ok: Any, message: str, value: Any = None) -> None:
 
     ``message`` names the argument and says what must hold; on concrete input a failure raises ``ValueError``
     with ``message`` and the first failing ``value``; on traced input it is a checkify check.
+
+    Args:
+      ok: boolean array (or scalar) that must be True everywhere.
+      message: the error message, naming the argument and what must hold.
+      value: optional array matching ``ok``; its first failing entry is appended to the message.
 
     Example:
 
@@ -403,6 +498,15 @@ def check_condition(ok: Any, message: str, value: Any = None) -> None:
 def check_min_count(name: str, mask: Any, minimum: int, what: str = "units") -> Any:
     """Raise unless every row (last axis) of the boolean ``mask`` has at least ``minimum`` True entries.
 
+    Args:
+      name: the argument's name, for the error message.
+      mask: boolean array (..., n).
+      minimum: the least number of True entries each row must have.
+      what: what the True entries are, for the message.
+
+    Returns:
+      ``mask`` unchanged.
+
     Example:
 
     >>> import numpy as np
@@ -427,6 +531,14 @@ def check_not_constant(name: str, x: Any, *, mask: Any = None) -> Any:
     """Raise if a row (last axis) of ``x`` is constant over the entries where ``mask`` is True (all by default).
 
     Constant means a spread max − min ≤ 1e-12 · max(1, max |x|): no variation to fit a slope or a density to.
+
+    Args:
+      name: the argument's name, for the error message.
+      x: the value to check (array-like, concrete or traced).
+      mask: optional boolean array shaped like ``x``: the entries to judge each row on.
+
+    Returns:
+      ``x`` unchanged.
 
     Example:
 
@@ -463,6 +575,15 @@ def check_full_rank(name: str, matrix: Any, *, rows: Any = None, dtype: Any = No
     the dtype the kernel solves in (``dtype``, default the matrix's): singular when σ_min / σ_max ≤ √ε(dtype)
     (3.5e-4 in float32, 1.5e-8 in float64) — beyond that, normal equations (condition number squared) lose every
     digit. Concrete input is checked in float64 through the p × p Gram matrix, traced input by an SVD.
+
+    Args:
+      name: the argument's name, for the error message.
+      matrix: design matrix (..., n, p).
+      rows: optional boolean mask (..., n) of the rows to use.
+      dtype: the dtype the kernel solves in (default: ``matrix``'s).
+
+    Returns:
+      ``matrix`` unchanged.
 
     Example:
 

@@ -99,6 +99,13 @@ def conv_general_dilated(lhs: Array, rhs: Array, window_strides: Sequence[int],
     Same arguments and result as :func:`jax.lax.conv_general_dilated`. The configurations named in the module
     docstring take the custom-gradient path (reverse mode only); everything else calls ``lax``.
 
+    Args:
+      lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers, feature_group_count,
+        batch_group_count, precision, preferred_element_type, out_sharding: as :func:`jax.lax.conv_general_dilated`.
+
+    Returns:
+      The convolution, as :func:`jax.lax.conv_general_dilated`.
+
     Example:
 
     >>> import jax, jax.numpy as jnp

@@ -84,6 +84,12 @@ def sweep_mesh(devices: Any = None) -> Mesh:
     Its axis is of type ``Auto``: outputs index and slice like ordinary arrays (XLA places the data),
     unlike an ``Explicit`` axis, whose sharding is part of the array's type.
 
+    Args:
+      devices: the devices to span (default ``jax.devices()``).
+
+    Returns:
+      A ``jax.sharding.Mesh`` with the one axis ``"sweep"``.
+
     Example:
 
     >>> mesh = sweep_mesh()
@@ -129,6 +135,9 @@ def resolve_mesh(mesh: Any, name: str = "mesh") -> Mesh | None:
 def is_main_process() -> bool:
     """True on process 0 (the one that writes files and shows progress).
 
+    Returns:
+      ``jax.process_index() == 0``.
+
     Example:
 
     >>> is_main_process()
@@ -139,6 +148,9 @@ def is_main_process() -> bool:
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free right now.
+
+    Returns:
+      The port number.
 
     Example:
 

@@ -42,6 +42,13 @@ def minimize(key: Array | None, loss: Callable[..., Array], params: Any, optimiz
 
     Returns:
       ``(params, losses)``: the final parameters and the (num_steps,) loss at each step, before its update.
+
+    Example: SGD at rate 0.25 on (θ − 3)² halves the distance to 3 each step:
+
+    >>> import jax.numpy as jnp, optax
+    >>> theta, losses = minimize(None, lambda th: (th - 3.0) ** 2, jnp.array(0.0), optax.sgd(0.25), num_steps=10)
+    >>> round(float(theta), 4), losses[:3].tolist()          # 3 (1 − 2⁻¹⁰); losses before each update
+    (2.9971, [9.0, 2.25, 0.5625])
     """
     num_steps = check_int("num_steps", num_steps, 0)
     value_and_grad = jax.value_and_grad(loss)

@@ -40,6 +40,9 @@ _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 def in_notebook() -> bool:
     """Whether this process is a Jupyter (IPython kernel) session, where tqdm.auto draws widget bars.
 
+    Returns:
+      True inside an IPython kernel.
+
     Example:
 
     >>> in_notebook()
@@ -55,6 +58,13 @@ def enabled(enable: bool | None = None, file: IO | None = None) -> bool:
 
     ``enable`` if given; else never off process 0; else ``TWEEDIE_PROGRESS`` (``1`` / ``0``) if set; else not
     with ``CI=true``; else in a notebook or when the stream (``file``, default stderr) is a terminal.
+
+    Args:
+      enable: an explicit choice, returned as is when not ``None``.
+      file: the stream the bar would draw on (default stderr).
+
+    Returns:
+      True to show a bar.
 
     Example:
 
@@ -81,6 +91,17 @@ def enabled(enable: bool | None = None, file: IO | None = None) -> bool:
 def bar(iterable: Iterable | None = None, *, total: int | None = None, desc: str | None = None,
         enable: bool | None = None, file: IO | None = None, **kwargs: Any) -> tqdm:
     """A tqdm bar for host loops, disabled per :func:`enabled`.
+
+    Args:
+      iterable: what to iterate over (or ``None`` with ``total`` for manual updates).
+      total: number of steps (default ``len(iterable)``).
+      desc: label.
+      enable: force the bar on / off (default: :func:`enabled`).
+      file: the stream (default stderr).
+      **kwargs: passed to ``tqdm``.
+
+    Returns:
+      A ``tqdm`` instance (disabled: iterates silently).
 
     Example:
 
@@ -128,6 +149,19 @@ def scan(f: Callable, init: Any, xs: Any = None, length: int | None = None, *, d
     Same carry and outputs as ``jax.lax.scan``. The bar is decided at trace time: when disabled no callback
     is traced at all.
 
+    Args:
+      f: ``(carry, x) -> (carry, y)``.
+      init: initial carry.
+      xs: scanned-over pytree (or ``None`` with ``length``).
+      length: number of steps (default: ``xs``'s leading size).
+      desc: bar label.
+      every: update the bar every this many steps (default: 1% of the steps).
+      enable, file: see :func:`enabled`.
+      **scan_kwargs: passed to ``jax.lax.scan`` (``unroll``, ...).
+
+    Returns:
+      ``(final_carry, stacked_ys)``, as ``jax.lax.scan``.
+
     Example:
 
     >>> import jax.numpy as jnp
@@ -157,6 +191,17 @@ def scan(f: Callable, init: Any, xs: Any = None, length: int | None = None, *, d
 def fori_loop(lower: int, upper: int, body_fun: Callable, init_val: Any, *, desc: str | None = None,
               every: int | None = None, enable: bool | None = None, file: IO | None = None) -> Any:
     """``lax.fori_loop(lower, upper, body_fun, init_val)`` with a progress bar (static bounds).
+
+    Args:
+      lower, upper: static loop bounds.
+      body_fun: ``(i, val) -> val``.
+      init_val: initial carry.
+      desc: bar label.
+      every: update the bar every this many steps (default: 1% of the steps).
+      enable, file: see :func:`enabled`.
+
+    Returns:
+      The final carry, as ``jax.lax.fori_loop``.
 
     Example:
 

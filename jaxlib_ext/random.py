@@ -56,6 +56,14 @@ def _flat(kind: str, key: jax.Array, shape: Sequence[int], dtype: Any) -> jax.Ar
 def normal(key: jax.Array, shape: Sequence[int] = (), dtype: Any = float) -> jax.Array:
     """``jax.random.normal(key, shape, dtype)`` (same bits, to an ulp), drawn flat and reshaped (fast to compile).
 
+    Args:
+      key: a JAX PRNG key.
+      shape: output shape.
+      dtype: float dtype.
+
+    Returns:
+      Standard normal draws of ``shape`` and ``dtype``.
+
     Example:
 
     >>> import jax
@@ -70,6 +78,15 @@ def uniform(key: jax.Array, shape: Sequence[int] = (), dtype: Any = float, minva
     """``jax.random.uniform(key, shape, dtype, minval, maxval)``, drawn flat and reshaped (fast to compile).
 
     Same bits as ``jax.random.uniform``; equal up to the rounding of ``minval + u·(maxval − minval)``.
+
+    Args:
+      key: a JAX PRNG key.
+      shape: output shape.
+      dtype: float dtype.
+      minval, maxval: the interval [minval, maxval).
+
+    Returns:
+      Uniform draws of ``shape`` and ``dtype``.
 
     Example:
 
@@ -89,6 +106,13 @@ def _check_key(key: Any) -> None:
 def split_like_tree(key: jax.Array, tree: Any) -> Any:
     """Split ``key`` into one key per leaf of ``tree``, returned with ``tree``'s structure.
 
+    Args:
+      key: a JAX PRNG key.
+      tree: any pytree.
+
+    Returns:
+      A pytree of ``tree``'s structure holding one independent key per leaf.
+
     Example:
 
     >>> import jax, jax.numpy as jnp
@@ -107,6 +131,13 @@ def split_like_tree(key: jax.Array, tree: Any) -> Any:
 def key_grid(key: jax.Array, *shape: int) -> jax.Array:
     """Independent keys with the given leading shape (e.g. ``key_grid(key, n_settings, n_seeds)``).
 
+    Args:
+      key: a JAX PRNG key.
+      *shape: positive ints, the leading shape of the result.
+
+    Returns:
+      Key array of shape ``shape``.
+
     Example:
 
     >>> import jax
@@ -124,6 +155,14 @@ def lecun_normal(key: jax.Array, shape: Sequence[int], dtype: Any = float) -> ja
     = product of all but the last axis), the same draws (to an ulp), drawn flat. Pass it as ``kernel_init=`` to
     ``nnx.Linear`` / ``nnx.Conv``: the 4-D truncated-normal draw otherwise costs seconds of compilation per kernel
     shape.
+
+    Args:
+      key: a JAX PRNG key.
+      shape: the kernel's shape (fan_in = product of all but the last axis).
+      dtype: float dtype.
+
+    Returns:
+      Array of ``shape`` and ``dtype``.
 
     Example:
 

@@ -43,6 +43,9 @@ __all__ = ["grid", "sweep"]
 def grid(**axes: Any) -> dict[str, jax.Array]:
     """The Cartesian product of named 1-D axes, flattened into a leading sweep axis (first name slowest).
 
+    Args:
+      **axes: named 1-D arrays.
+
     Example:
 
     >>> import jax.numpy as jnp

@@ -13,6 +13,12 @@ __all__ = ["add", "lerp", "max_abs_diff", "scale", "sub"]
 def add(a: Any, b: Any) -> Any:
     """Leafwise ``a + b``.
 
+    Args:
+      a, b: pytrees of the same structure (or broadcastable leaves).
+
+    Returns:
+      The pytree of leafwise sums.
+
     Example:
 
     >>> import jax.numpy as jnp
@@ -24,6 +30,12 @@ def add(a: Any, b: Any) -> Any:
 
 def sub(a: Any, b: Any) -> Any:
     """Leafwise ``a − b``.
+
+    Args:
+      a, b: pytrees of the same structure (or broadcastable leaves).
+
+    Returns:
+      The pytree of leafwise differences.
 
     Example:
 
@@ -37,6 +49,13 @@ def sub(a: Any, b: Any) -> Any:
 def scale(c: Any, a: Any) -> Any:
     """Leafwise ``c · a``.
 
+    Args:
+      c: scalar (or array broadcasting against every leaf).
+      a: pytree.
+
+    Returns:
+      The pytree of leafwise products.
+
     Example:
 
     >>> import jax.numpy as jnp
@@ -48,6 +67,13 @@ def scale(c: Any, a: Any) -> Any:
 
 def lerp(a: Any, b: Any, t: Any) -> Any:
     """Leafwise ``a + t (b − a)``; ``lerp(ema, params, 1 − decay)`` is an exponential moving average step.
+
+    Args:
+      a, b: pytrees of the same structure.
+      t: interpolation weight (0 gives ``a``, 1 gives ``b``).
+
+    Returns:
+      The interpolated pytree.
 
     Example:
 
@@ -61,6 +87,12 @@ def lerp(a: Any, b: Any, t: Any) -> Any:
 
 def max_abs_diff(a: Any, b: Any) -> jax.Array:
     """The largest ``|a − b|`` over every leaf (trees must share their structure).
+
+    Args:
+      a, b: pytrees of the same structure.
+
+    Returns:
+      A scalar array (0 for empty trees).
 
     Example:
 

@@ -84,10 +84,45 @@ EXAMPLES_REQUIRED = (
     "diffusion.networks.mlp", "diffusion.networks.meanflow_mlp", "diffusion.networks.bfcnn",
     "diffusion.networks.bfunet", "diffusion.networks.edm_unet", "diffusion.networks.denoiser",
     "estimators.weighting", "estimators.ppi", "estimators.ppi_glm", "estimators.estimate", "estimators.trials",
-    "estimators.empirical_bayes.shrinkage", "estimators.empirical_bayes.posterior",
+    "estimators.empirical_bayes.shrinkage", "estimators.empirical_bayes.posterior", "diffusion.analytic.gmm",
+    "estimators.empirical_bayes.tweedie", "estimators.empirical_bayes.npmle", "estimators.empirical_bayes.robust",
+    "estimators.empirical_bayes.hierarchical", "diffusion.samplers.ddim", "diffusion.samplers.ddpm",
+    "diffusion.samplers.deis", "diffusion.samplers.dpm_solver", "diffusion.samplers.dpm_solver_pp",
+    "diffusion.samplers.edm_stochastic", "diffusion.samplers.euler", "diffusion.samplers.euler_maruyama",
+    "diffusion.samplers.heun", "diffusion.samplers.interpolant_sde", "diffusion.samplers.momentum",
+    "diffusion.samplers.plms", "diffusion.samplers.unipc", "diffusion.samplers.base", "diffusion.samplers.registry",
+    "diffusion.samplers.driver", "diffusion.samplers.transport", "diffusion.samplers.meanflow",
+    "diffusion.samplers.kadkhodaie_simoncelli", "diffusion.samplers.time_shift", "diffusion.training.noise",
+    "diffusion.training.loss", "diffusion.training.interpolants", "diffusion.training.state",
+    "diffusion.training.loop", "diffusion.training.ambient", "diffusion.training.meanflow",
+    "diffusion.training.flow_matching", "diffusion.inverse.operators", "diffusion.inverse.exact",
+    "diffusion.inverse.dds", "diffusion.inverse.dps", "diffusion.inverse.red_diff", "diffusion.inverse.smc",
+    "jaxlib_ext.optim", "diffusion.guidance.conditional", "diffusion.guidance.cfg", "diffusion.guidance.classifier",
+    "diffusion.guidance.gfcg", "diffusion.guidance.minority", "diffusion.guidance.cfg_pp",
+    "diffusion.guidance.network", "diffusion.parameterization", "diffusion.data.mixtures", "diffusion.data.splits",
+    "diffusion.data.images", "diffusion.data.bundled", "diffusion.diagnostics.jacobian",
+    "diffusion.diagnostics.locality", "diffusion.diagnostics.generalization", "diffusion.diagnostics.hallucination",
+    "estimators.image_cate.cate", "estimators.image_cate.data", "estimators.image_cate.options",
 )
 EXAMPLE_EXEMPT = {
     "jaxlib_ext.distributed.launch_local": "starts OS processes",
+    # compiling the bisection / golden-section / dual kernels took 10-30 s per function on 2 busy CPU cores (and
+    # longer without jit); their values are tested against the authors' ebci package in tests/empirical_bayes
+    "estimators.empirical_bayes.robust.cva": "compiles for ~30 s on CPU",
+    "estimators.empirical_bayes.robust.max_noncoverage": "compiles for ~12 s on CPU",
+    "estimators.empirical_bayes.robust.robust_ebci": "compiles cva's kernel (~30 s on CPU)",
+    "estimators.empirical_bayes.robust.RobustEBCI": "built by robust_ebci only",
+    # numpyro's NUTS / SVI took 15-25 s (busy 2-core machine) even at 20 draws or 50 steps (see tests/empirical_bayes)
+    "estimators.empirical_bayes.hierarchical.hierarchical_nuts": "NUTS compiles for ~15 s on CPU",
+    "estimators.empirical_bayes.hierarchical.hierarchical_svi": "SVI compiles for ~10-25 s on CPU",
+    "estimators.empirical_bayes.hierarchical.HierarchicalFit": "built by hierarchical_nuts / _svi only",
+    # the first train step of the smallest MLP took 10-30 s to compile on 2 busy CPU cores (tests/diffusion train)
+    "diffusion.training.loop.fit": "compiles a train step (10-30 s on CPU)",
+    "diffusion.training.loop.make_train_step": "compiles a train step (10-30 s on CPU)",
+    "diffusion.training.loop.FitResult": "built by fit only",
+    "diffusion.training.state.TrainMetrics": "built by a compiled train step only",
+    "diffusion.guidance.network.conditional_denoiser": "needs a fit (a train step compiles for 10-30 s on CPU)",
+    "diffusion.diagnostics.generalization.sample_pair": "needs a fit of two networks (compiles for 10-30 s on CPU)",
 }
 
 
@@ -104,3 +139,57 @@ def test_every_public_function_has_a_doctested_example(module_name):
         if f"{module_name}.{name}" not in EXAMPLE_EXEMPT and ">>> " not in (inspect.getdoc(obj) or ""):
             missing.append(name)
     assert not missing, f"{module_name}: public names without a `>>>` example: {missing}"
+
+
+# Google-style sections the same modules' public functions carry (issue 23, item 4): `Args:` when the function takes
+# parameters, `Returns:` (or `Yields:`) unless it is annotated to return None. Exempt: files another helper is editing
+# this round (the estimators package's top level), to be documented there.
+SECTIONS_EXEMPT = {
+    "estimators.weighting.overlap": "estimators/weighting.py: edited outside this change",
+    "estimators.weighting.overlap_diagnostics": "estimators/weighting.py: edited outside this change",
+    "estimators.estimate.normal_estimate": "estimators/estimate.py: edited outside this change",
+    "estimators.estimate.z_critical": "estimators/estimate.py: edited outside this change",
+    "estimators.trials.coverage": "estimators/trials.py: edited outside this change",
+}
+
+
+def _missing_sections(module_name: str) -> list[str]:
+    import inspect
+
+    module = importlib.import_module(module_name)
+    missing = []
+    for name in module.__all__:
+        obj = getattr(module, name)
+        if not inspect.isfunction(obj) or obj.__module__ != module_name or f"{module_name}.{name}" in SECTIONS_EXEMPT:
+            continue
+        doc = inspect.getdoc(obj) or ""
+        signature = inspect.signature(obj)
+        if signature.parameters and not re.search(r"^Args:$", doc, re.MULTILINE):
+            missing.append(f"{name}: Args")
+        if signature.return_annotation not in (None, "None") and not re.search(r"^(Returns|Yields):$", doc,
+                                                                                re.MULTILINE):
+            missing.append(f"{name}: Returns")
+    return missing
+
+
+@pytest.mark.parametrize("module_name", EXAMPLES_REQUIRED)
+def test_every_public_function_documents_args_and_returns(module_name):
+    missing = _missing_sections(module_name)
+    assert not missing, f"{module_name}: docstrings without a Google-style section: {missing}"
+
+
+def test_the_sections_check_flags_a_missing_returns(monkeypatch):
+    import jaxlib_ext.tree as tree
+
+    def halve(x):
+        """Half of ``x``.
+
+        Args:
+          x: a number.
+        """
+        return x / 2
+
+    halve.__module__ = "jaxlib_ext.tree"
+    monkeypatch.setattr(tree, "halve", halve, raising=False)
+    monkeypatch.setattr(tree, "__all__", [*tree.__all__, "halve"])
+    assert _missing_sections("jaxlib_ext.tree") == ["halve: Returns"]

@@ -180,6 +180,13 @@ def gaussian_low_rank(mean: ArrayLike, factor: ArrayLike) -> Gaussian:
     The eigenbasis comes from the thin SVD F = U S Wᵀ (λ = s²), so cost and memory are O(d r). Traceable as
     :func:`gaussian` (float64 SVD on the host for concrete input).
 
+    Args:
+      mean: (d,).
+      factor: (d, r), r ≤ d.
+
+    Returns:
+      :class:`Gaussian` with r eigenpairs.
+
     Example:
 
     >>> import jax.numpy as jnp

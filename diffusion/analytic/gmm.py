@@ -36,6 +36,18 @@ class GMM(NamedTuple):
       means: (K, d).
       eigvals: (K, d) component variances along the columns of ``eigvecs`` (≥ 0).
       eigvecs: (K, d, d) orthonormal bases, or None for axis-aligned (isotropic / diagonal) components.
+
+    Example: ½N(−2, 1) + ½N(2, 1) at σ = 1 has D(x) = x/2 + tanh(x) (each component shrinks halfway, and
+    r₂ − r₁ = tanh(2x/2)):
+
+    >>> import jax, jax.numpy as jnp, math
+    >>> model = gmm(jnp.array([0.5, 0.5]), jnp.array([[-2.0], [2.0]]), jnp.array([1.0, 1.0]))
+    >>> round(float(model.denoise(jnp.array([2.0]), 1.0)[0]), 4), round(1.0 + math.tanh(2.0), 4)
+    (1.964, 1.964)
+    >>> model.responsibilities(jnp.array([0.0]), 1.0).tolist()     # the midpoint: equal odds
+    [0.5, 0.5]
+    >>> model.sample(jax.random.key(0), 5).shape
+    (5, 1)
     """
 
     log_weights: Array
@@ -117,7 +129,15 @@ def gmm(weights: ArrayLike, means: ArrayLike, covs: ArrayLike) -> GMM:
       ValueError naming ``weights`` / ``means`` / ``covs`` (negative or unnormalized weights, shape mismatch,
       negative variance, asymmetric or indefinite covariance).
 
-    Example: ``gmm(jnp.ones(2) / 2, jnp.array([[-1.0], [1.0]]), jnp.array([0.1, 0.1]))``.
+    Example: one component is a Gaussian, so D(x, σ) = μ + λ/(λ + σ²) (x − μ) and log p_0 is N(x; μ, λ I):
+
+    >>> import jax.numpy as jnp, math
+    >>> one = gmm(jnp.array([1.0]), jnp.array([[1.0, -1.0]]), jnp.array([3.0]))
+    >>> one.denoise(jnp.array([5.0, 3.0]), 1.0).tolist()            # [1, −1] + 3/4 · [4, 4]
+    [4.0, 2.0]
+    >>> round(float(one.log_prob(jnp.zeros(2), 0.0)), 4), round(-math.log(6 * math.pi) - 1 / 3, 4)
+    (-3.2698, -3.2698)
+
     Reference: e.g. Karras et al. (2024), "Guiding a Diffusion Model with a Bad Version of Itself" (2-D
     GMM toy).
     """

@@ -70,6 +70,13 @@ def c_alpha_images(key: Array, n: int, size: int = 32, alpha: float = 1.0) -> Ar
 
     Returns:
       (n, size, size, 1) float32.
+
+    Example:
+
+    >>> import jax
+    >>> x = c_alpha_images(jax.random.key(0), 2, 16)
+    >>> x.shape, str(x.dtype)
+    ((2, 16, 16, 1), 'float32')
     """
     _check(n, size)
     if not (isinstance(alpha, int | float) and math.isfinite(alpha) and alpha > 0):
@@ -112,6 +119,13 @@ def disks(key: Array, n: int, size: int = 32, radius: tuple[float, float] = (0.1
 
     Returns:
       (n, size, size, 1) float32 in [0, 1].
+
+    Example:
+
+    >>> import jax
+    >>> x = disks(jax.random.key(0), 3, 16)
+    >>> x.shape, bool((x >= 0).all() and (x <= 1).all())
+    ((3, 16, 16, 1), True)
     """
     _check(n, size)
     lo, hi = radius
@@ -136,7 +150,15 @@ def _disks(key: Array, n: int, size: int, lo: float, hi: float, edge: float) -> 
 
 
 class Tiles(NamedTuple):
-    """Textured tiles and their latent type: ``labels[i]`` indexes :data:`TILE_TYPES`."""
+    """Textured tiles and their latent type: ``labels[i]`` indexes :data:`TILE_TYPES`.
+
+    Example: (from :func:`textured_tiles`)
+
+    >>> import jax
+    >>> tiles = textured_tiles(jax.random.key(0), 4, 8, probs=(1.0, 0.0, 0.0))
+    >>> type(tiles).__name__, tiles.labels.tolist()
+    ('Tiles', [0, 0, 0, 0])
+    """
 
     images: Array
     labels: Array
@@ -174,6 +196,13 @@ def textured_tiles(key: Array, n: int, size: int = 32, probs: tuple[float, float
 
     Returns:
       :class:`Tiles` with images (n, size, size, 1) float32 clipped to [0, 1] and labels (n,) int32.
+
+    Example:
+
+    >>> import jax
+    >>> tiles = textured_tiles(jax.random.key(0), 6, 16)
+    >>> tiles.images.shape, set(tiles.labels.tolist()) <= {0, 1, 2}, TILE_TYPES
+    ((6, 16, 16, 1), True, ('road', 'water', 'field'))
     """
     _check(n, size)
     p = np.asarray(probs, np.float32)  # a static option: checked on the host, also when key is traced

@@ -35,6 +35,13 @@ def mixture_1d(modes: Sequence[float] = (1.0, 2.0, 3.0), std: float = 0.05,
 
     Returns:
       A 1-D :class:`~diffusion.analytic.GMM` (samples of shape (n, 1)).
+
+    Example: equal weights on {1, 2, 3}: mean 2:
+
+    >>> import jax
+    >>> x = mixture_1d().sample(jax.random.key(0), 1000)
+    >>> x.shape, round(float(x.mean()), 1)
+    ((1000, 1), 2.0)
     """
     if not std > 0:
         raise ValueError(f"`std` must be positive, got {std!r}")
@@ -54,6 +61,15 @@ def grid_mixture_2d(n: int = 5, spacing: float = 2.0, std: float = 0.05) -> GMM:
 
     Returns:
       A 2-D :class:`~diffusion.analytic.GMM`; with the defaults the means are {−4, −2, 0, 2, 4}².
+
+    Example:
+
+    >>> import jax.numpy as jnp
+    >>> model = grid_mixture_2d()
+    >>> model.means.shape, float(model.means.min()), float(model.means.max())
+    ((25, 2), -4.0, 4.0)
+    >>> round(float(jnp.exp(model.log_weights[0])), 2)
+    0.04
     """
     if not (isinstance(n, int) and n >= 1) or not spacing > 0 or not std > 0:
         raise ValueError(f"need an int `n` ≥ 1 and positive `spacing`, `std`; got {n!r}, {spacing!r}, {std!r}")

@@ -34,7 +34,20 @@ __all__ = ["ClassifierGuided", "classifier_guidance"]
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True, eq=False)
 class ClassifierGuided:
-    """``D(x, σ) + w σ² ∇ₓ log p_σ(c | x)`` (build it with :func:`classifier_guidance`); a pytree."""
+    """``D(x, σ) + w σ² ∇ₓ log p_σ(c | x)`` (build it with :func:`classifier_guidance`); a pytree.
+
+    Example: w = 0 is the unconditional denoiser:
+
+    >>> import jax.numpy as jnp
+    >>> from diffusion.analytic import gmm
+    >>> from diffusion.guidance import class_gmm
+    >>> model = class_gmm(gmm(jnp.array([0.5, 0.5]), jnp.array([[-2.0], [2.0]]), jnp.array([1.0, 1.0])),
+    ...                   jnp.array([0, 1]))                       # class 0: N(−2, 1), class 1: N(2, 1)
+    >>> x = jnp.array([[0.0], [1.0]])
+    >>> guided = classifier_guidance(lambda x, s: model.denoise(x, s, -1), model.log_class_posterior, 1, 0.0)
+    >>> type(guided).__name__, bool(jnp.allclose(guided(x, 1.0), model.denoise(x, 1.0, -1)))
+    ('ClassifierGuided', True)
+    """
 
     denoiser: Any
     log_classifier: Any
@@ -69,6 +82,19 @@ def classifier_guidance(denoiser: Callable[[Array, Array], Array],
 
     Example: ``sample(classifier_guidance(model.mixture.denoise, model.log_class_posterior, 1, 2.0), x_T,
     sigmas, method="heun")``.
+
+    Example: with the exact class posterior and w = 1, D_∅ + σ² ∇ log p(c | x) is the conditional denoiser
+    (Bayes' rule on the scores):
+
+    >>> import jax.numpy as jnp
+    >>> from diffusion.analytic import gmm
+    >>> from diffusion.guidance import class_gmm
+    >>> model = class_gmm(gmm(jnp.array([0.5, 0.5]), jnp.array([[-2.0], [2.0]]), jnp.array([1.0, 1.0])),
+    ...                   jnp.array([0, 1]))                       # class 0: N(−2, 1), class 1: N(2, 1)
+    >>> x = jnp.array([[0.0], [1.0]])
+    >>> guided = classifier_guidance(lambda x, s: model.denoise(x, s, -1), model.log_class_posterior, 1, 1.0)
+    >>> [round(float(v), 4) for v in guided(x, 1.0)[:, 0]], model.denoise(x, 1.0, 1)[:, 0].tolist()
+    ([1.0, 1.5], [1.0, 1.5])
     """
     checks.check_ndim("weight", weight, 0)
     w = checks.check_positive("weight", checks.to_float("weight", weight, checks.float_dtype(weight)),

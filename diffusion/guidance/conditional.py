@@ -46,6 +46,23 @@ def check_condition(name: str, c: ArrayLike, num_classes: int) -> Array:
     """``c`` as an int32 array of labels in {NULL, 0, …, num_classes − 1}, or a ValueError naming ``name``.
 
     Concrete labels are checked on the host; traced ones get a checkify check.
+
+    Args:
+      name: the argument's name, for the error message.
+      c: int label(s).
+      num_classes: C.
+
+    Returns:
+      ``c`` as an int32 array.
+
+    Example:
+
+    >>> check_condition("c", [0, 1, -1], 2).tolist()
+    [0, 1, -1]
+    >>> check_condition("c", [2], 2)
+    Traceback (most recent call last):
+        ...
+    ValueError: `c` must lie in [-1, 1] ...
     """
     dt = c.dtype if hasattr(c, "dtype") else np.asarray(c).dtype
     if np.dtype(dt).kind not in "iu":
@@ -56,7 +73,25 @@ def check_condition(name: str, c: ArrayLike, num_classes: int) -> Array:
 
 def num_classes_of(cond_denoiser: Any) -> int | None:
     """The label count a conditional denoiser declares (``num_classes`` of it or of the model it is bound to),
-    or None."""
+    or None.
+
+    Args:
+      cond_denoiser: a conditional denoiser (function, bound method or pytree callable).
+
+    Returns:
+      C, or None when it declares none.
+
+    Example:
+
+    >>> import jax.numpy as jnp
+    >>> from diffusion.analytic import gmm
+    >>> from diffusion.guidance import class_gmm
+    >>> model = class_gmm(gmm(jnp.array([0.5, 0.5]), jnp.array([[-2.0], [2.0]]), jnp.array([1.0, 1.0])),
+    ...                   jnp.array([0, 1]))                       # class 0: N(−2, 1), class 1: N(2, 1)
+    >>> x = jnp.array([[0.0], [1.0]])
+    >>> num_classes_of(model.denoise), num_classes_of(lambda x, s, c: x)
+    (2, None)
+    """
     owner = getattr(cond_denoiser, "__self__", None)
     for obj in (cond_denoiser, owner):
         n = getattr(obj, "num_classes", None)
@@ -71,6 +106,19 @@ class ClassGMM(NamedTuple):
     Attributes:
       mixture: the :class:`~diffusion.analytic.GMM` of every class together (the unconditional data).
       membership: (C, K) booleans, ``membership[c, k]`` when component k belongs to class c.
+
+    Example: the class-1 denoiser is that Gaussian's, 2 + (x − 2)/(1 + σ²); NULL is the whole mixture:
+
+    >>> import jax.numpy as jnp
+    >>> from diffusion.analytic import gmm
+    >>> from diffusion.guidance import class_gmm
+    >>> model = class_gmm(gmm(jnp.array([0.5, 0.5]), jnp.array([[-2.0], [2.0]]), jnp.array([1.0, 1.0])),
+    ...                   jnp.array([0, 1]))                       # class 0: N(−2, 1), class 1: N(2, 1)
+    >>> x = jnp.array([[0.0], [1.0]])
+    >>> model.denoise(x, 1.0, 1).tolist(), model.num_classes
+    ([[1.0], [1.5]], 2)
+    >>> [round(float(p), 4) for p in jnp.exp(model.log_class_posterior(x, 1.0, 1))]   # sigmoid(2x) at σ = 1
+    [0.5, 0.8808]
     """
 
     mixture: GMM
@@ -133,7 +181,18 @@ def class_gmm(mixture: GMM, labels: ArrayLike, num_classes: int | None = None) -
       ValueError naming ``labels`` (wrong shape or dtype, a label outside [0, C), a class with no component) or
       ``num_classes``.
 
-    Example: ``class_gmm(gmm(w, means, covs), jnp.array([0, 0, 1]))``.
+    Example:
+
+    >>> import jax.numpy as jnp
+    >>> from diffusion.analytic import gmm
+    >>> from diffusion.guidance import class_gmm
+    >>> model = class_gmm(gmm(jnp.array([0.5, 0.5]), jnp.array([[-2.0], [2.0]]), jnp.array([1.0, 1.0])),
+    ...                   jnp.array([0, 1]))                       # class 0: N(−2, 1), class 1: N(2, 1)
+    >>> x = jnp.array([[0.0], [1.0]])
+    >>> model.membership.tolist()
+    [[True, False], [False, True]]
+    >>> [round(float(v), 4) for v in model.denoise(x, 1.0, -1)[:, 0]]       # NULL: x/2 + tanh(x) at σ = 1
+    [0.0, 1.2616]
     """
     k = mixture.means.shape[0]
     lab = np.asarray(labels)
@@ -152,7 +211,20 @@ def class_gmm(mixture: GMM, labels: ArrayLike, num_classes: int | None = None) -
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True, eq=False)
 class Conditioned:
-    """``D(x, σ) = cond_denoiser(x, σ, c)``: a conditional denoiser with its label closed over (a pytree)."""
+    """``D(x, σ) = cond_denoiser(x, σ, c)``: a conditional denoiser with its label closed over (a pytree).
+
+    Example:
+
+    >>> import jax.numpy as jnp
+    >>> from diffusion.analytic import gmm
+    >>> from diffusion.guidance import class_gmm
+    >>> model = class_gmm(gmm(jnp.array([0.5, 0.5]), jnp.array([[-2.0], [2.0]]), jnp.array([1.0, 1.0])),
+    ...                   jnp.array([0, 1]))                       # class 0: N(−2, 1), class 1: N(2, 1)
+    >>> x = jnp.array([[0.0], [1.0]])
+    >>> d = condition(model.denoise, 0)
+    >>> type(d).__name__, d(x, 1.0).tolist()
+    ('Conditioned', [[-1.0], [-0.5]])
+    """
 
     denoiser: Any
     c: Array
@@ -172,6 +244,17 @@ def condition(cond_denoiser: ConditionalDenoiser, c: ArrayLike, num_classes: int
 
     Returns:
       A pytree callable: new labels or parameters of the same shapes do not recompile a sampler.
+
+    Example: the label is closed over; the result is a plain ``D(x, σ)`` for the samplers:
+
+    >>> import jax.numpy as jnp
+    >>> from diffusion.analytic import gmm
+    >>> from diffusion.guidance import class_gmm
+    >>> model = class_gmm(gmm(jnp.array([0.5, 0.5]), jnp.array([[-2.0], [2.0]]), jnp.array([1.0, 1.0])),
+    ...                   jnp.array([0, 1]))                       # class 0: N(−2, 1), class 1: N(2, 1)
+    >>> x = jnp.array([[0.0], [1.0]])
+    >>> condition(model.denoise, 1)(x, 1.0).tolist()
+    [[1.0], [1.5]]
     """
     num_classes = num_classes_of(cond_denoiser) if num_classes is None else num_classes
     c = check_condition("c", c, 2**31 - 1 if num_classes is None else num_classes)

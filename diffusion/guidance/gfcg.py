@@ -43,6 +43,18 @@ class GFCG:
       denoiser: ``D(x, σ, c)``; log_classifier: ``log p(k | x₀)`` as ``f(x0, sigma, k)``; c: the target label(s);
       weight: w; classifier_sigma: the σ the classifier is called at (0: a clean classifier);
       num_classes: C (static).
+
+    Example:
+
+    >>> import jax.numpy as jnp
+    >>> from diffusion.analytic import gmm
+    >>> from diffusion.guidance import class_gmm
+    >>> model = class_gmm(gmm(jnp.array([0.5, 0.5]), jnp.array([[-2.0], [2.0]]), jnp.array([1.0, 1.0])),
+    ...                   jnp.array([0, 1]))                       # class 0: N(−2, 1), class 1: N(2, 1)
+    >>> x = jnp.array([[0.0], [1.0]])
+    >>> guide = gfcg(model.denoise, model.log_class_posterior, 1, 1.0)
+    >>> type(guide).__name__, guide.num_classes
+    ('GFCG', 2)
     """
 
     denoiser: Any
@@ -93,7 +105,18 @@ def gfcg(cond_denoiser: ConditionalDenoiser, log_classifier: Callable[[Array, Ar
       ValueError naming ``weight`` (NaN, inf, negative), ``c`` (not an integer, outside [0, C)),
       ``classifier_sigma`` or ``num_classes`` (unknown, < 2).
 
-    Example: ``sample(gfcg(model.denoise, model.log_class_posterior, 1, 2.0), x_T, sigmas, method="heun")``.
+    Example: w = 0 is the conditional denoiser; w = 1 pushes away from the other class:
+
+    >>> import jax.numpy as jnp
+    >>> from diffusion.analytic import gmm
+    >>> from diffusion.guidance import class_gmm
+    >>> model = class_gmm(gmm(jnp.array([0.5, 0.5]), jnp.array([[-2.0], [2.0]]), jnp.array([1.0, 1.0])),
+    ...                   jnp.array([0, 1]))                       # class 0: N(−2, 1), class 1: N(2, 1)
+    >>> x = jnp.array([[0.0], [1.0]])
+    >>> gfcg(model.denoise, model.log_class_posterior, 1, 0.0)(x, 1.0).tolist()
+    [[1.0], [1.5]]
+    >>> [round(float(v), 4) for v in gfcg(model.denoise, model.log_class_posterior, 1, 1.0)(x, 1.0)[:, 0]]
+    [1.036, 1.5049]
     """
     checks.check_ndim("weight", weight, 0)
     w = checks.check_positive("weight", checks.to_float("weight", weight, checks.float_dtype(weight)),

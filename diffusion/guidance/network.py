@@ -53,6 +53,18 @@ class ClassConditionalMLP(nnx.Module):
       emb_dim: width of the noise embedding (even); label_dim: width of the label embedding.
       sigma_data: σ_d of the preconditioning.
       rngs: ``nnx.Rngs``.
+
+    Example: the packed and the three-argument calls agree; at tiny σ the preconditioning makes D(x) ≈ x:
+
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> net = ClassConditionalMLP(2, 3, hidden=16, depth=1, rngs=nnx.Rngs(0))
+    >>> x, c = jnp.ones((4, 2)), jnp.array([0, 1, 2, -1])
+    >>> out = net(x, 1.0, c)
+    >>> out.shape, bool(jnp.allclose(out, net(jnp.concatenate([x, c[:, None]], axis=1), 1.0)))
+    ((4, 2), True)
+    >>> bool(jnp.allclose(net(x, 1e-4, c), x, atol=1e-3))
+    True
     """
 
     def __init__(self, dim: int, num_classes: int, *, hidden: int = 128, depth: int = 3, emb_dim: int = 16,
@@ -88,7 +100,21 @@ class ClassConditionalMLP(nnx.Module):
 
 def pack_labels(x: ArrayLike, labels: ArrayLike) -> np.ndarray:
     """Training data for :func:`~diffusion.training.fit`: [x, label] of shape (N, d + 1) (labels in the last
-    column as floats). Raises ValueError naming ``labels`` (not integers ≥ 0, wrong length)."""
+    column as floats). Raises ValueError naming ``labels`` (not integers ≥ 0, wrong length).
+
+    Args:
+      x: (N, d) data.
+      labels: (N,) integer labels ≥ 0.
+
+    Returns:
+      (N, d + 1) array in x's dtype.
+
+    Example:
+
+    >>> import numpy as np
+    >>> pack_labels(np.zeros((3, 2)), np.array([0, 2, 1])).tolist()
+    [[0.0, 0.0, 0.0], [0.0, 0.0, 2.0], [0.0, 0.0, 1.0]]
+    """
     x = np.asarray(x)
     lab = np.asarray(labels)
     if lab.dtype.kind not in "iu":
@@ -106,6 +132,17 @@ class LabelDropoutLoss:
     Attributes:
       p_uncond: probability of replacing a label by ``NULL``, in [0, 1].
       dsm: the σ distribution and weighting (:class:`~diffusion.training.DSMLoss`).
+
+    Example: a network that answers its label on data x₀ = −1 of class 2 is exact when every label is dropped
+    (NULL = −1) and off by 3 per coordinate when none is:
+
+    >>> import jax, jax.numpy as jnp, numpy as np
+    >>> from diffusion.training import DSMLoss
+    >>> batch = jnp.asarray(pack_labels(-np.ones((8, 2), np.float32), np.full(8, 2)))
+    >>> apply = lambda xc, sigma: (jnp.broadcast_to(xc[:, -1:], (8, 2)), None)
+    >>> losses = [LabelDropoutLoss(p, DSMLoss(weighting="uniform")) for p in (1.0, 0.0)]
+    >>> [float(loss(jax.random.key(0), apply, batch)[0]) for loss in losses]
+    [0.0, 9.0]
     """
 
     p_uncond: float = 0.1
@@ -132,7 +169,15 @@ class LabelDropoutLoss:
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True, eq=False)
 class ConditionalNetwork:
-    """``D(x, σ, c)`` of a trained :class:`ClassConditionalMLP` (a pytree: new weights do not recompile)."""
+    """``D(x, σ, c)`` of a trained :class:`ClassConditionalMLP` (a pytree: new weights do not recompile).
+
+    Example: the label reaches the packed denoiser as x's last column:
+
+    >>> import jax.numpy as jnp
+    >>> net = ConditionalNetwork(lambda xc, sigma: jnp.broadcast_to(xc[:, -1:], (2, 3)), num_classes=3)
+    >>> net(jnp.zeros((2, 3)), 1.0, 2).tolist()
+    [[2.0, 2.0, 2.0], [2.0, 2.0, 2.0]]
+    """
 
     denoiser: Any  # the fit's packed-input denoiser D([x, c], σ)
     num_classes: int = dataclasses.field(metadata={"static": True})
@@ -145,7 +190,15 @@ class ConditionalNetwork:
 
 def conditional_denoiser(fitted, *, ema: bool = True) -> ConditionalNetwork:
     """The ``D(x, σ, c)`` of a :func:`~diffusion.training.fit` of a :class:`ClassConditionalMLP` (EMA weights by
-    default), for :func:`~diffusion.guidance.cfg` and :func:`~diffusion.guidance.condition`."""
+    default), for :func:`~diffusion.guidance.cfg` and :func:`~diffusion.guidance.condition`.
+
+    Args:
+      fitted: the :class:`~diffusion.training.FitResult` of a :class:`ClassConditionalMLP`.
+      ema: use the EMA weights.
+
+    Returns:
+      A :class:`ConditionalNetwork`.
+    """
     model = fitted.model(ema=ema)
     if not isinstance(model, ClassConditionalMLP):
         raise ValueError(f"`fitted` must be a fit of a ClassConditionalMLP, got {type(model).__name__}")

@@ -55,6 +55,13 @@ class LinearOperator:
       in_shape, out_shape: static event shapes.
       pinv_fn: static ``(params, y, rcond) -> A⁺ y`` on one y, or None (no cheap pseudo-inverse).
       svd_fn: static ``(operator, dtype) -> (U, s, Vᵀ)`` dense thin factors, or None.
+
+    Example:
+
+    >>> import jax.numpy as jnp
+    >>> op = matrix(jnp.array([[1.0, 2.0], [0.0, 1.0]]))
+    >>> op(jnp.array([1.0, 1.0])).tolist(), op.T(jnp.array([1.0, 0.0])).tolist(), op.in_shape, op.out_shape
+    ([3.0, 1.0], [1.0, 2.0], (2,), (2,))
     """
 
     params: Any
@@ -124,7 +131,25 @@ def check_adjoint(key: Array, operator: LinearOperator, *, dtype=jnp.float32, rt
     """The adjoint test: ⟨A x, y⟩ = ⟨x, Aᵀ y⟩ on random x, y (drawn with ``key``); a ValueError naming ``operator``
     otherwise. The tolerance is relative to ‖A x‖‖y‖ + ‖x‖‖Aᵀ y‖: 1e-4 in float32, 1e-10 in float64 by default.
 
-    Returns ``operator`` (so a construction can end with it).
+    Args:
+      key: PRNG key for x and y.
+      operator: the :class:`LinearOperator` to test.
+      dtype: the dtype of x and y.
+      rtol: the tolerance (default by ``dtype``, above).
+
+    Returns:
+      ``operator`` (so a construction can end with it).
+
+    Example: a wrong adjoint (here the forward map itself, for a non-symmetric A) fails:
+
+    >>> import jax, jax.numpy as jnp
+    >>> check_adjoint(jax.random.key(0), average_pool((4, 4), 2)).out_shape
+    (2, 2)
+    >>> a = jnp.array([[1.0, 2.0], [0.0, 1.0]])
+    >>> linear_operator(lambda x: a @ x, (2,), adjoint=lambda y: a @ y)
+    Traceback (most recent call last):
+        ...
+    ValueError: `operator` fails the adjoint test ⟨A x, y⟩ = ⟨x, Aᵀ y⟩ (relative gap > 0.0001): ...
     """
     checks.check_key("key", key)
     kx, ky = jax.random.split(key)
@@ -150,9 +175,19 @@ def linear_operator(forward: Callable[[Array], Array], in_shape: tuple[int, ...]
       adjoint: ``y -> Aᵀ y``; default ``jax.linear_transpose(forward)``. A given adjoint is checked.
       dtype: the dtype the shapes are traced (and the adjoint checked) in.
 
+    Returns:
+      A :class:`LinearOperator` without ``pinv`` / ``svd``.
+
     Raises:
       ValueError naming ``operator`` when ``adjoint`` fails the adjoint test, ``in_shape`` when it is not a
       tuple of positive ints.
+
+    Example: a cumulative sum; its transpose (from ``jax.linear_transpose``) is the reversed cumulative sum:
+
+    >>> import jax.numpy as jnp
+    >>> op = linear_operator(jnp.cumsum, (3,))
+    >>> op(jnp.ones(3)).tolist(), op.T(jnp.ones(3)).tolist()
+    ([1.0, 2.0, 3.0], [3.0, 2.0, 1.0])
     """
     in_shape = _shape("in_shape", in_shape)
     out = jax.eval_shape(forward, jax.ShapeDtypeStruct(in_shape, dtype))
@@ -185,7 +220,20 @@ def _mask_svd(op, dtype):
 def mask(keep: ArrayLike) -> LinearOperator:
     """Inpainting: A x = m ⊙ x with m ∈ {0, 1} of x's event shape (``keep``: 1 where observed).
 
+    Args:
+      keep: binary array of x's event shape.
+
+    Returns:
+      A :class:`LinearOperator` with A = Aᵀ = A⁺.
+
     Raises: ValueError naming ``keep`` (not binary, NaN).
+
+    Example:
+
+    >>> import jax.numpy as jnp
+    >>> op = mask(jnp.array([1.0, 0.0, 1.0]))
+    >>> op(jnp.array([5.0, 6.0, 7.0])).tolist(), op.pinv(jnp.array([5.0, 0.0, 7.0])).tolist()
+    ([5.0, 0.0, 7.0], [5.0, 0.0, 7.0])
     """
     m = checks.check_binary("keep", checks.to_float("keep", keep, checks.float_dtype(keep)))
     m = jnp.asarray(m)
@@ -246,7 +294,25 @@ def gaussian_blur(image_shape: tuple[int, ...], blur_sigma: float, size: int | N
     """Deblurring: a separable Gaussian blur (std ``blur_sigma`` pixels, odd ``size`` taps, default 2⌈3σ⌉ + 1,
     weights summing to 1) with zero padding, of images of shape (H, W) or (H, W, C).
 
+    Args:
+      image_shape: (H, W) or (H, W, C).
+      blur_sigma: the blur's std in pixels, > 0.
+      size: odd number of taps (default 2⌈3σ⌉ + 1).
+      dtype: the kernel matrices' dtype.
+
+    Returns:
+      A :class:`LinearOperator` on images of ``image_shape`` (same output shape), with ``pinv`` and ``svd``.
+
     Raises: ValueError naming ``image_shape``, ``blur_sigma`` (≤ 0) or ``size`` (even, < 1).
+
+    Example: the weights sum to 1 and the kernel is even (a centred point spreads symmetrically, mass kept); the
+    peak is about 1/(2π σ²):
+
+    >>> import jax.numpy as jnp
+    >>> op = gaussian_blur((9, 9), 1.0)
+    >>> spread = op(jnp.zeros((9, 9)).at[4, 4].set(1.0))
+    >>> round(float(spread.sum()), 4), bool(jnp.allclose(spread, spread.T)), round(float(spread[4, 4]), 4)
+    (1.0, True, 0.1592)
     """
     image_shape = _shape("image_shape", image_shape)
     if len(image_shape) not in (2, 3):
@@ -288,7 +354,23 @@ def _pool_svd(op, dtype):
 def average_pool(image_shape: tuple[int, ...], factor: int) -> LinearOperator:
     """Super-resolution: the mean over ``factor`` × ``factor`` blocks of (H, W) or (H, W, C) images.
 
+    Args:
+      image_shape: (H, W) or (H, W, C), H and W divisible by ``factor``.
+      factor: the block size f ≥ 1.
+
+    Returns:
+      A :class:`LinearOperator` to (H/f, W/f[, C]), with ``pinv`` = f² Aᵀ and ``svd``.
+
     Raises: ValueError naming ``factor`` (< 1 or not dividing H and W) or ``image_shape``.
+
+    Example: 2 × 2 block means; every singular value is 1/f:
+
+    >>> import jax.numpy as jnp
+    >>> op = average_pool((4, 4), 2)
+    >>> op(jnp.arange(16.0).reshape(4, 4)).tolist()
+    [[2.5, 4.5], [10.5, 12.5]]
+    >>> op.svd()[1].tolist()
+    [0.5, 0.5, 0.5, 0.5]
     """
     image_shape = _shape("image_shape", image_shape)
     f = checks.check_int("factor", factor, 1)
@@ -316,7 +398,21 @@ def _mat_svd(op, dtype):
 
 
 def matrix(a: ArrayLike) -> LinearOperator:
-    """A dense (m, d) matrix acting on vectors x ∈ R^d. Raises: ValueError naming ``a`` (not 2-D, NaN)."""
+    """A dense (m, d) matrix acting on vectors x ∈ R^d. Raises: ValueError naming ``a`` (not 2-D, NaN).
+
+    Args:
+      a: (m, d) matrix.
+
+    Returns:
+      A :class:`LinearOperator` from (d,) to (m,), with ``pinv`` and ``svd``.
+
+    Example:
+
+    >>> import jax.numpy as jnp
+    >>> op = matrix(jnp.array([[2.0, 0.0], [0.0, 4.0], [0.0, 0.0]]))
+    >>> op(jnp.array([1.0, 1.0])).tolist(), op.pinv(jnp.array([2.0, 4.0, 9.0])).tolist()
+    ([2.0, 4.0, 0.0], [1.0, 1.0])
+    """
     arr = checks.check_finite("a", checks.to_float("a", a, checks.float_dtype(a)))
     checks.check_ndim("a", arr, 2)
     arr = jnp.asarray(arr)
@@ -324,7 +420,24 @@ def matrix(a: ArrayLike) -> LinearOperator:
 
 
 def random_projection(key: Array, num_measurements: int, dim: int, dtype=jnp.float32) -> LinearOperator:
-    """Compressed sensing: A with i.i.d. N(0, 1/m) entries, shape (m, d) (E[AᵀA] = I)."""
+    """Compressed sensing: A with i.i.d. N(0, 1/m) entries, shape (m, d) (E[AᵀA] = I).
+
+    Args:
+      key: PRNG key.
+      num_measurements: m ≥ 1.
+      dim: d ≥ 1.
+      dtype: the entries' dtype.
+
+    Returns:
+      A :func:`matrix` operator from (d,) to (m,).
+
+    Example: with many measurements AᵀA is close to I:
+
+    >>> import jax, jax.numpy as jnp
+    >>> a = random_projection(jax.random.key(0), 4000, 3).dense()
+    >>> a.shape, bool(jnp.allclose(a.T @ a, jnp.eye(3), atol=0.1))
+    ((4000, 3), True)
+    """
     checks.check_key("key", key)
     m = checks.check_int("num_measurements", num_measurements, 1)
     d = checks.check_int("dim", dim, 1)
@@ -334,7 +447,25 @@ def random_projection(key: Array, num_measurements: int, dim: int, dtype=jnp.flo
 def measure(key: Array, operator: LinearOperator, x: ArrayLike, sigma_y: ArrayLike) -> Array:
     """y = A x + σ_y z, z ~ N(0, I): the Gaussian noise model (σ_y = 0: noiseless).
 
+    Args:
+      key: the noise's key.
+      operator: A.
+      x: shape (*batch, *in_shape).
+      sigma_y: σ_y ≥ 0 (a scalar).
+
+    Returns:
+      y, shape (*batch, *out_shape).
+
     Raises: ValueError naming ``sigma_y`` (negative, NaN) or ``x`` (wrong event shape).
+
+    Example: σ_y = 0 is A x; otherwise the residual's sd is σ_y:
+
+    >>> import jax, jax.numpy as jnp
+    >>> op = mask(jnp.ones(10000))
+    >>> measure(jax.random.key(0), matrix(jnp.eye(2)), jnp.array([1.0, 2.0]), 0.0).tolist()
+    [1.0, 2.0]
+    >>> round(float((measure(jax.random.key(0), op, jnp.zeros(10000), 0.5)).std()), 1)
+    0.5
     """
     checks.check_key("key", key)
     ax = operator(x)
@@ -353,10 +484,18 @@ def measure_poisson(key: Array, operator: LinearOperator, x: ArrayLike, rate: Ar
       x: shape (*batch, *in_shape).
       rate: λ > 0 (a scalar).
 
+    Returns:
+      y, shape (*batch, *out_shape), in multiples of 1/λ.
+
     Raises: ValueError naming ``rate`` (≤ 0, NaN, not a scalar) or ``x`` (A x negative somewhere, wrong event
     shape; traced: through checkify).
 
-    Example: ``y = measure_poisson(key, average_pool((16, 16), 4), x, 50.0)``.
+    Example: mean A x and variance A x / λ (here 2 and 0.2):
+
+    >>> import jax, jax.numpy as jnp
+    >>> y = measure_poisson(jax.random.key(0), mask(jnp.ones(10000)), jnp.full(10000, 2.0), 10.0)
+    >>> round(float(y.mean()), 1), round(float(y.var()), 1)
+    (2.0, 0.2)
     """
     checks.check_key("key", key)
     ax = operator(x)

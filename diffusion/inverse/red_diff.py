@@ -87,8 +87,17 @@ def red_diff(key: Array, denoiser: Denoiser, operator: LinearOperator, y: Array,
     Raises: ValueError naming ``y``, ``sigma_y`` (≤ 0), ``x_init``, ``sigmas`` (non-positive, NaN, not 1-D),
     ``learning_rate``, ``lam`` or ``weighting``.
 
-    Example: ``mu, _ = red_diff(key, model.denoise, op, y, 0.05, op.T(y), karras(500, 0.01, 10.0)[:-1],
-    learning_rate=0.01)``.
+    Example: deterministic RED-Diff at a constant small σ converges to the posterior mean (here the conjugate one:
+    prior N(0, I), first coordinate observed at 1.5 with σ_y = 0.5, posterior mean [1.2, 0]):
+
+    >>> import jax, jax.numpy as jnp
+    >>> from diffusion.analytic import gaussian
+    >>> from diffusion.inverse import matrix
+    >>> prior, op = gaussian(jnp.zeros(2), jnp.eye(2)), matrix(jnp.array([[1.0, 0.0]]))
+    >>> mu, info = red_diff(jax.random.key(0), prior.denoise, op, jnp.array([1.5]), 0.5, jnp.zeros(2),
+    ...                     jnp.full(1000, 0.01), learning_rate=0.05, noise=False)
+    >>> [round(float(v), 3) for v in mu], int(info.nfe)
+    ([1.2, 0.0], 1000)
     """
     checks.check_key("key", key)
     y, sigma_y = check_measurement(operator, y, sigma_y)

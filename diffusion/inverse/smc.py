@@ -52,6 +52,18 @@ class SMCResult(NamedTuple):
       log_evidence: the estimate of log ∫ q(x₀) N(y; A x₀, σ_y² I) dx₀ (q the sampler's marginal).
       ess: (n,) effective sample size before each step's resampling decision.
       nfe: denoiser evaluations per particle (one vector-Jacobian product per step).
+
+    Example: (a run as in :func:`twisted_smc`; exact log evidence log N(1.5; 0, 1.25) = −1.93)
+
+    >>> import jax, jax.numpy as jnp
+    >>> from diffusion.analytic import gaussian
+    >>> from diffusion.inverse import matrix
+    >>> from diffusion.sigmas import karras
+    >>> prior, op = gaussian(jnp.zeros(2), jnp.eye(2)), matrix(jnp.array([[1.0, 0.0]]))
+    >>> x_T = 80.0 * jax.random.normal(jax.random.key(1), (512, 2))
+    >>> res = twisted_smc(jax.random.key(0), prior.denoise, op, jnp.array([1.5]), 0.5, x_T, karras(40, 0.002, 80.0))
+    >>> res.particles.shape, round(float(jnp.exp(res.log_weights).sum()), 4), round(float(res.log_evidence), 1)
+    ((512, 2), 1.0, -2.0)
     """
 
     particles: Array
@@ -167,10 +179,19 @@ def twisted_smc(key: Array, denoiser: Denoiser, operator: LinearOperator, y: Arr
     Raises: ValueError naming ``y``, ``sigma_y`` (≤ 0), ``x_T``, ``sigmas`` (not ending at 0) or
     ``ess_threshold``.
 
-    Example::
+    Example: prior N(0, I), first coordinate observed at 1.5 with σ_y = 0.5: the weighted particles' mean is near the
+    exact posterior mean [1.2, 0]:
 
-        res = twisted_smc(key, model.denoise, op, y, 0.1, 20.0 * z, karras(50, 0.002, 20.0))
-        post_mean = jnp.einsum("n,nd->d", jnp.exp(res.log_weights), res.particles)
+    >>> import jax, jax.numpy as jnp
+    >>> from diffusion.analytic import gaussian
+    >>> from diffusion.inverse import matrix
+    >>> from diffusion.sigmas import karras
+    >>> prior, op = gaussian(jnp.zeros(2), jnp.eye(2)), matrix(jnp.array([[1.0, 0.0]]))
+    >>> x_T = 80.0 * jax.random.normal(jax.random.key(1), (512, 2))
+    >>> res = twisted_smc(jax.random.key(0), prior.denoise, op, jnp.array([1.5]), 0.5, x_T, karras(40, 0.002, 80.0))
+    >>> mean = jnp.exp(res.log_weights) @ res.particles
+    >>> round(float(mean[0]), 1), abs(float(mean[1])) < 0.1, res.ess.shape
+    (1.2, True, (40,))
     """
     checks.check_key("key", key)
     y, sigma_y = check_measurement(operator, y, sigma_y, batch=False)

@@ -44,6 +44,15 @@ Denoiser = Callable[[Array, Array], Array]
 def inversion_grid(sigmas: ArrayLike) -> Array:
     """Check a decreasing grid for inversion (``validate_sigmas`` and a positive last entry) on the host.
 
+    Args:
+      sigmas: strictly decreasing positive grid (no final 0).
+
+    Returns:
+      The validated grid (a tracer is passed through unchecked).
+
+    Raises:
+      ValueError naming ``sigmas``.
+
     Example:
 
     >>> [round(float(s), 3) for s in inversion_grid([10.0, 1.0, 0.1])]

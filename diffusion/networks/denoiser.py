@@ -27,6 +27,13 @@ __all__ = ["NetworkDenoiser", "as_denoiser", "merge"]
 def merge(graphdef: Any, *states: Any) -> nnx.Module:
     """The module rebuilt from ``nnx.split``'s graphdef and state(s) (params, batch statistics, ...).
 
+    Args:
+      graphdef: the graph definition from ``nnx.split``.
+      *states: the state(s) from ``nnx.split``.
+
+    Returns:
+      The rebuilt ``nnx.Module``.
+
     Example:
 
     >>> from flax import nnx

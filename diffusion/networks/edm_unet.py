@@ -34,6 +34,13 @@ __all__ = ["EDMUNet", "edm_precondition", "noise_embedding"]
 def edm_precondition(sigma: ArrayLike, sigma_data: float = 0.5) -> tuple[Array, Array, Array, Array]:
     """EDM's (c_skip, c_out, c_in, c_noise) at σ: σ_d²/(σ²+σ_d²), σσ_d/√(σ²+σ_d²), 1/√(σ²+σ_d²), ln(σ)/4.
 
+    Args:
+      sigma: noise level(s).
+      sigma_data: the data's standard deviation σ_d.
+
+    Returns:
+      ``(c_skip, c_out, c_in, c_noise)``, each shaped like ``sigma``.
+
     Example: ``c_skip, c_out, c_in, c_noise = edm_precondition(jnp.array([0.1, 1.0]))``.
     Example:
 
@@ -49,6 +56,13 @@ def edm_precondition(sigma: ArrayLike, sigma_data: float = 0.5) -> tuple[Array, 
 
 def noise_embedding(c_noise: Array, dim: int) -> Array:
     """Sinusoidal features [cos(ω_k c), sin(ω_k c)] of c_noise with ω_k log-spaced in [1, 1000]; shape (..., dim).
+
+    Args:
+      c_noise: conditioning values (...,).
+      dim: feature size (even).
+
+    Returns:
+      Array (..., dim): the cosines, then the sines.
 
     Example:
 

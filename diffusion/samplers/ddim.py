@@ -24,6 +24,18 @@ __all__ = ["DDIMState", "ddim"]
 
 
 class DDIMState(NamedTuple):
+    """The state of :func:`ddim`: the current sample ``x`` (its one field).
+
+    Example:
+
+    >>> import jax.numpy as jnp
+    >>> from diffusion.samplers.ddim import ddim
+    >>> from diffusion.sigmas import karras
+    >>> state = ddim().init(jnp.ones((2, 1)), karras(4, 0.1, 10.0))
+    >>> state.x.tolist()
+    [[1.0], [1.0]]
+    """
+
     x: Array
 
 
@@ -36,9 +48,23 @@ def ddim(eta: float = 0.0) -> Sampler:
     Returns:
       A :class:`~diffusion.samplers.base.Sampler`, ``stochastic=True`` when η > 0.
 
-    Example::
+    Example: on N(0, 1) data the exact PF-ODE maps x_T at σ = 80 to x_T / √(1 + 80²), [0.5, -1.0] here
+    (first order: 6 % short at 40 steps); η = 1 samples with the data's sd:
 
-        x0, info = sample(model.denoise, x_T, ddpm_linear(50), method="ddim", eta=0.5, key=key)
+    >>> import jax, jax.numpy as jnp
+    >>> from diffusion.analytic import gaussian
+    >>> from diffusion.samplers import sample
+    >>> from diffusion.sigmas import karras
+    >>> model = gaussian(jnp.zeros(1), jnp.eye(1))   # N(0, 1) data
+    >>> x0, info = sample(model.denoise, jnp.array([[40.0], [-80.0]]), karras(40, 0.002, 80.0),
+    ...                   method="ddim")
+    >>> [round(float(v), 2) for v in x0[:, 0]], int(info.nfe)
+    ([0.47, -0.94], 40)
+    >>> z = jax.random.normal(jax.random.key(1), (4000, 1))
+    >>> x0, _ = sample(model.denoise, 80.0 * z, karras(100, 0.002, 80.0), method="ddim", eta=1.0,
+    ...                key=jax.random.key(0))
+    >>> round(float(x0.std()), 1)
+    1.0
     """
     eta = check_number("eta", eta, 0.0, 1.0)
 

@@ -32,6 +32,17 @@ class Record(NamedTuple):
       window: keep the x̂₀ of the last ``window`` steps (a ring buffer of ``window`` × x's shape), or
       every: keep the x̂₀ of every ``every``-th step (⌈n / every⌉ × x's shape).
     Exactly one of them is set.
+
+    Example: every 2nd x̂₀ of a 4-step run, with the σ it was taken at:
+
+    >>> import jax.numpy as jnp
+    >>> from diffusion.analytic import gaussian
+    >>> from diffusion.samplers import sample
+    >>> model = gaussian(jnp.zeros(1), jnp.eye(1))
+    >>> _, info = sample(model.denoise, jnp.array([[8.0]]), jnp.array([8.0, 4.0, 2.0, 1.0, 0.0]), method="euler",
+    ...                  record=Record(every=2))
+    >>> info.x0_hat.shape, info.sigmas.tolist()
+    ((2, 1, 1), [8.0, 2.0])
     """
 
     window: int | None = None
@@ -55,6 +66,16 @@ class SampleInfo(NamedTuple):
       last: the final step's :class:`~diffusion.samplers.base.StepInfo` (method-specific diagnostics).
       nonfinite: number of NaN / ±inf entries in the returned sample (int32; 0 on a healthy run). A denoiser
         that returns NaN or inf makes it positive; under ``checkify`` the run reports the first such call.
+
+    Example:
+
+    >>> import jax.numpy as jnp
+    >>> from diffusion.analytic import gaussian
+    >>> from diffusion.samplers import sample
+    >>> model = gaussian(jnp.zeros(1), jnp.eye(1))
+    >>> _, info = sample(model.denoise, jnp.array([[8.0]]), jnp.array([8.0, 4.0, 2.0, 1.0, 0.0]), method="heun")
+    >>> int(info.nfe), int(info.nonfinite), info.x0_hat is None     # Heun: 2 calls per step, 1 on the last
+    (7, 0, True)
     """
 
     nfe: Array
@@ -221,11 +242,17 @@ def sample(denoiser: Denoiser, x_T: Array, sigmas: Array, *, method: str, key: A
             err, (x0, info) = checkify.checkify(jax.jit(run))(x_T)
             err.throw()  # `denoiser(x, sigma)` must be finite, got 8 non-finite value(s) (dtype float32)
 
-    Example::
+    Example: N(0, I) data in 2-D; the exact PF-ODE maps x_T at σ = 80 to x_T / √(1 + 80²) = [1.0, -0.5] here, and
+    EDM's 18 Heun steps land within 4 %:
 
-        model = diffusion.analytic.gaussian(jnp.zeros(2), jnp.eye(2))
-        z = jax.random.normal(key, (512, 2))
-        x0, info = sample(model.denoise, 80.0 * z, karras(18, 0.002, 80.0), method="heun")
+    >>> import jax, jax.numpy as jnp
+    >>> from diffusion.analytic import gaussian
+    >>> from diffusion.sigmas import karras
+    >>> model = gaussian(jnp.zeros(2), jnp.eye(2))
+    >>> x_T = jnp.array([[80.0, -40.0]])
+    >>> x0, info = sample(model.denoise, x_T, karras(18, 0.002, 80.0), method="heun")
+    >>> [round(float(v), 2) for v in x0[0]], int(info.nfe)
+    ([1.04, -0.52], 35)
     """
     opts = _check_hashable(options)
     sampler = _build(method, opts)

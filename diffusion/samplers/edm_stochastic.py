@@ -28,6 +28,18 @@ __all__ = ["EDMStochasticState", "edm_stochastic"]
 
 
 class EDMStochasticState(NamedTuple):
+    """The state of :func:`edm_stochastic`: the current sample ``x`` (its one field).
+
+    Example:
+
+    >>> import jax.numpy as jnp
+    >>> from diffusion.samplers.edm_stochastic import edm_stochastic
+    >>> from diffusion.sigmas import karras
+    >>> state = edm_stochastic().init(jnp.ones((2, 1)), karras(4, 0.1, 10.0))
+    >>> state.x.tolist()
+    [[1.0], [1.0]]
+    """
+
     x: Array
 
 
@@ -46,10 +58,18 @@ def edm_stochastic(s_churn: float = 40.0, s_tmin: float = 0.0, s_tmax: float = m
     Raises:
       ValueError: naming ``s_churn``, ``s_tmin``, ``s_tmax`` or ``s_noise`` when out of range.
 
-    Example::
+    Example: 4,000 draws from N(0, 1) data have sd ≈ 1:
 
-        x0, info = sample(model.denoise, 80.0 * z, karras(64, 0.002, 80.0), method="edm_stochastic",
-                          key=key, s_churn=40.0, s_tmin=0.05, s_tmax=50.0, s_noise=1.003)
+    >>> import jax, jax.numpy as jnp
+    >>> from diffusion.analytic import gaussian
+    >>> from diffusion.samplers import sample
+    >>> from diffusion.sigmas import karras
+    >>> model = gaussian(jnp.zeros(1), jnp.eye(1))   # N(0, 1) data
+    >>> z = jax.random.normal(jax.random.key(1), (4000, 1))
+    >>> x0, info = sample(model.denoise, 80.0 * z, karras(40, 0.002, 80.0), method="edm_stochastic",
+    ...                   key=jax.random.key(0))
+    >>> round(float(x0.std()), 1), int(info.nfe)
+    (1.0, 79)
 
     Reference: Karras et al. (2022), "Elucidating the Design Space of Diffusion-Based Generative Models",
     Algorithm 2 and Table 5.

@@ -19,15 +19,39 @@ __all__ = ["EulerState", "euler"]
 
 
 class EulerState(NamedTuple):
+    """The state of :func:`euler`: the current sample ``x`` (its one field).
+
+    Example:
+
+    >>> import jax.numpy as jnp
+    >>> from diffusion.samplers.euler import euler
+    >>> from diffusion.sigmas import karras
+    >>> state = euler().init(jnp.ones((2, 1)), karras(4, 0.1, 10.0))
+    >>> state.x.tolist()
+    [[1.0], [1.0]]
+    """
+
     x: Array
 
 
 def euler() -> Sampler:
     """The Euler probability-flow sampler (one denoiser call per step).
 
-    Example::
+    Returns:
+      A deterministic :class:`~diffusion.samplers.base.Sampler`.
 
-        x0, info = sample(model.denoise, 80.0 * z, karras(20, 0.002, 80.0), method="euler")
+    Example: on N(0, 1) data the exact PF-ODE maps x_T at σ = 80 to x_T / √(1 + 80²), [0.5, -1.0] here
+    (first order: 6 % short at 40 steps):
+
+    >>> import jax, jax.numpy as jnp
+    >>> from diffusion.analytic import gaussian
+    >>> from diffusion.samplers import sample
+    >>> from diffusion.sigmas import karras
+    >>> model = gaussian(jnp.zeros(1), jnp.eye(1))   # N(0, 1) data
+    >>> x0, info = sample(model.denoise, jnp.array([[40.0], [-80.0]]), karras(40, 0.002, 80.0),
+    ...                   method="euler")
+    >>> [round(float(v), 2) for v in x0[:, 0]], int(info.nfe)
+    ([0.47, -0.94], 40)
     """
 
     def init(x_T, sigmas):

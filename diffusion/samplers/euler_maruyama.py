@@ -24,6 +24,18 @@ __all__ = ["EulerMaruyamaState", "euler_maruyama"]
 
 
 class EulerMaruyamaState(NamedTuple):
+    """The state of :func:`euler_maruyama`: the current sample ``x`` (its one field).
+
+    Example:
+
+    >>> import jax.numpy as jnp
+    >>> from diffusion.samplers.euler_maruyama import euler_maruyama
+    >>> from diffusion.sigmas import karras
+    >>> state = euler_maruyama().init(jnp.ones((2, 1)), karras(4, 0.1, 10.0))
+    >>> state.x.tolist()
+    [[1.0], [1.0]]
+    """
+
     x: Array
 
 
@@ -33,9 +45,18 @@ def euler_maruyama() -> Sampler:
     Returns:
       A stochastic :class:`Sampler`; it is first order (weak order 1), so it wants many steps (hundreds).
 
-    Example::
+    Example: 4,000 draws from N(0, 1) data have sd ≈ 1:
 
-        x0, info = sample(model.denoise, 80.0 * z, log_linear(500, 0.002, 80.0), method="euler_maruyama", key=key)
+    >>> import jax, jax.numpy as jnp
+    >>> from diffusion.analytic import gaussian
+    >>> from diffusion.samplers import sample
+    >>> from diffusion.sigmas import karras
+    >>> model = gaussian(jnp.zeros(1), jnp.eye(1))   # N(0, 1) data
+    >>> z = jax.random.normal(jax.random.key(1), (4000, 1))
+    >>> x0, info = sample(model.denoise, 80.0 * z, karras(200, 0.002, 80.0), method="euler_maruyama",
+    ...                   key=jax.random.key(0))
+    >>> round(float(x0.std()), 1), int(info.nfe)
+    (1.0, 200)
 
     Reference: Song et al. (2021), "Score-Based Generative Modeling through Stochastic Differential Equations",
     eq. (6) and Appendix C.

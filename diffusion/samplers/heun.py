@@ -20,6 +20,18 @@ __all__ = ["HeunState", "heun", "heun_update"]
 
 
 class HeunState(NamedTuple):
+    """The state of :func:`heun`: the current sample ``x`` (its one field).
+
+    Example:
+
+    >>> import jax.numpy as jnp
+    >>> from diffusion.samplers.heun import heun
+    >>> from diffusion.sigmas import karras
+    >>> state = heun().init(jnp.ones((2, 1)), karras(4, 0.1, 10.0))
+    >>> state.x.tolist()
+    [[1.0], [1.0]]
+    """
+
     x: Array
 
 
@@ -28,6 +40,27 @@ def heun_update(denoiser, x: Array, sigma: Array, sigma_next: Array, *, interior
 
     ``interior=True`` assumes ``sigma_next > 0`` and always corrects; otherwise a ``lax.cond`` keeps the step
     to σ = 0 an Euler step (one call). Shared with :mod:`diffusion.samplers.edm_stochastic`.
+
+    Args:
+      denoiser: ``D(x, sigma)``.
+      x: current sample at ``sigma``.
+      sigma, sigma_next: the step's levels.
+      interior: True when ``sigma_next > 0`` is known (no branch).
+
+    Returns:
+      ``(x_new, x0_hat, nfe)``: the sample at ``sigma_next``, the x̂₀ used last and the calls made (int32).
+
+    Example: on N(0, 1) data (D(x, σ) = x/(1 + σ²)) one Heun step from σ = 1 to 0.5 gives 0.8 against the exact
+    √(1.25/2) = 0.791; the step to σ = 0 is Euler's, which lands on D:
+
+    >>> import jax.numpy as jnp
+    >>> denoiser = lambda x, s: x / (1 + s**2)
+    >>> x_new, x0_hat, calls = heun_update(denoiser, jnp.array([1.0]), jnp.array(1.0), jnp.array(0.5), interior=True)
+    >>> round(float(x_new[0]), 4), int(calls)
+    (0.8, 2)
+    >>> x_new, x0_hat, calls = heun_update(denoiser, jnp.array([1.0]), jnp.array(1.0), jnp.array(0.0), interior=False)
+    >>> float(x_new[0]), int(calls)
+    (0.5, 1)
     """
     x0 = denoiser(x, sigma)
     d = (x - x0) / expand(sigma, x)
@@ -51,9 +84,17 @@ def heun() -> Sampler:
     Returns:
       A deterministic :class:`~diffusion.samplers.base.Sampler`.
 
-    Example::
+    Example: on N(0, 1) data the exact PF-ODE maps x_T at σ = 80 to x_T / √(1 + 80²), [0.5, -1.0] here:
 
-        x0, info = sample(model.denoise, 80.0 * z, karras(18, 0.002, 80.0), method="heun")  # info.nfe == 35
+    >>> import jax, jax.numpy as jnp
+    >>> from diffusion.analytic import gaussian
+    >>> from diffusion.samplers import sample
+    >>> from diffusion.sigmas import karras
+    >>> model = gaussian(jnp.zeros(1), jnp.eye(1))   # N(0, 1) data
+    >>> x0, info = sample(model.denoise, jnp.array([[40.0], [-80.0]]), karras(40, 0.002, 80.0),
+    ...                   method="heun")
+    >>> [round(float(v), 2) for v in x0[:, 0]], int(info.nfe)
+    ([0.5, -1.01], 79)
     """
 
     def init(x_T, sigmas):

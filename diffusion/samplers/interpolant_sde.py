@@ -33,6 +33,18 @@ INTERPOLANTS = ("ve", "linear")
 
 
 class InterpolantState(NamedTuple):
+    """The state of :func:`interpolant_sde`: the current sample ``x`` (its one field).
+
+    Example:
+
+    >>> import jax.numpy as jnp
+    >>> from diffusion.samplers.interpolant_sde import interpolant_sde
+    >>> from diffusion.sigmas import karras
+    >>> state = interpolant_sde().init(jnp.ones((2, 1)), karras(4, 0.1, 10.0))
+    >>> state.x.tolist()
+    [[1.0], [1.0]]
+    """
+
     x: Array
 
 
@@ -49,10 +61,18 @@ def interpolant_sde(epsilon: float = 1.0, interpolant: str = "ve") -> Sampler:
     Raises:
       ValueError: ``epsilon`` < 0, or an unknown ``interpolant``.
 
-    Example::
+    Example: 4,000 draws from N(0, 1) data have sd ≈ 1:
 
-        x0, info = sample(model.denoise, 80.0 * z, log_linear(400, 0.002, 80.0), method="interpolant_sde",
-                          key=key, epsilon=0.5, interpolant="linear")
+    >>> import jax, jax.numpy as jnp
+    >>> from diffusion.analytic import gaussian
+    >>> from diffusion.samplers import sample
+    >>> from diffusion.sigmas import karras
+    >>> model = gaussian(jnp.zeros(1), jnp.eye(1))   # N(0, 1) data
+    >>> z = jax.random.normal(jax.random.key(1), (4000, 1))
+    >>> x0, info = sample(model.denoise, 80.0 * z, karras(200, 0.002, 80.0), method="interpolant_sde",
+    ...                   key=jax.random.key(0))
+    >>> round(float(x0.std()), 1), int(info.nfe)
+    (1.0, 200)
 
     Reference: Albergo, Boffi & Vanden-Eijnden (2023), "Stochastic Interpolants: A Unifying Framework for Flows and
     Diffusions", section 2.

@@ -31,7 +31,17 @@ _METHODS: dict[str, tuple[str, str]] = {
 
 
 def method_names() -> list[str]:
-    """Every registered method name."""
+    """Every registered method name.
+
+    Returns:
+      The sorted list of names.
+
+    Example:
+
+    >>> names = method_names()
+    >>> len(names), names[:3]
+    (15, ['ddim', 'ddpm', 'deis'])
+    """
     return sorted(_METHODS)
 
 
@@ -44,7 +54,24 @@ def builder(method: str) -> Callable[..., Sampler]:
 
 
 def build(method: str, **options) -> Sampler:
-    """Build ``method`` with ``options``; an unknown option is a ``ValueError`` naming it and the known ones."""
+    """Build ``method`` with ``options``; an unknown option is a ``ValueError`` naming it and the known ones.
+
+    Args:
+      method: a name from :func:`method_names`.
+      **options: the builder's keyword options.
+
+    Returns:
+      The :class:`~diffusion.samplers.base.Sampler`.
+
+    Example:
+
+    >>> build("dpm_solver_pp", order=3).stochastic, build("ddpm").stochastic
+    (False, True)
+    >>> build("heun", order=2)
+    Traceback (most recent call last):
+        ...
+    ValueError: unknown option(s) ['order'] for method 'heun'; it takes none
+    """
     fn = builder(method)
     params = inspect.signature(fn).parameters
     unknown = sorted(set(options) - set(params))

@@ -25,14 +25,35 @@ __all__ = ["TimeShiftInfo", "TimeShiftState", "time_shift"]
 
 
 class TimeShiftState(NamedTuple):
-    """``x`` at grid level σᵢ and ``sigma``, the (shifted) level the next denoiser call uses (batch shape)."""
+    """``x`` at grid level σᵢ and ``sigma``, the (shifted) level the next denoiser call uses (batch shape).
+
+    Example:
+
+    >>> import jax.numpy as jnp
+    >>> state = time_shift().init(jnp.ones((3, 8)), jnp.array([4.0, 2.0, 0.0]))
+    >>> state.sigma.tolist()
+    [4.0, 4.0, 4.0]
+    """
 
     x: Array
     sigma: Array
 
 
 class TimeShiftInfo(NamedTuple):
-    """:class:`~diffusion.samplers.base.StepInfo` plus the per-sample level chosen for the next step."""
+    """:class:`~diffusion.samplers.base.StepInfo` plus the per-sample level chosen for the next step.
+
+    Example: the level each sample's next call would use (run as in :func:`time_shift`):
+
+    >>> import jax, jax.numpy as jnp
+    >>> from diffusion.analytic import gaussian
+    >>> from diffusion.samplers import sample
+    >>> from diffusion.sigmas import karras
+    >>> model = gaussian(jnp.zeros(64), jnp.eye(64))      # N(0, I) in 64-D
+    >>> x_T = 80.0 * jax.random.normal(jax.random.key(1), (16, 64))
+    >>> x0, info = sample(model.denoise, x_T, karras(10, 0.002, 80.0), method="time_shift")
+    >>> info.last.sigma_shifted.shape
+    (16,)
+    """
 
     x0_hat: Array
     nfe: Array
@@ -54,9 +75,19 @@ def time_shift(window: int = 4, width: float = 0.5, sigma_cutoff: float = 0.0, e
     Raises:
       ValueError: naming ``window``, ``width``, ``sigma_cutoff`` or ``event_ndim``.
 
-    Example::
+    Example: 10 steps on N(0, I) in 64-D; plain DDIM (``window=0``) under-disperses, the shifted levels correct
+    part of that (the data's sd is 1):
 
-        x0, info = sample(net, 80.0 * z, karras(10, 0.002, 80.0), method="time_shift", window=4, event_ndim=3)
+    >>> import jax, jax.numpy as jnp
+    >>> from diffusion.analytic import gaussian
+    >>> from diffusion.samplers import sample
+    >>> from diffusion.sigmas import karras
+    >>> model = gaussian(jnp.zeros(64), jnp.eye(64))      # N(0, I) in 64-D
+    >>> x_T = 80.0 * jax.random.normal(jax.random.key(1), (16, 64))
+    >>> x0, info = sample(model.denoise, x_T, karras(10, 0.002, 80.0), method="time_shift")
+    >>> x_ddim, _ = sample(model.denoise, x_T, karras(10, 0.002, 80.0), method="time_shift", window=0)
+    >>> round(float(x0.std()), 2), round(float(x_ddim.std()), 2)
+    (0.84, 0.76)
 
     Reference: Li et al. (2024), "Alleviating Exposure Bias in Diffusion Models through Sampling with Shifted Time
     Steps", Algorithm 2.

@@ -78,6 +78,13 @@ def transport(velocity: Callable[[Array, Array], Array], x: ArrayLike, ts: Array
     Raises:
       ValueError: naming the argument: non-finite ``x``, ``ts`` outside [0, 1], not strictly monotone or shorter
         than 2, an unknown ``method`` (checkify errors for traced ``x`` / ``ts``).
+
+    Example: dx/dt = x carried from t = 1 to t = 0 scales x by e⁻¹ = 0.3679 (RK4, 10 steps):
+
+    >>> import jax.numpy as jnp
+    >>> x0 = transport(lambda x, t: x, jnp.array([[1.0], [2.0]]), jnp.linspace(1.0, 0.0, 11), method="rk4")
+    >>> [round(float(v), 4) for v in x0[:, 0]]
+    [0.3679, 0.7358]
     """
     method = checks.check_choice("method", method, METHODS)
     dtype = checks.float_dtype(x)

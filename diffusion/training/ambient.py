@@ -49,7 +49,24 @@ def _expand(a: Array, x: Array) -> Array:
 
 
 def ambient_target(x: Array, x0_hat: Array, sigma: ArrayLike, sigma_n: ArrayLike) -> Array:
-    """The prediction of the noisy observation, (σ_n²/σ²) x + (1 − σ_n²/σ²) x̂₀ (σ, σ_n scalars or of batch shape)."""
+    """The prediction of the noisy observation, (σ_n²/σ²) x + (1 − σ_n²/σ²) x̂₀ (σ, σ_n scalars or of batch shape).
+
+    Args:
+      x: the noisy input at level σ.
+      x0_hat: the network's x̂₀.
+      sigma: σ ≥ σ_n.
+      sigma_n: the observation noise.
+
+    Returns:
+      The predicted observation, shaped like ``x``.
+
+    Example: x = 2, x̂₀ = 0 at σ = 2 with σ_n = 1 predicts (1/4) · 2; σ_n = 0 gives x̂₀ (plain DSM):
+
+    >>> import jax.numpy as jnp
+    >>> x, x0_hat = jnp.array([[2.0]]), jnp.array([[0.0]])
+    >>> float(ambient_target(x, x0_hat, 2.0, 1.0)[0, 0]), float(ambient_target(x, x0_hat, 2.0, 0.0)[0, 0])
+    (0.5, 0.0)
+    """
     ratio = _expand(jnp.asarray(sigma_n, x.dtype) ** 2 / jnp.asarray(sigma, x.dtype) ** 2, x)
     return ratio * x + (1.0 - ratio) * x0_hat
 
@@ -67,6 +84,15 @@ class AmbientLoss:
       noise_column: the batch is (N, d + 1) flat data whose last column is each example's own σ_n (0 for clean
         examples), and ``sigma_n`` is ignored: a few clean and many noisy examples train one model, the clean
         ones alone below the noisy ones' σ_n (the recipe of Daras et al. 2025).
+
+    Example: with σ_n = 0 it is the DSM loss, draw for draw:
+
+    >>> import jax, jax.numpy as jnp
+    >>> from diffusion.training import DSMLoss
+    >>> apply = lambda x, sigma: (0.5 * x, None)
+    >>> y, key = jax.random.normal(jax.random.key(1), (8, 3)), jax.random.key(0)
+    >>> bool(jnp.allclose(AmbientLoss(sigma_n=0.0)(key, apply, y)[0], DSMLoss()(key, apply, y)[0]))
+    True
     """
 
     sigma_n: float = 0.0
@@ -103,7 +129,20 @@ class AmbientLoss:
 
 def ambient_sigmas(sigmas: ArrayLike, sigma_n: float) -> Array:
     """The grid's levels ≥ σ_n, then 0: an ambient model is only trained for σ ≥ σ_n, and the last step lands on
-    x̂₀ = D(x, σ_last) (σ_n = 0 returns the grid unchanged when it ends at 0)."""
+    x̂₀ = D(x, σ_last) (σ_n = 0 returns the grid unchanged when it ends at 0).
+
+    Args:
+      sigmas: a decreasing grid.
+      sigma_n: the observation noise σ_n ≥ 0.
+
+    Returns:
+      The levels ≥ σ_n followed by 0.
+
+    Example:
+
+    >>> ambient_sigmas([4.0, 2.0, 1.0, 0.5, 0.0], 1.0).tolist()
+    [4.0, 2.0, 1.0, 0.0]
+    """
     check_in_range("sigma_n", sigma_n, 0.0, None)
     grid = np.asarray(validate_sigmas(sigmas))
     kept = grid[grid >= sigma_n]

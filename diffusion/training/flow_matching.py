@@ -54,6 +54,14 @@ class FlowMatchingLoss:
       objective: ``"velocity"`` (L_b) or ``"noise"`` (L_s).
       t_min, t_max: t ~ U[t_min, t_max] ⊂ (0, 1) (the VE frame needs σ = β/α finite and positive).
       paired: the batch is (N, 2, ...) pairs (x₀, x₁); else x₁ ~ N(0, I) is drawn.
+
+    Example: for data at the point 0 the ideal denoiser answers 0 at every σ, and its velocity is exact (loss 0):
+
+    >>> import jax, jax.numpy as jnp
+    >>> value, (_, sigma) = FlowMatchingLoss()(jax.random.key(0), lambda x, s: (jnp.zeros_like(x), None),
+    ...                                        jnp.zeros((8, 2)))
+    >>> round(float(value), 6), sigma.shape
+    (0.0, (8,))
     """
 
     interpolant: Interpolant = _LINEAR
@@ -119,7 +127,17 @@ def reflow_pairs(denoiser: Callable[[Array, Array], Array], x1: Array, sigmas: A
     Returns:
       (N, 2, ...) pairs (x₀, x₁).
 
-    Example: ``pairs = reflow_pairs(result.denoiser(), z, karras(32, 0.002, 80.0))``.
+    Example: for N(0, I) data the PF-ODE maps x_T = σ₀ x₁ to x₁ σ₀/√(1 + σ₀²) ≈ x₁: the pairs are (≈ x₁, x₁)
+    (Heun, 32 steps: within 2 %):
+
+    >>> import jax, jax.numpy as jnp
+    >>> from diffusion.analytic import gaussian
+    >>> from diffusion.sigmas import karras
+    >>> x1 = jax.random.normal(jax.random.key(0), (4, 2))
+    >>> pairs = reflow_pairs(gaussian(jnp.zeros(2), jnp.eye(2)).denoise, x1, karras(32, 0.002, 80.0))
+    >>> pairs.shape, bool(jnp.allclose(pairs[:, 0], x1, rtol=0.02)), bool((pairs[:, 1] == x1).all())
+    ((4, 2, 2), True, True)
+
     Reference: Liu, Gong & Liu (2023), "Flow Straight and Fast", Algorithm 1.
     """
     x1 = jnp.asarray(x1)

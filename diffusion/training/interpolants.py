@@ -45,7 +45,25 @@ _RECTIFIED_FLOW = RectifiedFlow()
 
 def check_time(name: str, t: ArrayLike, low: float = 0.0, high: float = 1.0) -> Array:
     """``t`` as an array in [low, high]: checked on the host when concrete (``ValueError``), through checkify when
-    traced."""
+    traced.
+
+    Args:
+      name: the argument's name, for the error message.
+      t: time(s).
+      low, high: the allowed interval.
+
+    Returns:
+      ``t`` as an array (float).
+
+    Example:
+
+    >>> check_time("t", [0.25, 0.5]).tolist()
+    [0.25, 0.5]
+    >>> check_time("t", 1.5)
+    Traceback (most recent call last):
+        ...
+    ValueError: `t` must lie in [0, 1] (in float64), got 1 value(s) outside, e.g. [1.5]; ...
+    """
     return jnp.asarray(check_in_range(name, t, low, high))
 
 
@@ -61,6 +79,14 @@ class Interpolant:
       schedule: gives α = ``schedule.alpha`` and β = ``schedule.sigma`` (rectified flow: 1 − t and t; a VP
         schedule: the trigonometric-like variance-preserving path); must live on [0, 1].
       noise: a in γ(t) = √(a t(1 − t)) (0: a deterministic interpolant).
+
+    Example: rectified flow, I_t = (1 − t) x₀ + t x₁ with İ_t = x₁ − x₀:
+
+    >>> import jax.numpy as jnp
+    >>> path = Interpolant()
+    >>> x0, x1 = jnp.array([[0.0]]), jnp.array([[4.0]])
+    >>> path(0.25, x0, x1).tolist(), path.velocity(0.25, x0, x1).tolist()
+    ([[1.0]], [[4.0]])
     """
 
     schedule: Schedule = _RECTIFIED_FLOW
@@ -125,6 +151,16 @@ def velocity_loss(velocity: Model, interpolant: Interpolant, t: ArrayLike, x0: A
 
     Raises:
       ValueError: t outside [0, 1] (concrete t), mismatched shapes, missing z.
+
+    Example: for data at the point 0, x_t = t x₁ and the exact velocity is b(x, t) = x/t (loss 0); the zero model's
+    loss is ‖x₁‖²/d:
+
+    >>> import jax.numpy as jnp
+    >>> t, x0, x1 = jnp.array([0.5, 0.25]), jnp.zeros((2, 2)), jnp.array([[1.0, 3.0], [2.0, 2.0]])
+    >>> velocity_loss(lambda x, t: x / t[:, None], Interpolant(), t, x0, x1).tolist()
+    [0.0, 0.0]
+    >>> velocity_loss(lambda x, t: jnp.zeros_like(x), Interpolant(), t, x0, x1).tolist()
+    [5.0, 4.0]
     """
     t = _prepare(interpolant, t, x0, x1, z)
     return _per_example(velocity(interpolant(t, x0, x1, z), t) - interpolant.velocity(t, x0, x1, z))
@@ -135,6 +171,20 @@ def noise_loss(noise_model: Model, interpolant: Interpolant, t: ArrayLike, x0: A
     """L_s per example: ‖η(I_t, t) − w‖²/d with w = z (γ > 0) or w = x₁ (γ = 0, x₁ the Gaussian base).
 
     The score of I_t is −η/γ (or −η/β). Arguments as :func:`velocity_loss`.
+
+    Args:
+      noise_model: the model ``η(x_t, t)``.
+      interpolant, t, x0, x1, z: as :func:`velocity_loss`.
+
+    Returns:
+      (N,) squared errors averaged over coordinates.
+
+    Example: with γ = 0 the target is x₁; for data at the point 0 the exact η(x, t) = x/t:
+
+    >>> import jax.numpy as jnp
+    >>> t, x0, x1 = jnp.array([0.5, 0.25]), jnp.zeros((2, 2)), jnp.array([[1.0, 3.0], [2.0, 2.0]])
+    >>> noise_loss(lambda x, t: x / t[:, None], Interpolant(), t, x0, x1).tolist()
+    [0.0, 0.0]
     """
     t = _prepare(interpolant, t, x0, x1, z)
     target = z if interpolant.noise > 0 else x1

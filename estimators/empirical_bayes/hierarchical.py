@@ -135,6 +135,16 @@ def normal_means_model(z: Array, s: Array, *, prior: str = "normal", n_component
       prior: ``"normal"``, ``"mixture"`` or ``"dp"``.
       n_components: K (mixture components, or DP truncation level).
       concentration: α (Dirichlet α/K per component, or the DP concentration).
+
+    Example: at m = 0, τ² = 1 (and the flat hyperprior of the normal prior) the model's log density is
+    Σ_i log N(z_i; 0, 1 + s_i²):
+
+    >>> import jax.numpy as jnp, math
+    >>> from numpyro.infer.util import log_density
+    >>> lp, _ = log_density(normal_means_model, (jnp.array([0.0, 1.0]), jnp.ones(2)), {},
+    ...                     {"m": jnp.array(0.0), "tau2": jnp.array(1.0)})
+    >>> round(float(lp), 4), round(-math.log(4 * math.pi) - 1 / 4, 4)
+    (-2.781, -2.781)
     """
     k = n_components
     latent = {}

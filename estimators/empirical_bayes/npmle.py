@@ -53,6 +53,17 @@ class NPMLE(NamedTuple):
       kkt_gap: max_j D_j(ŵ) − 1 ≥ 0 (0 at the optimum; ℓ* − ℓ ≤ n · gap).
       iterations: SQUAREM iterations run (each costs three EM maps).
       newton_steps: primal-dual interior-point Newton steps run after EM (0 without the polish).
+
+    Example: data from a two-point prior ½δ₋₂ + ½δ₂ seen with small noise; the fit puts its mass on ±2, and
+    :meth:`prior` is that grid prior as a GMM (its denoiser at σ = s is the posterior mean):
+
+    >>> import jax, jax.numpy as jnp
+    >>> z = jnp.repeat(jnp.array([-2.0, 2.0]), 50) + 0.1 * jax.random.normal(jax.random.key(0), (100,))
+    >>> fit = npmle(z, 0.1, grid=jnp.linspace(-3.0, 3.0, 7))
+    >>> fit.weights.round(3).tolist()
+    [0.0, 0.5, 0.0, 0.0, 0.0, 0.5, 0.0]
+    >>> fit.prior().denoise(jnp.array([[-1.9], [2.1]]), 0.1).round(3).tolist()
+    [[-2.0], [2.0]]
     """
 
     grid: Array
@@ -250,10 +261,15 @@ def npmle(z: ArrayLike, s: ArrayLike, *, grid: int | ArrayLike = 300, tol: float
     Raises:
       ValueError: naming ``z``, ``s``, ``grid``, ``tol``, ``max_iter`` or ``init``.
 
-    Example::
+    Example: a two-point prior is recovered (KKT gap at the float32 tolerance):
 
-        fit = npmle(z, 1.0)
-        post = npmle_posterior(fit, z, 1.0)     # posterior means and intervals of each μ_i
+    >>> import jax, jax.numpy as jnp
+    >>> z = jnp.repeat(jnp.array([-2.0, 2.0]), 50) + 0.1 * jax.random.normal(jax.random.key(0), (100,))
+    >>> fit = npmle(z, 0.1, grid=jnp.linspace(-3.0, 3.0, 7))
+    >>> {float(g): round(float(w), 3) for g, w in zip(fit.grid, fit.weights) if w > 1e-3}
+    {-2.0: 0.5, 2.0: 0.5}
+    >>> bool(fit.kkt_gap <= 1e-5)
+    True
 
     Reference: Kiefer & Wolfowitz (1956); Jiang & Zhang, Ann. Statist. 37 (2009); Koenker & Mizera, JASA 109 (2014).
     """
@@ -318,6 +334,17 @@ def npmle_posterior(fit: NPMLE, z: ArrayLike, s: ArrayLike, *, alpha: float = 0.
     (normal G, 2,000 data sets) they cover 0.69–0.70 (the exact optimum, three seeds; EM stopped at 500
     iterations, short of the optimum and less concentrated, covered 0.72). Use
     :func:`hierarchical_nuts` when the intervals must hold their level.
+
+    Example: under the fitted prior ½δ₋₂ + ½δ₂, a new z seen with s = 1 has posterior mean 2 tanh(2z):
+
+    >>> import jax, jax.numpy as jnp, math
+    >>> z = jnp.repeat(jnp.array([-2.0, 2.0]), 50) + 0.1 * jax.random.normal(jax.random.key(0), (100,))
+    >>> fit = npmle(z, 0.1, grid=jnp.linspace(-3.0, 3.0, 7))
+    >>> post = npmle_posterior(fit, jnp.array([0.5]), 1.0)
+    >>> round(float(post.estimate[0]), 3), round(2 * math.tanh(1.0), 3)
+    (1.523, 1.523)
+    >>> post.ci_low.tolist(), post.ci_high.tolist()      # both atoms lie in the 95 % interval
+    ([-2.0], [2.0])
     """
     if not isinstance(fit, NPMLE):
         raise ValueError(f"`fit` must be an NPMLE from npmle(), got {type(fit).__name__}")

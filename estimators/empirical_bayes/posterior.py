@@ -224,6 +224,13 @@ def james_stein(z: ArrayLike, s: ArrayLike) -> Array:
 
     Needs equal s (a scalar, or equal entries) and n ≥ 4.
 
+    Args:
+      z: (n,) estimates, n ≥ 4.
+      s: their common standard error (a scalar or equal entries).
+
+    Returns:
+      (n,) shrunk estimates.
+
     Example:
 
     >>> import jax.numpy as jnp

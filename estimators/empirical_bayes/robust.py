@@ -26,7 +26,7 @@ six-digit agreement with the authors' tables.
 
 Example::
 
-    cva(1.0)                       # 4.03 = cva_0.05(m₂ = 1, κ = ∞)   (z_0.975 = 1.96 when m₂ = 0)
+    cva(1.0)                       # 3.26 = cva_0.05(m₂ = 1, κ = ∞)   (z_0.975 = 1.96 when m₂ = 0)
     cva(25.0, kappa=3.0)           # 11.8836 (the ebci package's value)
     fit = robust_ebci(y, se)       # fit.lower, fit.upper: robust 95% EBCIs
 
@@ -219,7 +219,8 @@ def cva(m2: ArrayLike, kappa: ArrayLike = jnp.inf, alpha: float = 0.05) -> Array
     Returns:
       the critical value (broadcast over ``m2`` and ``kappa``): z_{1−α/2} at m₂ = 0, growing like √m₂.
 
-    Example: ``cva(1.0)  # 4.03``; ``cva(25.0, 3.0)  # 11.8836``.
+    Example: ``cva(1.0)  # 3.26``; ``cva(1.0, 1.0)  # 2.65``, the root of the 95 % quantile of χ²₁(m₂ = 1);
+    ``cva(25.0, 3.0)  # 11.8836``.
     """
     m2 = checks.check_positive("m2", m2, strict=False)
     kappa = _check_kappa(kappa)

@@ -43,6 +43,15 @@ class ImageRCT(NamedTuple):
       cate: (n,) float32 true effect τ_{type}.
       mu0: (n,) float32 true control mean μ₀(M, x).
       propensity: (n,) float32 the known treatment probability.
+
+    Example:
+
+    >>> import jax
+    >>> rct = image_rct(jax.random.key(0), 20, size=8)
+    >>> rct._fields
+    ('images', 'treatment', 'y', 'covariates', 'tile_type', 'cate', 'mu0', 'propensity')
+    >>> set(rct.treatment.tolist()) <= {0.0, 1.0}
+    True
     """
 
     images: Array
@@ -78,6 +87,13 @@ def image_rct(key: Array, n: int, *, size: int = 16, effects: tuple[float, float
 
     Returns:
       An :class:`ImageRCT`.
+
+    Example: each unit's effect is its tile type's:
+
+    >>> import jax, jax.numpy as jnp
+    >>> rct = image_rct(jax.random.key(0), 200, size=8)
+    >>> rct.images.shape, bool((rct.cate == jnp.array([2.0, -1.0, 0.5])[rct.tile_type]).all())
+    ((200, 8, 8, 1), True)
     """
     key = checks.check_key("key", key)
     n = checks.check_int("n", n, 4)

@@ -95,6 +95,17 @@ def marginal_log_likelihood(logits: ArrayLike, mu0: ArrayLike, tau: ArrayLike, s
 
     Returns:
       (n,) log-likelihoods with z summed out exactly.
+
+    Example: one cluster and y = μ₀ + τ is log N(0; 0, 1); two equally likely clusters τ = (0, 2) at y = 1 are
+    each one σ away:
+
+    >>> import jax.numpy as jnp, math
+    >>> one = marginal_log_likelihood(jnp.zeros((1, 1)), jnp.zeros(1), jnp.array([1.0]), 1.0, jnp.array([1.0]),
+    ...                               jnp.array([1.0]))
+    >>> two = marginal_log_likelihood(jnp.zeros((1, 2)), jnp.zeros(1), jnp.array([0.0, 2.0]), 1.0, jnp.array([1.0]),
+    ...                               jnp.array([1.0]))
+    >>> round(float(one[0]), 4), round(float(two[0]), 4), round(-0.5 * math.log(2 * math.pi) - 0.5, 4)
+    (-0.9189, -1.4189, -1.4189)
     """
     dtype = checks.float_dtype(logits, mu0, tau, sigma, y)
     y = a.array("y", y, dtype, 1, ())

@@ -38,6 +38,15 @@ class ImageCATEModel:
       net_prior_scale: Normal prior sd of the conv weights (MAP penalty).
       tau_prior_scale: s_τ (None: 2 sd(y)).
       weight_scale: Normal prior sd of the linear head weights.
+
+    Example:
+
+    >>> ImageCATEModel(network="linear").n_clusters
+    2
+    >>> ImageCATEModel(network="x")
+    Traceback (most recent call last):
+        ...
+    ValueError: `network` must be one of ('conv', 'linear'), got 'x'
     """
 
     n_clusters: int = 2
@@ -69,6 +78,15 @@ class SVIOptions:
       num_draws: posterior draws from the fitted guide.
       num_particles: ELBO particles per step.
       batch_size: units per step (at most n), None for full batch.
+
+    Example:
+
+    >>> SVIOptions().guide
+    'mvn'
+    >>> SVIOptions(guide="x")
+    Traceback (most recent call last):
+        ...
+    ValueError: `guide` must be one of ('mvn', 'normal'), got 'x'
     """
 
     num_steps: int = 2_000
@@ -94,6 +112,15 @@ class NUTSOptions:
 
     Attributes:
       num_warmup, num_samples, num_chains: per chain, as numpyro's ``MCMC``.
+
+    Example:
+
+    >>> NUTSOptions(num_chains=4).num_warmup
+    500
+    >>> NUTSOptions(num_chains=0)
+    Traceback (most recent call last):
+        ...
+    ValueError: `num_chains` must be an integer >= 1, got 0
     """
 
     num_warmup: int = 500
@@ -108,7 +135,16 @@ class NUTSOptions:
 class Prior(NamedTuple):
     """The data-derived prior of one fit: τ ~ ordered N(ate, tau_scale²), σ ~ HalfNormal(sigma_scale), linear head
     weights ~ N(0, weight_scale²), μ₀'s bias ~ N(control_mean, (3 sigma_scale)²). Scalars in y's dtype (floats in
-    :attr:`ImageCATEFit.prior` of an eager fit)."""
+    :attr:`ImageCATEFit.prior` of an eager fit).
+
+    Example: the prior a fit derives from its data (the ATE centre is the difference in arm means):
+
+    >>> import jax.numpy as jnp
+    >>> from estimators.image_cate.model import _prior
+    >>> p = _prior(jnp.array([1.0, 3.0, 0.0, 2.0]), jnp.array([1.0, 1.0, 0.0, 0.0]), ImageCATEModel())
+    >>> float(p.ate), float(p.control_mean), round(float(p.tau_scale / p.sigma_scale), 1)
+    (1.0, 1.0, 2.0)
+    """
 
     ate: Any
     tau_scale: Any
