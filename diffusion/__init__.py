@@ -38,7 +38,18 @@ from jaxlib_ext._lazy import lazy_exports
 from jaxlib_ext._version import __version__ as __version__
 
 if TYPE_CHECKING:
-    from diffusion import analytic, data, diagnostics, guidance, inverse, inversion, networks, samplers, training
+    from diffusion import (
+        analytic,
+        data,
+        diagnostics,
+        guidance,
+        inverse,
+        inversion,
+        networks,
+        pretrained,
+        samplers,
+        training,
+    )
 
 __getattr__, __dir__ = lazy_exports(__name__, {
     "analytic": "diffusion.analytic",
@@ -48,6 +59,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "inverse": "diffusion.inverse",
     "inversion": "diffusion.inversion",
     "networks": "diffusion.networks",
+    "pretrained": "diffusion.pretrained",
     "samplers": "diffusion.samplers",
     "training": "diffusion.training",
 })
@@ -73,6 +85,7 @@ __all__ = [
     "inverse",
     "inversion",
     "networks",
+    "pretrained",
     "rescale_zero_terminal_snr",
     "samplers",
     "scaled_linear_alpha_bar",

@@ -7,6 +7,7 @@
     python -m experiments run NAME --processes 2          # N cooperating local processes (jax.distributed)
     python -m experiments report [--results DIR]
     python -m experiments bench NAME [--quick] [--file BENCHMARKS.md]   (--quick alone records nothing)
+    python -m experiments train NAME [--out DIR] [--steps N]   # a pretrained checkpoint (diffusion.pretrained)
 """
 
 from __future__ import annotations
@@ -199,7 +200,23 @@ def _parser() -> argparse.ArgumentParser:
                        "--file is given)")
     bench.add_argument("--file", type=Path, default=None, help="where to record the section (default BENCHMARKS.md "
                        "for full runs)")
+    train = sub.add_parser("train", help="train a shipped pretrained denoiser and write its checkpoint and record")
+    train.add_argument("name")
+    train.add_argument("--out", type=Path, default=None,
+                       help="output folder (default diffusion/pretrained_weights, the shipped checkpoints)")
+    train.add_argument("--steps", type=int, default=None, help="optimizer steps instead of the recipe's")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
+
+
+def _train(args: argparse.Namespace) -> int:
+    """Train one recipe of ``experiments.train`` and print what its record says."""
+    from experiments.train import train
+
+    rec = train(args.name, out=args.out, steps=args.steps, enable_progress=False if args.quiet else None)
+    print(f"{rec['name']}: {rec['steps']} steps, final loss {rec['final_loss']:.4g}, {rec['wall_time_s']} s on "
+          f"{rec['device']}; parameter hash {rec['param_hash']}")
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -325,9 +342,16 @@ def main(argv: list[str] | None = None) -> int:
             print("benchmarks (python -m experiments bench NAME):")
             for n in benchmark_names():
                 print(f"  {n:24s} {get_benchmark(n).description}")
+            from experiments.train import RECIPES
+
+            print("pretrained denoisers (python -m experiments train NAME):")
+            for n, recipe in RECIPES.items():
+                print(f"  {n:24s} {recipe.description}")
             return 0
         if args.command == "run":
             return _run(args)
+        if args.command == "train":
+            return _train(args)
         if args.command == "report":
             from experiments.report import write_report
 

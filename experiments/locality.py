@@ -32,11 +32,11 @@ from diffusion.data import digits
 from diffusion.diagnostics import denoiser_jacobian, locality_maps, trajectory_agreement
 from diffusion.networks import BFCNN
 from diffusion.sigmas import karras
-from diffusion.training import DSMLoss, UniformSigma, fit
+from diffusion.training import DSMLoss, FitResult, UniformSigma, fit
 from experiments import _plotting
 from experiments.registry import Experiment, Finding, Result
 
-__all__ = ["EXPERIMENT", "Config", "plot", "run"]
+__all__ = ["EXPERIMENT", "Config", "network_kwargs", "plot", "run", "train_network", "training_digits"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,20 +81,35 @@ def _net_flat(den, shape):
     return lambda x, s: den(x.reshape(x.shape[0], *shape), s).reshape(x.shape[0], -1)
 
 
-def run(key: jax.Array, config: Config) -> Result:
-    """Train the BF-CNN, follow its trajectories, compare Wiener / empirical / masked empirical with it."""
+def training_digits(config: Config) -> np.ndarray:
+    """The ``n_train`` training digits (N, 8, 8, 1) in [0, 1]: a fixed permutation (seed 0) of the 1797."""
     imgs = digits().images
     perm = np.random.default_rng(0).permutation(imgs.shape[0])
-    train = imgs[perm[: config.n_train]]
+    return imgs[perm[: config.n_train]]
+
+
+def network_kwargs(config: Config) -> dict:
+    """The :class:`~diffusion.networks.BFCNN`'s constructor arguments (besides ``rngs``)."""
+    return dict(channels=1, features=config.features, num_layers=config.num_layers, conv_impl="im2col")
+
+
+def train_network(key: jax.Array, config: Config, *, enable_progress: bool | None = None) -> FitResult:
+    """Train the BF-CNN as :func:`run` does with ``key`` (the run's key; its first half trains)."""
+    k_fit, _ = jax.random.split(key)
+    return fit(k_fit, BFCNN(**network_kwargs(config), rngs=nnx.Rngs(0)), training_digits(config),
+               num_steps=config.num_steps, batch_size=config.batch_size, learning_rate=config.learning_rate,
+               loss=DSMLoss(sigma=UniformSigma(0.0, config.sigma_max), weighting="uniform"), ema_decay=0.99,
+               every=100, enable_progress=enable_progress, desc="locality: training BF-CNN")
+
+
+def run(key: jax.Array, config: Config) -> Result:
+    """Train the BF-CNN, follow its trajectories, compare Wiener / empirical / masked empirical with it."""
+    train = training_digits(config)
     shape = train.shape[1:]
     flat = train.reshape(config.n_train, -1).astype(np.float32)
     d = flat.shape[1]
-    k_fit, k_noise = jax.random.split(key)
-    res = fit(k_fit, BFCNN(1, features=config.features, num_layers=config.num_layers, conv_impl="im2col",
-                           rngs=nnx.Rngs(0)),
-              train, num_steps=config.num_steps, batch_size=config.batch_size, learning_rate=config.learning_rate,
-              loss=DSMLoss(sigma=UniformSigma(0.0, config.sigma_max), weighting="uniform"), ema_decay=0.99,
-              every=100, desc="locality: training BF-CNN")
+    _, k_noise = jax.random.split(key)
+    res = train_network(key, config)
     net = jax.jit(_net_flat(res.denoiser(), shape))
     mean = flat.mean(0)
     cov = np.cov(flat.astype(np.float64), rowvar=False) + 1e-6 * np.eye(d)

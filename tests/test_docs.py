@@ -82,7 +82,7 @@ EXAMPLES_REQUIRED = (
     "diffusion.analytic.empirical", "diffusion.analytic.gaussian", "diffusion.analytic.local_empirical",
     "diffusion.analytic.tweedie", "diffusion.inversion.ddim", "diffusion.inversion.edict",
     "diffusion.networks.mlp", "diffusion.networks.meanflow_mlp", "diffusion.networks.bfcnn",
-    "diffusion.networks.bfunet", "diffusion.networks.edm_unet", "diffusion.networks.denoiser",
+    "diffusion.networks.bfunet", "diffusion.networks.edm_unet", "diffusion.networks.denoiser", "diffusion.pretrained",
     "estimators.weighting", "estimators.ppi", "estimators.ppi_glm", "estimators.estimate", "estimators.trials",
     "estimators.empirical_bayes.shrinkage", "estimators.empirical_bayes.posterior", "diffusion.analytic.gmm",
     "estimators.empirical_bayes.tweedie", "estimators.empirical_bayes.npmle", "estimators.empirical_bayes.robust",

@@ -79,7 +79,7 @@ def test_run_name_help_lists_fields_with_quick_and_full_values_and_times(tiny, c
 
 def test_recorded_runtimes_are_printed_for_registered_experiments():
     text = describe.describe(registry.get_experiment("hallucination"))
-    assert "quick 2.5 min, full not measured" in text
+    assert "quick 18 s, full not measured" in text
     assert "training_1d.num_steps" in text  # nested configs flattened as --set accepts them
     assert set(describe.RUNTIMES) <= set(registry.experiment_names())
 

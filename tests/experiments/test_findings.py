@@ -92,3 +92,12 @@ def test_sampler_orders():
 def test_ambient_scaling_ranking(losses, verdict):
     finding = ambient_scaling._finding(*losses, 0.1, 1024)
     assert finding.reproduced is verdict and finding.ours.startswith(f"{losses[0]:.4f} / {losses[1]:.4f}")
+
+
+def test_hallucination_removal_bar():
+    from experiments import hallucination
+
+    passed = hallucination._removal_finding("2d", 72 / 75, 75, 0.96)
+    assert passed.reproduced and passed.ours == "96.0% of 75"
+    assert not hallucination._removal_finding("2d", 0.87, 39, 0.96).reproduced  # the 32 000-step network
+    assert not hallucination._removal_finding("2d", 0.95, 100, 0.96).reproduced  # the bar is strict: > 95%
