@@ -51,6 +51,12 @@ def _folder(directory: str | Path | None) -> Path:
 def names(directory: str | Path | None = None) -> tuple[str, ...]:
     """The checkpoints in ``directory`` (default: the shipped ones), sorted.
 
+    Args:
+      directory: a folder of ``NAME.npz`` / ``NAME.json`` pairs; None for the weights shipped in the package.
+
+    Returns:
+      The checkpoint names (the file stems), sorted.
+
     Example:
 
     >>> "hallucination-1d" in names()
@@ -156,6 +162,10 @@ def _leaves(name: str, directory: str | Path | None) -> tuple[dict[str, np.ndarr
 def verify(name: str, *, directory: str | Path | None = None) -> str:
     """Recompute the parameter hash of checkpoint ``name`` and check it against its record.
 
+    Args:
+      name: a checkpoint of :func:`names`.
+      directory: where it lies (None: the shipped weights).
+
     Returns:
       The hash (hex), equal to ``record(name)["param_hash"]``.
 
@@ -197,6 +207,13 @@ def network(name: str, *, directory: str | Path | None = None) -> nnx.Module:
     It works in the network's units: z = (x − mean)/scale with ``record(name)["data_units"]``; :func:`load`
     gives the denoiser in data units.
 
+    Args:
+      name: a checkpoint of :func:`names`.
+      directory: where it lies (None: the shipped weights).
+
+    Returns:
+      The ``nnx.Module`` with the verified weights (and batch statistics, if any).
+
     Example:
 
     >>> type(network("hallucination-1d")).__name__
@@ -213,7 +230,13 @@ def _in_data_units(denoiser, mean, scale, x, sigma):
 def in_data_units(denoiser: Any, mean: ArrayLike, scale: float) -> Partial:
     """D(x, σ) = mean + scale · D_z((x − mean)/scale, σ/scale) of a denoiser D_z of z = (x − mean)/scale.
 
-    Returns a ``jax.tree_util.Partial`` (a pytree: it enters jit as an argument).
+    Args:
+      denoiser: D_z(z, σ), a denoiser in standardized units.
+      mean: the data mean (broadcast against x).
+      scale: the data scale (> 0).
+
+    Returns:
+      D(x, σ) in data units, a ``jax.tree_util.Partial`` (a pytree: it enters jit as an argument).
 
     Example:
 
@@ -230,6 +253,14 @@ def load(name: str, *, directory: str | Path | None = None) -> Partial | Network
 
     The weights are verified against the record's hash first. A network trained on standardized data is wrapped
     by :func:`in_data_units` with the record's ``data_units``.
+
+    Args:
+      name: a checkpoint of :func:`names`.
+      directory: where it lies (None: the shipped weights).
+
+    Returns:
+      The denoiser D(x, σ) in data units: the network's own denoiser when it was trained on raw data, else that
+      denoiser wrapped by :func:`in_data_units`.
 
     Raises:
       ValueError: an unknown ``name`` (lists the available ones); a hash mismatch (names the ``.npz``).

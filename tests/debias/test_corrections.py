@@ -42,6 +42,7 @@ def test_fitted_quantities_match_numpy(x64):
     np.testing.assert_allclose(np.asarray(corr.apply(p)), (p - m) / k, rtol=1e-10)
 
 
+@pytest.mark.slow  # 13-60 s on 2 shared cores: `make test-all` (CI keeps the suite under 10 min)
 def test_both_corrections_unbiased_in_the_exact_gaussian_case(x64, key):
     """ŷ = E[y | y + e] is linear (k = ½): LCC is exact; Tweedie is up to the KDE's O(h²) smoothing bias, which
     at n_cal = 20,000 (Scott h ≈ 0.07) is −τ (1 − k) h²/(k + h²) ≈ −0.005 τ, below the Monte-Carlo error."""

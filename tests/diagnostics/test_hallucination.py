@@ -8,11 +8,13 @@ import dataclasses
 
 import jax
 import numpy as np
+import pytest
 
 from experiments.hallucination import Training
 from experiments.registry import get_experiment
 
 
+@pytest.mark.slow  # 13-60 s on 2 shared cores: `make test-all` (CI keeps the suite under 10 min)
 def test_filter_removes_most_hallucinations_small_1d():
     """Seed 0, the {1, 2, 3} mixture, a 2000-step network: ≥ 95% of the between-mode samples removed at 96%
     retention of the in-support ones (Aithal et al.: > 95%)."""

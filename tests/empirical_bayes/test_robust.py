@@ -27,6 +27,7 @@ def test_critical_values_match_the_ebci_package():
     np.testing.assert_allclose(rho, [v for *_, v in EBCI_RHO], rtol=1e-4)  # the package prints 4-5 digits
 
 
+@pytest.mark.slow  # 13-60 s on 2 shared cores: `make test-all` (CI keeps the suite under 10 min)
 def test_corners_are_closed_forms():
     """m₂ = 0: z_{1−α/2}; κ = 1 (b² ≡ m₂): the non-central χ²₁ quantile; κ = ∞ ≥ any κ ≥ κ = 1."""
     with jax.enable_x64(True):

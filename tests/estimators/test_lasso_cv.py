@@ -134,6 +134,7 @@ def test_logistic_lasso_cv_against_a_hand_computed_cv_curve(x64):
             ref, Xj), atol=1e-12)
 
 
+@pytest.mark.slow  # 13-60 s on 2 shared cores: `make test-all` (CI keeps the suite under 10 min)
 def test_logistic_lasso_as_the_propensity_learner(key):
     """Confounding through 2 of 10 covariates (τ = 1): difference in means is far off; aipw with the 1-SE L1
     logistic propensity and 1-SE Lasso outcomes, and plr with it as m(x) = P(d = 1 | x), are within 3 SE of τ.

@@ -16,6 +16,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from estimators import image_cate as ic
 
@@ -33,6 +34,7 @@ def _study(key):
     return (est.ci_low <= _TRUE) & (_TRUE <= est.ci_high), est.estimate
 
 
+@pytest.mark.slow  # 13-60 s on 2 shared cores: `make test-all` (CI keeps the suite under 10 min)
 def test_cluster_effect_intervals_over_2000_vmapped_data_sets():
     covered, estimate = jax.jit(jax.vmap(_study))(jax.random.split(jax.random.key(0), _REPS))
     rate = np.asarray(covered).mean(0)

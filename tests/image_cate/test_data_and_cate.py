@@ -62,6 +62,7 @@ def _rct(key, n, heterogeneous):
     return X, t, y, tau
 
 
+@pytest.mark.slow  # 13-60 s on 2 shared cores: `make test-all` (CI keeps the suite under 10 min)
 def test_dr_learner_blp_and_rate_detect_planted_heterogeneity(key):
     X, t, y, tau = _rct(key, 2_000, heterogeneous=True)
     dr = dr_learner(key, y, t, X, propensity=0.5)
@@ -74,6 +75,7 @@ def test_dr_learner_blp_and_rate_detect_planted_heterogeneity(key):
         assert float(r.estimate) > 4 * float(r.se)
 
 
+@pytest.mark.slow  # 13-60 s on 2 shared cores: `make test-all` (CI keeps the suite under 10 min)
 def test_rate_is_zero_within_its_se_under_homogeneous_effects(key):
     """Over 80 simulated RCTs with a homogeneous effect the 95 % RATE interval rejects 0 at about the 5 % rate."""
     rejections = {"AUTOC": 0, "QINI": 0}

@@ -58,6 +58,7 @@ def test_model_observation_site_is_the_enumerated_marginal(key, x64, K):
         np.testing.assert_allclose(site, norm.logpdf(np.asarray(y), np.asarray(mu0 + t * 0.8), 0.9), rtol=1e-12)
 
 
+@pytest.mark.slow  # 13-60 s on 2 shared cores: `make test-all` (CI keeps the suite under 10 min)
 def test_k1_posterior_matches_the_regression_ate(key):
     """K = 1 is the ATE model Y = a + φ(M)ᵀb + Wτ + ε: NUTS's posterior of τ matches OLS (weak priors, n = 300)."""
     rct = ic.image_rct(key, 300, size=8)

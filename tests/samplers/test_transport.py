@@ -39,6 +39,7 @@ def test_exact_velocity_field_converges_to_the_affine_flow_map_at_the_method_ord
     assert error(x1, x0, jnp.linspace(1.0, 0.0, 65)) <= up[-1]
 
 
+@pytest.mark.slow  # 13-60 s on 2 shared cores: `make test-all` (CI keeps the suite under 10 min)
 def test_velocity_fitted_by_the_two_sided_loss_carries_one_data_set_to_the_other(key, x64):
     """b_θ(t, x) = a(t) x + c(t) (piecewise linear in t, 33 knots) fitted by L_b on pairs from the two data sets
     (the exact minimiser: one Newton step on the quadratic loss); 32 Heun steps carry fresh N(m₁, s₁²) points to

@@ -97,6 +97,7 @@ def test_data_parallel_matches_one_device(key):
         fit(key, _tiny_bfcnn(), data, mesh="auto", num_steps=1, batch_size=12, loss=BF_LOSS)
 
 
+@pytest.mark.slow  # 13-60 s on 2 shared cores: `make test-all` (CI keeps the suite under 10 min)
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="8 simulated CPU devices")
 def test_stack_of_networks_is_sharded_like_one(key):
     """m networks side by side (vmapped step) over the 8-device mesh compute what they compute on one device."""
@@ -156,6 +157,7 @@ def _train(tmp_path, directory, out, kill_at):
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow  # 13-60 s on 2 shared cores: `make test-all` (CI keeps the suite under 10 min)
 def test_killed_training_resumes_bit_identical(tmp_path):
     whole = _train(tmp_path, tmp_path / "a", tmp_path / "a.npz", -1)
     assert whole.returncode == 0, whole.stderr
