@@ -26,10 +26,21 @@ def batch_shape(name: str, x: Any, core_ndim: int) -> tuple[int, ...]:
     return tuple(np.shape(x)[: ndim - core_ndim])
 
 
-def array(name: str, x: Any, dtype: Any, core_ndim: int, batch: tuple[int, ...], length: int | None = None) -> Any:
+def array(name: str, x: Any, dtype: Any, core_ndim: int, batch: tuple[int, ...], length: int | None = None, *,
+          finite_from_result: bool = False) -> Any:
     """A finite float array with the trial axes ``batch``, ``core_ndim`` more axes and (optionally) ``length``
-    units on the first core axis."""
-    arr = checks.check_finite(name, checks.to_float(name, x, dtype))
+    units on the first core axis.
+
+    ``finite_from_result``: concrete input is not scanned for non-finite values here; the caller checks the
+    kernel's result with :func:`finite_result` instead (a kernel whose every output is a sum over every value, so
+    one non-finite value makes the result non-finite), and a ``jax.Array`` already in ``dtype`` stays on its
+    device. Traced input is checked as always.
+    """
+    if finite_from_result and not checks.is_traced(x):
+        ready = isinstance(x, jax.Array) and x.dtype == np.dtype(dtype)
+        arr = x if ready else checks.to_float(name, x, dtype)
+    else:
+        arr = checks.check_finite(name, checks.to_float(name, x, dtype))
     checks.check_ndim(name, arr, len(batch) + core_ndim)
     shape = np.shape(arr)
     if tuple(shape[: len(batch)]) != tuple(batch):
@@ -38,6 +49,20 @@ def array(name: str, x: Any, dtype: Any, core_ndim: int, batch: tuple[int, ...],
         raise ValueError(f"arguments must have the same length: `{name}` has {shape[len(batch)]} units, "
                          f"expected {length} (shape {shape})")
     return arr
+
+
+def finite_result(est: Any, dtype: Any, **inputs: Any) -> Any:
+    """The finiteness check of inputs read with ``finite_from_result``: a finite estimate and se pass (the kernel's
+    sums saw every value); otherwise the inputs are scanned, raising :func:`jaxlib_ext.checks.check_finite`'s
+    ``ValueError`` for the first one with a non-finite value, or, all finite, a ``ValueError`` saying that the
+    sums overflowed in ``dtype``. Returns ``est``."""
+    if np.isfinite(np.asarray(est.estimate)).all() and np.isfinite(np.asarray(est.se)).all():
+        return est
+    for name, x in inputs.items():
+        checks.check_finite(name, x)
+    raise ValueError(f"the estimate is not finite although every input is: its sums overflow in {np.dtype(dtype)} "
+                     f"(largest |input| {max(float(np.max(np.abs(np.asarray(x)))) for x in inputs.values()):.3g}); "
+                     "rescale the data or use float64")
 
 
 def like(name: str, x: Any, shape: tuple[int, ...], dtype: Any) -> Any:

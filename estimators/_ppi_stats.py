@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-import jax
 import jax.numpy as jnp
 from jax import Array
-
-_BLOCK = 128  # elements summed sequentially inside one pass; the block sums are then added pairwise
 
 
 def normalize(w: Array) -> tuple[Array, Array]:
@@ -80,47 +75,3 @@ def power_tuning_scalar(grads: Array, grads_hat: Array, grads_hat_u: Array, kept
     v = (jnp.sum(jnp.where(kept, grads_hat - mu, 0.0) ** 2)
          + jnp.sum(jnp.where(kept_u, grads_hat_u - mu, 0.0) ** 2)) / (n + N - 1)
     return jnp.clip(jnp.sum(gc * ghc) / n / ((1 + n / N) * v), 0.0, 1.0)
-
-
-def _add(a: tuple, b: tuple) -> tuple:
-    return tuple(p + q for p, q in zip(a, b, strict=True))
-
-
-def _fused(terms: Callable[..., tuple[Array, ...]], params: tuple[Array, ...], *arrays: Array) -> tuple[Array, ...]:
-    n = arrays[0].shape[0]
-    m = n // _BLOCK * _BLOCK
-
-    def reduce(parts: list[Array], axis: int) -> tuple[Array, ...]:
-        out = terms(params, *parts)
-        return jax.lax.reduce(out, tuple(jnp.zeros((), t.dtype) for t in out), _add, (axis,))
-
-    total = None
-    if m:
-        blocks = reduce([a[:m].reshape(m // _BLOCK, _BLOCK) for a in arrays], 1)
-        total = tuple(jnp.sum(b) for b in blocks)
-    if m < n:
-        tail = reduce([a[m:] for a in arrays], 0)
-        total = tail if total is None else _add(total, tail)
-    return total
-
-
-_fused_sums = jax.custom_jvp(_fused, nondiff_argnums=(0,))
-
-
-@_fused_sums.defjvp
-def _fused_sums_jvp(terms, primals, tangents):
-    # the variadic reduce has no transpose rule: tangents are sums of the terms' JVPs (linear, so transposable)
-    _, tangent_terms = jax.jvp(terms, primals, tangents)
-    return _fused(terms, *primals), tuple(jnp.sum(t) for t in tangent_terms)
-
-
-def fused_sums(terms: Callable[..., tuple[Array, ...]], params: tuple[Array, ...], *arrays: Array
-               ) -> tuple[Array, ...]:
-    """Σᵢ of every elementwise term ``terms(params, *arrays)`` over 1-D arrays of one length, in one pass.
-
-    One variadic ``lax.reduce`` computes all the sums while the data stream through once (separate ``jnp.sum``
-    calls read the arrays once each, and XLA materializes the shared intermediates); blocks of 128 are summed in
-    the loop and the block sums pairwise, which keeps float32 rounding at the level of ``jnp.sum``. ``params``
-    (scalars the terms use, e.g. pivots) are differentiated too; ``terms`` must be a module-level function.
-    """
-    return _fused_sums(terms, params, *arrays)

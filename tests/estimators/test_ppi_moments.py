@@ -58,3 +58,37 @@ def test_one_pass_moments_differentiate_like_the_two_pass_formulas(x64):
 
     np.testing.assert_allclose(jax.grad(lambda v: total("fast", v))(jnp.asarray(y)),
                                jax.grad(lambda v: total("ref", v))(jnp.asarray(y)), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("on_device", [False, True])
+@pytest.mark.parametrize("lam", [None, 0.0, 1.0])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("name", ["y", "yhat", "yhat_unlabeled"])
+def test_a_non_finite_value_is_found_through_the_result_and_named(name, bad, lam, on_device):
+    """The unweighted path checks finiteness on its result (one pass over the data): one bad value in one trial
+    of a batch still gives check_finite's error naming the argument, also at λ = 0 where 0 · inf is the only trace."""
+    data = dict(zip(("y", "yhat", "yhat_unlabeled"), _data(300, 700, 2.0, np.float32), strict=True))
+    data = {k: np.stack([v, v[::-1]]) for k, v in data.items()}
+    data[name][1, 17] = bad
+    if on_device:
+        data = {k: jnp.asarray(v) for k, v in data.items()}
+    with pytest.raises(ValueError, match=rf"`{name}` must be finite, got 1 non-finite value\(s\) \(first at index "
+                                         r"\(1, 17\)"):
+        E.ppi_mean(**data, lam=lam)
+
+
+def test_finite_input_whose_sums_overflow_is_refused_not_returned_as_nan():
+    y, yhat, yhat_u = (a * np.float32(1e20) for a in _data(50, 70, 0.0, np.float32))  # squares overflow float32
+    with pytest.raises(ValueError, match=r"sums overflow in float32 \(largest \|input\|"):
+        E.ppi_mean(y, yhat, yhat_u)
+
+
+def test_constant_outcome_gives_a_finite_interval_not_a_rounding_nan():
+    """Var(y) of constant labels is 0 in the moment formulas (clamped, not −1e-9 → NaN se); with λ = 1 and
+    ŷ = y exactly, Var(y − ŷ) = 0 and the se is the unlabeled term alone."""
+    rng = np.random.default_rng(4)
+    y = np.full(500, 3.7, np.float32)
+    yhat_u = (3.7 + rng.normal(size=5_000)).astype(np.float32)
+    est = E.ppi_mean(y, y, yhat_u, lam=1.0)
+    np.testing.assert_allclose(float(est.se), np.std(yhat_u.astype(np.float64)) / np.sqrt(5_000), rtol=1e-5)
+    np.testing.assert_allclose(float(est.estimate), np.mean(yhat_u.astype(np.float64)), rtol=1e-6)
