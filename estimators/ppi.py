@@ -19,7 +19,7 @@ __all__ = ["cross_ppi_mean", "ppi_ate", "ppi_mean"]
 
 
 def _ppi_mean_moments(y: Array, yhat: Array, yhat_u: Array, lam: Array, tune: bool):
-    """:func:`_ppi_mean_parts` without weights, from nine sums that each read the data once.
+    """:func:`_ppi_mean_parts` without weights, from seven sums over the data (and four 128-value pivots).
 
     Second moments are taken about pivots (the means of the first 128 values; ŷ and ŷᵘ share one, for the pooled
     variance of the tuning step), which keeps the float32 cancellation of Σx² − n x̄² at the level of the two-pass
